@@ -1,0 +1,98 @@
+"""Shared fixtures: real PostgreSQL and Redis on 127.0.0.1, SQLite in a temp dir.
+
+Each test session creates its own PostgreSQL database (so parallel runs never
+collide) and uses its own Redis database number; both are dropped at the end.
+Set RELAY_TEST_POSTGRES_URL / RELAY_TEST_REDIS_URL to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+
+from worker import runtime as runtime_module
+from worker.config import Settings, load_settings
+from worker.runtime import Runtime
+from worker.storage.migrate import upgrade
+from worker.storage.models import Base
+
+ADMIN_URL = os.environ.get(
+    "RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE = os.environ.get("RELAY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+SALLA_SECRET = "salla-app-webhook-secret"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"relay_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    runtime_module.configure_none()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = f"{REDIS_BASE}/{1 + os.getpid() % 15}"
+    client = redis.Redis.from_url(url)
+    client.ping()
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def relay_env(data_dir: Path, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "RELAY_DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RELAY_SECRET_KEY": "test-secret-key",
+        "SALLA_WEBHOOK_SECRET": SALLA_SECRET,
+        "SALLA_CLIENT_ID": "client-id",
+        "SALLA_CLIENT_SECRET": "client-secret",
+        "RELAY_DEBOUNCE_SECONDS": "0",
+        "RELAY_SETTLE_DELAYS": "",
+        "RELAY_RETRY_BASE_SECONDS": "0.2",
+        "RELAY_RETRY_MAX_SECONDS": "1",
+        **extra,
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/relay.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    return load_settings(relay_env(tmp_path, database_url, redis_url))
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    current = runtime_module.configure(settings)
+    upgrade(current.engine)
+    yield current
+    _truncate(current)
+    runtime_module.configure_none()
+
+
+def _truncate(current: Runtime) -> None:
+    with current.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(text(f"DELETE FROM {table.name}"))

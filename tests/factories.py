@@ -1,0 +1,82 @@
+"""Builders for webhooks, stores and sinks used across the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from worker.platforms.base import StoreUpdate
+from worker.runtime import Runtime
+from worker.storage.models import Sink, Store
+from worker.stores import save_store
+
+MERCHANT = "1234509876"
+CUSTOMER = "1257881496"
+
+
+def salla_event(
+    event: str = "order.status.updated", merchant: str = MERCHANT, **data: Any
+) -> dict[str, Any]:
+    if not data and event.startswith("order."):
+        data = {"id": 98787845454, "customer": {"id": int(CUSTOMER), "email": "c@example.com"}}
+    if not data and event.startswith("customer."):
+        data = {"id": int(CUSTOMER), "email": "c@example.com", "mobile": "0512345678"}
+    return {
+        "event": event,
+        "merchant": int(merchant) if merchant.isdigit() else merchant,
+        "created_at": "Sun Jun 26 2022 12:21:48 GMT+0300",
+        "data": data,
+    }
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+def salla_headers(body: bytes, secret: str) -> dict[str, str]:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Salla-Security-Strategy": "Signature",
+        "X-Salla-Signature": signature,
+    }
+
+
+def add_salla_store(
+    runtime: Runtime,
+    merchant: str = MERCHANT,
+    *,
+    api_base: str | None = None,
+    webhook_secrets: tuple[str, ...] = (),
+    access_token: str = "access-1",
+    refresh_token: str = "refresh-1",
+) -> Store:
+    credentials: dict[str, Any] = {"access_token": access_token, "refresh_token": refresh_token}
+    if webhook_secrets:
+        credentials["webhook_secrets"] = list(webhook_secrets)
+    with runtime.transaction() as session:
+        return save_store(
+            runtime,
+            session,
+            "salla",
+            merchant,
+            StoreUpdate(status="active", credentials=credentials),
+            api_base=api_base,
+        )
+
+
+def add_webhook_sink(runtime: Runtime, store: Store, url: str, secret: str) -> Sink:
+    from worker.points import CHANGE_KINDS
+
+    with runtime.transaction() as session:
+        sink = Sink(
+            store_id=store.id,
+            kind="webhook",
+            config=runtime.cipher.seal({"url": url, "secret": secret}),
+            kinds=list(CHANGE_KINDS),
+        )
+        session.add(sink)
+        session.flush()
+        return sink

@@ -1,0 +1,232 @@
+"""The webhook sink over real HTTP, against the capture receiver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from worker.errors import PermanentError, TransientError
+from worker.http import build_client
+from worker.sandbox.capture import CapturedDelivery, CaptureLog
+from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult
+from worker.sinks.signing import new_secret
+from worker.sinks.webhook import WebhookSink
+
+StartCapture = Callable[..., tuple[str, CaptureLog]]
+MakeSink = Callable[..., WebhookSink]
+MakeDelivery = Callable[..., OutboundDelivery]
+
+
+def assert_signed_for(secret: str, request: CapturedDelivery) -> None:
+    """Check with the reference package, so a bug in our own signer cannot hide."""
+    Webhook(secret).verify(request.body, request.headers)
+
+
+def test_it_delivers_a_signed_event(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery, secret: str
+) -> None:
+    url, log = start_capture()
+    delivery = make_delivery()
+
+    result = make_sink(url).send(delivery)
+
+    assert result == SendResult(200, "endpoint answered 200 OK")
+    [received] = log.received()
+    assert (received.id, received.type, received.data) == (
+        delivery.id,
+        "points.balance_changed",
+        delivery.payload,
+    )
+    assert received.path == "/hooks/loyalty"
+    assert received.headers["content-type"] == "application/json"
+    assert_signed_for(secret, received)
+
+
+def test_it_sends_the_standard_webhooks_body_as_compact_utf8(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, log = start_capture()
+    riyadh = datetime(2025, 3, 1, 12, 30, 5, tzinfo=UTC).astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Riyadh")
+    )
+    delivery = make_delivery(payload={"tier": "ذهبي", "points": 170}, created_at=riyadh)
+
+    make_sink(url).send(delivery)
+
+    [received] = log.received()
+    assert (
+        received.body
+        == (
+            '{"type":"points.balance_changed","timestamp":"2025-03-01T12:30:05Z",'
+            '"data":{"tier":"ذهبي","points":170}}'
+        ).encode()
+    )
+
+
+def test_it_signs_with_every_rotated_secret(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    old, new = new_secret(), new_secret()
+    old_url, old_log = start_capture(secret=old)
+    new_url, new_log = start_capture(secret=new)
+
+    make_sink(old_url, sink_secret=f"{old} {new}").send(make_delivery())
+    make_sink(new_url, sink_secret=f"{old} {new}").send(make_delivery())
+
+    assert len(old_log.received()) == len(new_log.received()) == 1
+    assert_signed_for(old, old_log.received()[0])
+    assert_signed_for(new, new_log.received()[0])
+
+
+def test_it_keeps_the_id_and_restamps_the_time_on_each_attempt(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery, secret: str
+) -> None:
+    url, log = start_capture(fail_first=1)
+    sink = make_sink(url)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    windows = []
+
+    for attempt, outcome in ((1, pytest.raises(TransientError)), (2, _no_error())):
+        before = int(time.time())
+        with outcome:
+            sink.send(make_delivery(attempt=attempt, created_at=an_hour_ago))
+        windows.append((before, int(time.time())))
+
+    first, second = log.requests()
+    assert first.id == second.id == "msg_2mJ0rQ7dNnXhH5l6"
+    for request, (before, after) in zip((first, second), windows, strict=True):
+        assert before <= int(request.headers["webhook-timestamp"]) <= after
+        assert_signed_for(secret, request)  # a timestamp from created_at would be too old
+    assert [r.status for r in log.requests()] == [503, 200]
+
+
+def test_it_lets_the_receiver_drop_a_repeated_delivery(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, log = start_capture()
+    sink = make_sink(url)
+
+    sink.send(make_delivery(attempt=1))
+    sink.send(make_delivery(attempt=2))  # e.g. our worker died before recording success
+
+    assert len(log.received()) == 1
+    assert [d.id for d in log.duplicates()] == ["msg_2mJ0rQ7dNnXhH5l6"]
+
+
+def test_it_retries_a_503_later(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, log = start_capture(fail_first=1, fail_status=503, retry_after="30")
+
+    with pytest.raises(TransientError, match="^endpoint answered 503 Service Unavailable$") as e:
+        make_sink(url).send(make_delivery())
+
+    assert e.value.retry_after == 30.0
+    assert log.received() == []
+
+
+def test_it_stops_on_410_gone(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, _ = start_capture(fail_first=1, fail_status=410)
+
+    with pytest.raises(EndpointGone, match="410 Gone"):
+        make_sink(url).send(make_delivery())
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        (301, PermanentError),
+        (400, PermanentError),
+        (404, PermanentError),
+        (408, TransientError),
+        (429, TransientError),
+        (500, TransientError),
+        (502, TransientError),
+        (504, TransientError),
+    ],
+)
+def test_it_turns_the_receivers_status_into_a_failure(
+    start_capture: StartCapture,
+    make_sink: MakeSink,
+    make_delivery: MakeDelivery,
+    status: int,
+    failure: type[Exception],
+) -> None:
+    url, _ = start_capture(fail_first=1, fail_status=status)
+
+    with pytest.raises(failure, match=f"endpoint answered {status}"):
+        make_sink(url).send(make_delivery())
+
+
+def test_it_is_refused_by_a_receiver_with_another_secret(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, log = start_capture(secret=new_secret())
+
+    with pytest.raises(PermanentError, match="401 Unauthorized"):
+        make_sink(url).send(make_delivery())
+
+    [rejected] = log.requests()
+    assert (rejected.verified, rejected.status, rejected.data) == (False, 401, None)
+
+
+def test_it_retries_when_the_endpoint_is_too_slow(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    url, _ = start_capture(delay=1.0)
+
+    with build_client(timeout=0.2) as impatient, pytest.raises(TransientError, match="in time"):
+        make_sink(url, client=impatient).send(make_delivery())
+
+
+def test_it_retries_when_nothing_listens(make_sink: MakeSink, make_delivery: MakeDelivery) -> None:
+    with pytest.raises(TransientError, match="could not reach endpoint"):
+        make_sink(f"http://127.0.0.1:{_closed_port()}/hooks").send(make_delivery())
+
+
+def test_it_stops_on_a_payload_that_is_not_json(
+    make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    delivery = make_delivery(payload={"balance": Decimal("1.5")})
+
+    with pytest.raises(PermanentError, match="not JSON"):
+        make_sink("http://127.0.0.1:9/never-called").send(delivery)
+
+
+def test_it_never_puts_the_secret_in_what_it_stores(
+    start_capture: StartCapture, make_sink: MakeSink, make_delivery: MakeDelivery, secret: str
+) -> None:
+    url, log = start_capture(fail_first=1, fail_status=400)
+    with pytest.raises(PermanentError) as caught:
+        make_sink(url).send(make_delivery())
+
+    stored: list[Any] = [str(caught.value), json.dumps(log.requests()[0].headers)]
+    assert not any(secret.removeprefix("whsec_") in text for text in stored)
+
+
+def _closed_port() -> int:
+    """A port that was just free: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class _no_error:
+    """``pytest.raises``' counterpart for the attempt that should succeed."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

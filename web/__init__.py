@@ -1,0 +1,30 @@
+"""The web process: webhook receiver, health and metrics.
+
+``gunicorn 'web:create_app()'``. Thin by design: verify, record, enqueue, show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from worker import runtime as runtime_module
+from worker.config import Settings, load_settings
+from worker.logs import configure_logging
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    runtime = runtime_module.configure(settings, pool_size=10)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **overrides)
+    app.extensions["relay.runtime"] = runtime
+
+    from web import errors, health, receiver
+
+    errors.init_app(app)
+    receiver.init_app(app, runtime)
+    health.init_app(app, runtime)
+    return app

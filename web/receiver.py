@@ -1,0 +1,115 @@
+"""``POST /webhooks/<platform>``: verify on the raw body, record in the inbox,
+ring the doorbell, answer 200.
+
+Order matters: nothing is stored before verification (401), nothing is
+enqueued before the commit, and 200 is only answered for an event that is
+committed. If the database is down we answer 503 with ``Retry-After`` so the
+platform retries; if only the broker is down the row is already committed, we
+still answer 503 (the platform's retry is deduplicated) and the sweeper
+enqueues the stored row once the broker is back. No outbound call is made here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from kombu.exceptions import KombuError
+from sqlalchemy.exc import SQLAlchemyError
+
+from web.errors import problem
+from worker import dispatch, inbox, stores
+from worker.celery_app import create_celery
+from worker.errors import BadPayload, Unauthorized
+from worker.platforms import build_platforms
+from worker.platforms.base import InboundWebhook, Platform, ReceivedEvent, StoreSecrets
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+RETRY_AFTER = 30
+LOOKUP_TTL = 10.0
+
+
+class StoreLookupCache:
+    """Store secrets by external id, cached briefly so a spike costs no extra queries."""
+
+    def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
+        self._load, self._ttl = load, ttl
+        self._entries: dict[str, tuple[float, StoreSecrets | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, external_id: str) -> StoreSecrets | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(external_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        value = self._load(external_id)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[external_id] = (now + self._ttl, value)
+        return value
+
+
+class Receiver:
+    def __init__(self, runtime: Runtime, platforms: dict[str, Platform]) -> None:
+        self.runtime = runtime
+        self.platforms = platforms
+        self.celery = create_celery(runtime.settings)
+        self.lookups = {name: StoreLookupCache(self._loader(name)) for name in platforms}
+
+    def _loader(self, platform: str) -> Callable[[str], StoreSecrets | None]:
+        return lambda external_id: stores.store_secrets(self.runtime, platform, external_id)
+
+    def receive(self, platform_name: str) -> Response:
+        platform = self.platforms.get(platform_name)
+        if platform is None:
+            return problem(404, f"no such platform: {platform_name[:40]}")
+        body = request.get_data(cache=False)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        webhook = InboundWebhook(platform_name, body, headers)
+        try:
+            event = platform.receive(webhook, self.lookups[platform_name])
+        except Unauthorized as exc:
+            return problem(401, str(exc))
+        except BadPayload as exc:
+            return problem(400, str(exc))
+        return self._store(platform_name, body, event)
+
+    def _store(self, platform: str, body: bytes, event: ReceivedEvent) -> Response:
+        try:
+            with self.runtime.transaction() as session:
+                recorded = inbox.record(session, platform, body, event)
+        except SQLAlchemyError:
+            log.exception("inbox unavailable; asking %s to retry", platform)
+            return problem(503, "temporarily unable to store events", RETRY_AFTER)
+        if recorded.queued:
+            assert recorded.inbox_id is not None
+            try:
+                dispatch.enqueue(self.celery, dispatch.HANDLE_EVENT, recorded.inbox_id)
+            except (KombuError, OSError):
+                log.exception("broker unavailable; event %s stored", recorded.inbox_id)
+                return problem(503, "temporarily unable to queue events", RETRY_AFTER)
+        return _accepted(recorded, event)
+
+
+def _accepted(recorded: inbox.Recorded, event: ReceivedEvent) -> Response:
+    if recorded.inbox_id is None:
+        return jsonify(status="duplicate")
+    if event.ignored_reason:
+        return jsonify(status="ignored", reason=event.ignored_reason)
+    return jsonify(status="accepted", id=recorded.inbox_id)
+
+
+def init_app(app: Flask, runtime: Runtime) -> None:
+    receiver = Receiver(runtime, build_platforms(runtime.settings))
+    blueprint = Blueprint("receiver", __name__)
+    blueprint.add_url_rule(
+        "/webhooks/<platform_name>", view_func=receiver.receive, methods=["POST"]
+    )
+    app.register_blueprint(blueprint)
+    app.extensions["relay.receiver"] = receiver

@@ -1,0 +1,1 @@
+"""Everything that does work: Celery tasks, platforms, points, sinks, storage, config."""

@@ -1,0 +1,82 @@
+"""The Celery application: ``celery -A worker.celery_app worker|beat``.
+
+Configuration is added lazily (read from the environment when Celery first
+needs it, not at import). Every task acks late, so a killed worker's message
+is redelivered, and every task is idempotent, so redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from worker import runtime
+from worker.config import Settings, load_settings
+from worker.dispatch import QUEUES, SWEEP
+from worker.logs import configure_logging
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    redis = settings.broker_url.startswith(("redis://", "rediss://"))
+    transport_options: dict[str, Any] = {}
+    if redis:
+        # Fail fast when Redis is down (the receiver answers 503), and give
+        # countdown tasks an hour before Redis redelivers an unacked message.
+        transport_options = {
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 2,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_routes": {name: {"queue": queue} for name, queue in QUEUES.items()},
+        "task_default_queue": "events",
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
+        "timezone": "UTC",
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """Every periodic job, in one place."""
+    return {
+        "sweep-stuck-rows": {
+            "task": SWEEP,
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"queue": QUEUES[SWEEP], "expires": settings.sweep_interval_seconds},
+        },
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """The worker's app (settings read lazily), or a publisher bound to ``settings``."""
+    app = Celery("loyalty-relay", include=["worker.tasks"] if settings is None else [])
+    if settings is None:
+        app.add_defaults(lambda: celery_config(runtime.current().settings))
+    else:
+        app.config_from_object(celery_config(settings))
+    return app
+
+
+app = create_celery()
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # Forked pool processes must not share the parent's database connections.
+    runtime.configure(load_settings())
+    configure_logging(runtime.current().settings.log_level)

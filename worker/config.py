@@ -1,0 +1,209 @@
+"""All configuration, read from the environment in one place and parsed strictly.
+
+Nothing reads ``os.environ`` at import time: ``load_settings()`` is called by the
+app factory, the Celery app and the CLI. Secrets may come from ``NAME_FILE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    broker_url: str
+    secret_key: str
+    production: bool = False
+    salla_webhook_secrets: tuple[str, ...] = ()
+    salla_client_id: str = ""
+    salla_client_secret: str = ""
+    salla_oauth_token_url: str = "https://accounts.salla.sa/oauth2/token"
+    salla_api_base: str = "https://api.salla.dev/admin/v2"
+    salla_quota: tuple[int, float] = (500, 600.0)
+    default_timezone: str = "Asia/Riyadh"
+    max_body_bytes: int = 256 * 1024
+    debounce_seconds: float = 5.0
+    settle_delays: tuple[float, ...] = (60.0, 600.0)
+    stale_after_seconds: float = 300.0
+    sweep_interval_seconds: float = 30.0
+    delivery_max_attempts: int = 10
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 3600.0
+    http_timeout_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    production = _bool(env, "RELAY_ENV_PRODUCTION", False) or env.get("RELAY_ENV") == "production"
+    data_dir = Path(env.get("RELAY_DATA_DIR", "./var")).resolve()
+    database_url = _normalise_db_url(
+        env.get("DATABASE_URL") or f"sqlite:///{data_dir}/relay.sqlite3"
+    )
+    broker_url = (
+        env.get("REDIS_URL")
+        or env.get("CELERY_BROKER_URL")
+        or (f"sqla+sqlite:///{data_dir}/broker.sqlite3")
+    )
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_key=_secret_key(env, data_dir, production),
+        production=production,
+        salla_webhook_secrets=_secrets(
+            env, "SALLA_WEBHOOK_SECRET", "SALLA_WEBHOOK_SECRET_PREVIOUS"
+        ),
+        salla_client_id=_secret(env, "SALLA_CLIENT_ID") or "",
+        salla_client_secret=_secret(env, "SALLA_CLIENT_SECRET") or "",
+        salla_oauth_token_url=env.get(
+            "SALLA_OAUTH_TOKEN_URL", "https://accounts.salla.sa/oauth2/token"
+        ),
+        salla_api_base=env.get("SALLA_API_BASE", "https://api.salla.dev/admin/v2").rstrip("/"),
+        salla_quota=_quota(env, "RELAY_SALLA_QUOTA", (500, 600.0)),
+        default_timezone=_timezone(env, "RELAY_DEFAULT_TIMEZONE", "Asia/Riyadh"),
+        max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", 256 * 1024),
+        debounce_seconds=_float(env, "RELAY_DEBOUNCE_SECONDS", 5.0),
+        settle_delays=_floats(env, "RELAY_SETTLE_DELAYS", (60.0, 600.0)),
+        stale_after_seconds=_float(env, "RELAY_STALE_AFTER_SECONDS", 300.0),
+        sweep_interval_seconds=_float(env, "RELAY_SWEEP_INTERVAL_SECONDS", 30.0),
+        delivery_max_attempts=_int(env, "RELAY_DELIVERY_MAX_ATTEMPTS", 10),
+        retry_base_seconds=_float(env, "RELAY_RETRY_BASE_SECONDS", 10.0),
+        retry_max_seconds=_float(env, "RELAY_RETRY_MAX_SECONDS", 3600.0),
+        http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
+        log_level=env.get("RELAY_LOG_LEVEL", "INFO").upper(),
+    )
+
+
+def _normalise_db_url(url: str) -> str:
+    # Heroku-style URLs name the scheme "postgres"; we always use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    value = env.get(name)
+    return value.strip() if value else None
+
+
+def _secrets(env: Mapping[str, str], *names: str) -> tuple[str, ...]:
+    return tuple(value for name in names if (value := _secret(env, name)))
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
+    key = _secret(env, "RELAY_SECRET_KEY")
+    if key:
+        return key
+    if production:
+        raise ConfigError("RELAY_SECRET_KEY (or RELAY_SECRET_KEY_FILE) is required in production")
+    return _generated_key(data_dir)
+
+
+def _generated_key(data_dir: Path) -> str:
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log.warning(
+        "RELAY_SECRET_KEY is not set: generated one into %s. Back it up: "
+        "stored credentials cannot be read without it.",
+        path,
+    )
+    return key
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0 or value != value:
+        raise ConfigError(f"{name} must be a non-negative number, got {raw!r}")
+    return value
+
+
+def _floats(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    return tuple(_float({name: part}, name, 0.0) for part in parts)
+
+
+def _quota(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    count, _, seconds = raw.partition("/")
+    limit = _int({name: count.strip()}, name, 0)
+    window = _float({name: seconds.strip()}, name, 0.0)
+    if limit < 1 or window <= 0:
+        raise ConfigError(f"{name} must look like 500/600 (requests/seconds), got {raw!r}")
+    return limit, window
+
+
+def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name}: unknown time zone {value!r}") from None
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

@@ -1,0 +1,118 @@
+"""The inbox: every verified webhook, stored before it is acknowledged.
+
+``record`` runs in the web request (one INSERT … ON CONFLICT DO NOTHING);
+``handle`` runs in a worker and turns an event into coalesced refresh jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from worker import refresh, stores
+from worker.errors import BadPayload
+from worker.platforms.base import EventPlan, Platform, ReceivedEvent
+from worker.runtime import Runtime
+from worker.storage.models import InboxEvent, Store, utcnow
+from worker.storage.upsert import insert_ignore, rows_changed
+
+log = logging.getLogger(__name__)
+
+PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    inbox_id: int | None  # None: a duplicate of an event already stored
+    queued: bool  # True when a worker has to act on it
+
+
+def record(session: Session, platform: str, body: bytes, event: ReceivedEvent) -> Recorded:
+    status = IGNORED if event.ignored_reason else PENDING
+    inbox_id = insert_ignore(
+        session,
+        InboxEvent,
+        {
+            "platform": platform,
+            "store_ref": event.store_ref,
+            "event_type": event.event_type,
+            "dedupe_key": event.dedupe_key,
+            "body": body,
+            "headers": event.headers,
+            "status": status,
+            "reason": event.ignored_reason,
+            "received_at": utcnow(),
+        },
+    )
+    return Recorded(inbox_id=inbox_id, queued=inbox_id is not None and status == PENDING)
+
+
+def claim(session: Session, inbox_id: int) -> InboxEvent | None:
+    claimed = rows_changed(
+        session,
+        update(InboxEvent)
+        .where(InboxEvent.id == inbox_id, InboxEvent.status == PENDING)
+        .values(status=PROCESSING, claimed_at=utcnow(), attempts=InboxEvent.attempts + 1),
+    )
+    return session.get(InboxEvent, inbox_id) if claimed else None
+
+
+def handle(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> list[refresh.Due]:
+    """Process one inbox row; return the refresh jobs to enqueue once committed."""
+    with runtime.transaction() as session:
+        event = claim(session, inbox_id)
+    if event is None:
+        return []
+    try:
+        plan = platforms[event.platform].plan(event.event_type, event.body)
+    except BadPayload as exc:
+        _finish(runtime, inbox_id, FAILED, str(exc))
+        return []
+    with runtime.transaction() as session:
+        event = session.get_one(InboxEvent, inbox_id)
+        due, reason = _apply(runtime, session, event, plan)
+        _set_status(session, event, IGNORED if reason else DONE, reason)
+    return due
+
+
+def _apply(
+    runtime: Runtime, session: Session, event: InboxEvent, plan: EventPlan
+) -> tuple[list[refresh.Due], str | None]:
+    if plan.ignored_reason:
+        return [], plan.ignored_reason
+    store = _store_for(runtime, session, event, plan)
+    if store is None:
+        return [], "unknown store"
+    if store.status == stores.UNINSTALLED:
+        return [], "store has uninstalled the app"
+    due = [
+        job
+        for customer_id in plan.customer_ids
+        for job in refresh.request(runtime.settings, session, store.id, customer_id, plan.settle)
+    ]
+    return due, None
+
+
+def _store_for(
+    runtime: Runtime, session: Session, event: InboxEvent, plan: EventPlan
+) -> Store | None:
+    if event.store_ref is None:
+        return None
+    existing = stores.find_store(session, event.platform, event.store_ref)
+    if plan.store_update is None or (existing is None and not plan.store_update.credentials):
+        return existing
+    store = stores.save_store(runtime, session, event.platform, event.store_ref, plan.store_update)
+    log.info("store %s updated by %s (status %s)", store.key, event.event_type, store.status)
+    return store
+
+
+def _finish(runtime: Runtime, inbox_id: int, status: str, reason: str | None) -> None:
+    with runtime.transaction() as session:
+        _set_status(session, session.get_one(InboxEvent, inbox_id), status, reason)
+
+
+def _set_status(session: Session, event: InboxEvent, status: str, reason: str | None) -> None:
+    event.status, event.reason, event.processed_at = status, reason, utcnow()

@@ -1,0 +1,93 @@
+"""Per-store API budgets shared by every worker, kept in the database.
+
+A token bucket per (store, API family): ``limit`` requests per ``window``
+seconds, refilled continuously. The platform's own rate-limit headers tighten
+it (``X-RateLimit-Remaining`` caps the tokens, a 0 or a ``Retry-After`` blocks
+until the reset), so several workers — or a second app on the same store — slow
+down together instead of each discovering the limit with a 429.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.errors import TransientError
+from worker.storage.models import RateBudget
+from worker.storage.upsert import insert_ignore
+
+MAX_INLINE_WAIT = 2.0  # seconds a worker may sleep for a token before rescheduling instead
+MAX_BLOCK = 3600.0
+
+
+class RateLimited(TransientError):
+    """Over budget: reschedule after ``retry_after``. Not a failure, never counted as one."""
+
+
+def take(session: Session, key: str, limit: int, window: float, now: datetime) -> float:
+    """Take one token; return 0, or the seconds to wait before one is available."""
+    budget = _locked_budget(session, key, limit, now)
+    if budget.blocked_until and budget.blocked_until > now:
+        return (budget.blocked_until - now).total_seconds()
+    rate = limit / window
+    elapsed = max(0.0, (now - budget.updated_at).total_seconds())
+    tokens = min(float(limit), budget.tokens + elapsed * rate)
+    budget.updated_at = now
+    if tokens >= 1.0:
+        budget.tokens = tokens - 1.0
+        return 0.0
+    budget.tokens = tokens
+    return (1.0 - tokens) / rate
+
+
+def observe(
+    session: Session, key: str, limit: int, headers: Mapping[str, str], now: datetime
+) -> None:
+    """Fold a response's rate-limit headers into the shared budget."""
+    remaining = _number(headers.get("x-ratelimit-remaining"))
+    retry_after = _number(headers.get("retry-after"))
+    reset = _number(headers.get("x-ratelimit-reset"))
+    if remaining is None and retry_after is None:
+        return
+    budget = _locked_budget(session, key, limit, now)
+    if remaining is not None:
+        budget.tokens = min(budget.tokens, remaining)
+    block = _block_seconds(remaining, retry_after, reset, now)
+    if block > 0:
+        budget.blocked_until = now + timedelta(seconds=min(block, MAX_BLOCK))
+
+
+def _block_seconds(
+    remaining: float | None, retry_after: float | None, reset: float | None, now: datetime
+) -> float:
+    if retry_after is not None:
+        return retry_after
+    if remaining is not None and remaining <= 0 and reset is not None:
+        return reset - now.timestamp()
+    return 0.0
+
+
+def _locked_budget(session: Session, key: str, limit: int, now: datetime) -> RateBudget:
+    insert_ignore(session, RateBudget, {"key": key, "tokens": float(limit), "updated_at": now})
+    query = select(RateBudget).where(RateBudget.key == key).with_for_update()
+    return session.scalars(query).one()
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw.strip())
+    except ValueError:
+        return None
+
+
+def wait_or_reschedule(wait: float, what: str) -> None:
+    """Sleep through a short wait; hand a long one back to Celery."""
+    if wait > MAX_INLINE_WAIT:
+        raise RateLimited(f"{what}: over budget, next call in {wait:.0f}s", retry_after=wait)
+    time.sleep(wait)

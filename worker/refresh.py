@@ -1,0 +1,162 @@
+"""Refresh jobs: coalesced requests to re-read one customer's points.
+
+A burst of events for a customer inserts into the same pending row (a partial
+unique index on store, customer and slot), so it costs one fetch. Order events
+also ask for "settle" re-checks later, because platforms can credit points
+some time after the order event; those coalesce the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from worker import outbox, quota
+from worker.config import Settings
+from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.platforms.base import Platform
+from worker.points import PointsSnapshot
+from worker.runtime import Runtime
+from worker.snapshots import apply_snapshot
+from worker.storage.models import RefreshJob, Store, utcnow
+from worker.storage.upsert import insert_ignore, rows_changed
+from worker.stores import ACTIVE, StoreContext
+
+log = logging.getLogger(__name__)
+
+PENDING, WORKING, RETRYING, DONE, FAILED = "pending", "working", "retrying", "done", "failed"
+SOON = "soon"
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Due:
+    job_id: int
+    countdown: float
+
+
+def slots(settings: Settings, settle: bool) -> list[tuple[str, float]]:
+    """(slot name, delay) pairs for one request: now-ish, plus the settle re-checks."""
+    wanted = [(SOON, settings.debounce_seconds)]
+    if settle:
+        wanted += [(f"settle{i}", delay) for i, delay in enumerate(settings.settle_delays, 1)]
+    return wanted
+
+
+def request(
+    settings: Settings, session: Session, store_id: int, customer_id: str, settle: bool
+) -> list[Due]:
+    """Ask for a refresh; returns only the jobs that are new (coalesced ones are not)."""
+    now = utcnow()
+    due = []
+    for slot, delay in slots(settings, settle):
+        values = {
+            "store_id": store_id,
+            "customer_id": customer_id,
+            "slot": slot,
+            "due_at": now + timedelta(seconds=delay),
+            "status": PENDING,
+            "created_at": now,
+        }
+        job_id = insert_ignore(session, RefreshJob, values)
+        if job_id is not None:
+            due.append(Due(job_id, delay))
+    return due
+
+
+def claim(session: Session, job_id: int) -> RefreshJob | None:
+    now = utcnow()
+    claimed = rows_changed(
+        session,
+        update(RefreshJob)
+        .where(RefreshJob.id == job_id, RefreshJob.status.in_((PENDING, RETRYING)))
+        .where(RefreshJob.due_at <= now + timedelta(seconds=1))
+        .values(status=WORKING, claimed_at=now, attempts=RefreshJob.attempts + 1),
+    )
+    return session.get(RefreshJob, job_id) if claimed else None
+
+
+def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[outbox.Due]:
+    """Fetch, compare, record. Returns deliveries to enqueue; raises ``Reschedule``."""
+    with runtime.transaction() as session:
+        job = claim(session, job_id)
+        store = session.get(Store, job.store_id) if job else None
+    if job is None or store is None:
+        return []
+    if store.status != ACTIVE:
+        _finish(runtime, job_id, FAILED, f"store is {store.status}: {store.status_reason or ''}")
+        return []
+    platform = platforms[store.platform]
+    try:
+        snapshot = _fetch(runtime, platform, store, job.customer_id)
+    except NeedsReauthorization as exc:
+        _finish(runtime, job_id, FAILED, f"store needs re-authorization: {exc}")
+        return []
+    except PermanentError as exc:
+        _finish(runtime, job_id, FAILED, str(exc))
+        return []
+    except TransientError as exc:
+        _retry_later(runtime, job, exc)
+        return []
+    with runtime.transaction() as session:
+        deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
+        _set(session, job_id, DONE, None)
+    return deliveries
+
+
+class Reschedule(Exception):
+    def __init__(self, job_id: int, countdown: float) -> None:
+        super().__init__(f"refresh job {job_id} rescheduled in {countdown:.0f}s")
+        self.job_id, self.countdown = job_id, countdown
+
+
+def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str) -> PointsSnapshot:
+    context = StoreContext(runtime, store, platform.quotas, platform.default_api_base)
+    fetched_at = utcnow()
+    snapshot = platform.fetch_points(context, customer_id)
+    if snapshot.unknown_statuses:
+        log.warning(
+            "store %s: unknown points status labels %s counted as not available",
+            store.key,
+            ", ".join(snapshot.unknown_statuses),
+        )
+    return PointsSnapshot(**{**snapshot.__dict__, "fetched_at": fetched_at})
+
+
+def _retry_later(runtime: Runtime, job: RefreshJob, exc: TransientError) -> None:
+    """Put the job back with a due time and raise ``Reschedule``, or give up."""
+    rate_limited = isinstance(exc, quota.RateLimited) or exc.retry_after is not None
+    attempts = job.attempts - 1 if rate_limited else job.attempts  # a 429 is not a failure
+    if attempts >= MAX_ATTEMPTS:
+        _finish(runtime, job.id, FAILED, f"gave up after {attempts} attempts: {exc}")
+        return
+    settings = runtime.settings
+    delay = outbox.retry_delay(
+        max(attempts, 1), settings.retry_base_seconds, settings.retry_max_seconds, exc.retry_after
+    )
+    with runtime.transaction() as session:
+        session.execute(
+            update(RefreshJob)
+            .where(RefreshJob.id == job.id)
+            .values(
+                status=RETRYING,
+                attempts=attempts,
+                last_error=str(exc)[:500],
+                due_at=utcnow() + timedelta(seconds=delay),
+            )
+        )
+    raise Reschedule(job.id, delay) from exc
+
+
+def _finish(runtime: Runtime, job_id: int, status: str, reason: str | None) -> None:
+    with runtime.transaction() as session:
+        _set(session, job_id, status, reason)
+
+
+def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:
+    values = {"status": status, "last_error": reason, "finished_at": utcnow()}
+    session.execute(update(RefreshJob).where(RefreshJob.id == job_id).values(**values))

@@ -1,0 +1,24 @@
+"""Where changes go: one module per sink kind, found by the name stored on a sink row."""
+
+from __future__ import annotations
+
+from worker.sinks.base import Sink
+from worker.sinks.webhook import WebhookSink
+
+SINKS: dict[str, type[Sink]] = {sink.kind: sink for sink in (WebhookSink,)}
+
+
+class UnknownSinkKind(KeyError):
+    """A sink row or CLI argument names a kind this version does not have."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() is the repr of its argument, quotes and all.
+        return str(self.args[0]) if self.args else "unknown sink kind"
+
+
+def get_sink(kind: str) -> type[Sink]:
+    try:
+        return SINKS[kind]
+    except KeyError:
+        known = ", ".join(sorted(SINKS))
+        raise UnknownSinkKind(f"unknown sink kind {kind!r} (known: {known})") from None

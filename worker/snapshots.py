@@ -1,0 +1,99 @@
+"""Storing a fresh snapshot: diff against the stored one and, on a change,
+write the snapshot, the change and one outbox row per subscribed sink in one
+transaction. Events are triggers, not truth: nothing here trusts a payload."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker import outbox
+from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
+from worker.runtime import Runtime
+from worker.storage.models import CustomerPoints, PointsChange, Store
+from worker.storage.upsert import insert_ignore
+
+log = logging.getLogger(__name__)
+
+
+def apply_snapshot(
+    runtime: Runtime, session: Session, store: Store, customer_id: str, snapshot: PointsSnapshot
+) -> list[outbox.Due]:
+    row = _locked_row(session, store.id, customer_id)
+    before = _snapshot_of(runtime, row) if row.fetched_at else None
+    assert snapshot.fetched_at is not None
+    if before and before.fetched_at and before.fetched_at > snapshot.fetched_at:
+        log.info("store %s customer %s: older fetch discarded", store.key, customer_id)
+        return []
+    _write(runtime, row, snapshot)
+    kinds = change_kinds(before, snapshot)
+    if not kinds:
+        return []
+    payload = change_payload(
+        platform=store.platform,
+        store=store.key,
+        customer_id=customer_id,
+        kinds=kinds,
+        before=before,
+        after=snapshot,
+    )
+    change = PointsChange(
+        store_id=store.id,
+        customer_id=customer_id,
+        kinds=kinds,
+        before=payload["before"],
+        after=payload["after"],
+    )
+    session.add(change)
+    session.flush()
+    return outbox.create_deliveries(session, store.id, change.id, kinds, payload)
+
+
+def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:
+    # Insert an empty row first so that concurrent refreshes of one customer
+    # serialise on its row lock instead of racing on the first insert.
+    insert_ignore(
+        session,
+        CustomerPoints,
+        {
+            "store_id": store_id,
+            "customer_id": customer_id,
+            "available": 0,
+            "pending": 0,
+            "used": 0,
+            "next_expiry_points": 0,
+            "fetched_at": None,
+        },
+    )
+    query = (
+        select(CustomerPoints)
+        .where(CustomerPoints.store_id == store_id, CustomerPoints.customer_id == customer_id)
+        .with_for_update()
+    )
+    return session.scalars(query).one()
+
+
+def _snapshot_of(runtime: Runtime, row: CustomerPoints) -> PointsSnapshot:
+    contact = runtime.cipher.open(row.contact)
+    return PointsSnapshot(
+        available=row.available,
+        pending=row.pending,
+        used=row.used,
+        next_expiry_at=row.next_expiry_at,
+        next_expiry_points=row.next_expiry_points,
+        tier=row.tier,
+        contact=CustomerContact(**contact),
+        excluded=row.excluded,
+        fetched_at=row.fetched_at,
+    )
+
+
+def _write(runtime: Runtime, row: CustomerPoints, snapshot: PointsSnapshot) -> None:
+    row.available, row.pending, row.used = snapshot.available, snapshot.pending, snapshot.used
+    row.next_expiry_at = snapshot.next_expiry_at
+    row.next_expiry_points = snapshot.next_expiry_points
+    row.tier, row.excluded, row.fetched_at = snapshot.tier, snapshot.excluded, snapshot.fetched_at
+    row.contact = runtime.cipher.seal(asdict(snapshot.contact))

@@ -1,0 +1,194 @@
+"""The tables. The database is the source of truth; Celery messages carry ids only.
+
+State machines (the ``status`` columns):
+- InboxEvent:   pending → processing → done | ignored | failed
+- RefreshJob:   pending → working → done | failed      (one pending row per customer and slot)
+- Delivery:     pending → sending → delivered | retrying → … | dead | skipped
+Rows stuck in pending/processing/working/sending longer than the stale window
+are put back by the sweeper, so a lost message or a killed worker loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from worker.storage.types import DecimalText, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), Decimal: DecimalText(), dict[str, Any]: JSON}
+
+
+class Store(Base):
+    __tablename__ = "stores"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Riyadh")
+    locale: Mapped[str] = mapped_column(String(8), default="ar")
+    api_base: Mapped[str | None] = mapped_column(String(500))
+    credentials: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_expires_at: Mapped[datetime | None]
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    refresh_lock_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.external_id}"
+
+
+class InboxEvent(Base):
+    __tablename__ = "inbox_events"
+    __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    store_ref: Mapped[str | None] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+
+
+class RefreshJob(Base):
+    __tablename__ = "refresh_jobs"
+    __table_args__ = (
+        # Coalescing: at most one pending job per customer and slot; a burst of
+        # events inserts ON CONFLICT DO NOTHING against this index.
+        Index(
+            "uq_refresh_pending",
+            "store_id",
+            "customer_id",
+            "slot",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_refresh_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    slot: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CustomerPoints(Base):
+    """The last snapshot we saw for a customer; changes are diffs against it."""
+
+    __tablename__ = "customer_points"
+
+    store_id: Mapped[int] = mapped_column(
+        ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    available: Mapped[Decimal]
+    pending: Mapped[Decimal]
+    used: Mapped[Decimal]
+    next_expiry_at: Mapped[datetime | None]
+    next_expiry_points: Mapped[Decimal]
+    tier: Mapped[str | None] = mapped_column(String(255))
+    contact: Mapped[bytes | None] = mapped_column(LargeBinary)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched_at: Mapped[datetime | None]
+
+
+class PointsChange(Base):
+    __tablename__ = "points_changes"
+    __table_args__ = (Index("ix_changes_customer", "store_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    before: Mapped[dict[str, Any]]
+    after: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Sink(Base):
+    __tablename__ = "sinks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """One outbox row: a change on its way to one sink. ``id`` is the idempotency key."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sink_id: Mapped[int] = mapped_column(ForeignKey("sinks.id", ondelete="CASCADE"))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("points_changes.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateBudget(Base):
+    """A token bucket per store and API family, shared by every worker."""
+
+    __tablename__ = "rate_budgets"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[float]
+    updated_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]

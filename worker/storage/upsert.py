@@ -1,0 +1,36 @@
+"""INSERT … ON CONFLICT DO NOTHING for PostgreSQL and SQLite, the basis of
+every dedupe in the service (inbox, coalesced refresh jobs, budgets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CursorResult, Executable
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from worker.storage.models import Base
+
+
+def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> Any | None:
+    """Insert one row unless it breaks a unique constraint; return its primary key or None."""
+    statement = _insert(session, model).values(**values).on_conflict_do_nothing()
+    primary_key = model.__mapper__.primary_key[0]
+    result = session.execute(statement.returning(primary_key))
+    return result.scalar_one_or_none()
+
+
+def _insert(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no ON CONFLICT support for {dialect}")
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE and say how many rows it changed: the basis of every claim."""
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -1,0 +1,193 @@
+"""Stores: registration, the receiver's secret lookup, and ``StoreContext`` —
+the database-backed ``StoreApi`` a platform client works through.
+
+The token refresh is the delicate part: refresh tokens are single use, so of
+all the workers that see a 401 at the same moment exactly one may call the
+token endpoint. It claims a lease on the store row with a conditional update
+(``token_version`` unchanged and no live lease), refreshes, and writes both new
+tokens with ``token_version + 1`` in the same statement that drops the lease.
+The others wait for the version to move and use the new token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from worker import quota
+from worker.errors import NeedsReauthorization, TransientError
+from worker.platforms.base import StoreSecrets, StoreUpdate
+from worker.runtime import Runtime
+from worker.storage.models import Store, utcnow
+from worker.storage.upsert import rows_changed
+
+REFRESH_LEASE = timedelta(seconds=60)
+REFRESH_WAIT_SECONDS = 30.0
+ACTIVE = "active"
+NEEDS_REAUTH = "needs_reauth"
+UNINSTALLED = "uninstalled"
+
+
+def find_store(session: Session, platform: str, external_id: str) -> Store | None:
+    query = select(Store).where(Store.platform == platform, Store.external_id == external_id)
+    return session.scalars(query).one_or_none()
+
+
+def store_secrets(runtime: Runtime, platform: str, external_id: str) -> StoreSecrets | None:
+    with runtime.sessions() as session:
+        store = find_store(session, platform, external_id)
+        if store is None:
+            return None
+        credentials = runtime.cipher.open(store.credentials)
+    secrets = tuple(s for s in credentials.get("webhook_secrets", ()) if isinstance(s, str))
+    return StoreSecrets(store_id=store.id, status=store.status, webhook_secrets=secrets)
+
+
+def save_store(
+    runtime: Runtime,
+    session: Session,
+    platform: str,
+    external_id: str,
+    update_: StoreUpdate,
+    **fields: Any,
+) -> Store:
+    """Create or update a store, merging credentials (never dropping ones not given)."""
+    store = find_store(session, platform, external_id)
+    if store is None:
+        store = Store(platform=platform, external_id=external_id, token_version=1)
+        store.timezone = runtime.settings.default_timezone
+        session.add(store)
+    credentials = runtime.cipher.open(store.credentials) | update_.credentials
+    store.credentials = runtime.cipher.seal(credentials)
+    if update_.credentials:
+        store.token_version = (store.token_version or 0) + 1
+    if update_.token_expires_at is not None:
+        store.token_expires_at = update_.token_expires_at
+    if update_.status is not None:
+        store.status, store.status_reason = update_.status, None
+    for name, value in fields.items():
+        if value is not None:
+            setattr(store, name, value)
+    session.flush()
+    return store
+
+
+class StoreContext:
+    """A store seen by its platform client; every shared decision goes through the database."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Store,
+        quotas: Mapping[str, tuple[int, float]],
+        default_api_base: str,
+    ) -> None:
+        self.runtime = runtime
+        self.store_id = store.id
+        self.external_id = store.external_id
+        self.api_base = (store.api_base or default_api_base).rstrip("/")
+        self.timezone = store.timezone
+        self.http: httpx.Client = runtime.http
+        self._quotas = quotas
+        self._version = store.token_version
+        self._credentials = runtime.cipher.open(store.credentials)
+        self._reloaded = False
+
+    def credentials(self) -> dict[str, Any]:
+        return dict(self._credentials)
+
+    def take_quota(self, bucket: str) -> None:
+        limit, window = self._quotas[bucket]
+        while True:
+            with self.runtime.transaction() as session:
+                wait = quota.take(session, self._budget_key(bucket), limit, window, utcnow())
+            if wait <= 0:
+                return
+            quota.wait_or_reschedule(wait, f"store {self.external_id} {bucket}")
+
+    def observe_rate_headers(self, bucket: str, headers: Mapping[str, str]) -> None:
+        limit, _ = self._quotas[bucket]
+        lowered = {name.lower(): value for name, value in headers.items()}
+        with self.runtime.transaction() as session:
+            quota.observe(session, self._budget_key(bucket), limit, lowered, utcnow())
+
+    def refresh_credentials(
+        self, refresh: Callable[[dict[str, Any]], StoreUpdate]
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + REFRESH_WAIT_SECONDS
+        while not self._claim_refresh():
+            if time.monotonic() > deadline:
+                raise TransientError("a token refresh is in progress in another worker")
+            time.sleep(0.2)
+        if self._reloaded:
+            return self.credentials()
+        try:
+            fresh = refresh(self.credentials())
+        except NeedsReauthorization as exc:
+            self._release(status=NEEDS_REAUTH, reason=str(exc))
+            raise
+        except BaseException:
+            self._release()
+            raise
+        self._store_refreshed(fresh)
+        return self.credentials()
+
+    def _budget_key(self, bucket: str) -> str:
+        return f"store:{self.store_id}:{bucket}"
+
+    def _claim_refresh(self) -> bool:
+        """True when we hold the lease, or another worker already refreshed (``_reloaded``)."""
+        now = utcnow()
+        self._reloaded = False
+        with self.runtime.transaction() as session:
+            claimed = rows_changed(
+                session,
+                update(Store)
+                .where(Store.id == self.store_id, Store.token_version == self._version)
+                .where(or_(Store.refresh_lock_until.is_(None), Store.refresh_lock_until < now))
+                .values(refresh_lock_until=now + REFRESH_LEASE),
+            )
+            if claimed:
+                return True
+            store = session.get(Store, self.store_id)
+            return store is not None and self._adopt_if_newer(store)
+
+    def _adopt_if_newer(self, store: Store) -> bool:
+        if store.status == NEEDS_REAUTH:
+            raise NeedsReauthorization(store.status_reason or "store needs re-authorization")
+        if store.token_version == self._version:
+            return False
+        self._version = store.token_version
+        self._credentials = self.runtime.cipher.open(store.credentials)
+        self._reloaded = True
+        return True
+
+    def _store_refreshed(self, fresh: StoreUpdate) -> None:
+        credentials = self._credentials | fresh.credentials
+        with self.runtime.transaction() as session:
+            session.execute(
+                update(Store)
+                .where(Store.id == self.store_id)
+                .values(
+                    credentials=self.runtime.cipher.seal(credentials),
+                    token_version=self._version + 1,
+                    token_expires_at=fresh.token_expires_at,
+                    refresh_lock_until=None,
+                    updated_at=utcnow(),
+                )
+            )
+        self._version += 1
+        self._credentials = credentials
+
+    def _release(self, *, status: str | None = None, reason: str | None = None) -> None:
+        values: dict[str, Any] = {"refresh_lock_until": None}
+        if status is not None:
+            values |= {"status": status, "status_reason": reason, "updated_at": utcnow()}
+        with self.runtime.transaction() as session:
+            session.execute(update(Store).where(Store.id == self.store_id).values(**values))

@@ -1,0 +1,92 @@
+"""The sweeper: finds rows whose doorbell was lost and rings again.
+
+Runs every ``RELAY_SWEEP_INTERVAL_SECONDS`` from beat. A row counts as lost
+when it has waited longer than ``RELAY_STALE_AFTER_SECONDS`` past its due time
+(a flushed Redis, a message dropped on the floor), or has been claimed that
+long ago without finishing (a killed worker). Claims are conditional updates,
+so ringing twice for the same row is harmless. Batches are bounded so that a
+backlog during a spike never turns into a flood of duplicate messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from worker import dispatch, inbox, outbox, refresh
+from worker.runtime import Runtime
+from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
+
+BATCH = 500
+
+
+@dataclass
+class Swept:
+    events: list[int] = field(default_factory=list)
+    refreshes: list[int] = field(default_factory=list)
+    deliveries: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.refreshes) + len(self.deliveries)
+
+
+def sweep(runtime: Runtime) -> Swept:
+    cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_seconds)
+    with runtime.transaction() as session:
+        return Swept(
+            events=_events(session, cutoff),
+            refreshes=_refreshes(session, cutoff),
+            deliveries=_deliveries(session, cutoff),
+        )
+
+
+def _events(session: Session, cutoff: Any) -> list[int]:
+    _release(session, InboxEvent, inbox.PROCESSING, inbox.PENDING, cutoff)
+    query = select(InboxEvent.id).where(
+        InboxEvent.status == inbox.PENDING, InboxEvent.received_at < cutoff
+    )
+    return list(session.scalars(query.order_by(InboxEvent.id).limit(BATCH)))
+
+
+def _refreshes(session: Session, cutoff: Any) -> list[int]:
+    _release(session, RefreshJob, refresh.WORKING, refresh.RETRYING, cutoff)
+    query = select(RefreshJob.id).where(
+        RefreshJob.status.in_((refresh.PENDING, refresh.RETRYING)), RefreshJob.due_at < cutoff
+    )
+    return list(session.scalars(query.order_by(RefreshJob.due_at).limit(BATCH)))
+
+
+def _deliveries(session: Session, cutoff: Any) -> list[str]:
+    _release(session, Delivery, outbox.SENDING, outbox.RETRYING, cutoff)
+    query = select(Delivery.id).where(
+        Delivery.status.in_((outbox.PENDING, outbox.RETRYING)), Delivery.next_attempt_at < cutoff
+    )
+    return list(session.scalars(query.order_by(Delivery.next_attempt_at).limit(BATCH)))
+
+
+def _release(session: Session, model: Any, claimed: str, back_to: str, cutoff: Any) -> None:
+    """Claims older than the cutoff belong to a dead worker: make them claimable again.
+
+    Their due time is older than the claim, so the queries that follow pick them up.
+    """
+    session.execute(
+        update(model)
+        .where(model.status == claimed, model.claimed_at < cutoff)
+        .values(status=back_to)
+    )
+
+
+def ring(app: Any, swept: Swept) -> None:
+    _ring_all(app, dispatch.HANDLE_EVENT, swept.events)
+    _ring_all(app, dispatch.REFRESH_POINTS, swept.refreshes)
+    _ring_all(app, dispatch.DELIVER, swept.deliveries)
+
+
+def _ring_all(app: Any, name: str, ids: Iterable[int | str]) -> None:
+    for row_id in ids:
+        dispatch.enqueue(app, name, row_id)

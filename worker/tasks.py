@@ -1,0 +1,54 @@
+"""Celery tasks: thin wrappers that take a row id, call the module that
+decides, and ring the next doorbell once the decision is committed."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from celery import shared_task
+
+from worker import dispatch, inbox, outbox, refresh, runtime, sweeper
+from worker.celery_app import app
+from worker.platforms import build_platforms
+from worker.platforms.base import Platform
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _platforms() -> dict[str, Platform]:
+    return build_platforms(runtime.current().settings)
+
+
+@shared_task(name=dispatch.HANDLE_EVENT, acks_late=True, soft_time_limit=30, time_limit=60)
+def handle_event(inbox_id: int) -> None:
+    for due in inbox.handle(runtime.current(), _platforms(), inbox_id):
+        dispatch.enqueue(app, dispatch.REFRESH_POINTS, due.job_id, due.countdown)
+
+
+@shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)
+def refresh_points(job_id: int) -> None:
+    try:
+        deliveries = refresh.run(runtime.current(), _platforms(), job_id)
+    except refresh.Reschedule as later:
+        dispatch.enqueue(app, dispatch.REFRESH_POINTS, job_id, later.countdown)
+        return
+    for due in deliveries:
+        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id)
+
+
+@shared_task(name=dispatch.DELIVER, acks_late=True, soft_time_limit=45, time_limit=60)
+def deliver(delivery_id: str) -> None:
+    later = outbox.deliver(runtime.current(), delivery_id)
+    if later is not None:
+        dispatch.enqueue(app, dispatch.DELIVER, later.delivery_id, later.countdown)
+
+
+@shared_task(name=dispatch.SWEEP, acks_late=True, soft_time_limit=60, time_limit=90)
+def sweep() -> int:
+    swept = sweeper.sweep(runtime.current())
+    sweeper.ring(app, swept)
+    if swept:
+        log.warning("sweeper re-enqueued %d stuck rows", len(swept))
+    return len(swept)
