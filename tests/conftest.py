@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from worker import runtime as runtime_module
 from worker.config import Settings, load_settings
 from worker.runtime import Runtime
+from worker.sandbox.server import RunningServer, serve_in_thread
 from worker.storage.migrate import upgrade
 from worker.storage.models import Base
 
@@ -90,9 +92,25 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     yield current
     _truncate(current)
     runtime_module.configure_none()
+    current.engine.dispose()  # a test may have configured another runtime over this one
 
 
 def _truncate(current: Runtime) -> None:
     with current.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(text(f"DELETE FROM {table.name}"))
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], RunningServer]]:
+    """Serve WSGI apps over real HTTP on 127.0.0.1 until the test ends."""
+    running: list[RunningServer] = []
+
+    def start(app: Any) -> RunningServer:
+        server = serve_in_thread(app)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from typing import Any
 
 from worker.platforms.base import StoreUpdate
+from worker.platforms.salla.samples import encode, signed_headers
+from worker.points import CHANGE_KINDS
 from worker.runtime import Runtime
 from worker.storage.models import Sink, Store
 from worker.stores import save_store
@@ -31,17 +30,8 @@ def salla_event(
     }
 
 
-def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False).encode()
-
-
 def salla_headers(body: bytes, secret: str) -> dict[str, str]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-Salla-Security-Strategy": "Signature",
-        "X-Salla-Signature": signature,
-    }
+    return signed_headers(body, secret)
 
 
 def add_salla_store(
@@ -68,8 +58,6 @@ def add_salla_store(
 
 
 def add_webhook_sink(runtime: Runtime, store: Store, url: str, secret: str) -> Sink:
-    from worker.points import CHANGE_KINDS
-
     with runtime.transaction() as session:
         sink = Sink(
             store_id=store.id,
@@ -80,3 +68,6 @@ def add_webhook_sink(runtime: Runtime, store: Store, url: str, secret: str) -> S
         session.add(sink)
         session.flush()
         return sink
+
+
+__all__ = ["CUSTOMER", "MERCHANT", "encode", "salla_event", "salla_headers"]

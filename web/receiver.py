@@ -74,19 +74,18 @@ class Receiver:
         webhook = InboundWebhook(platform_name, body, headers)
         try:
             event = platform.receive(webhook, self.lookups[platform_name])
+            with self.runtime.transaction() as session:
+                recorded = inbox.record(session, platform_name, body, event)
         except Unauthorized as exc:
             return problem(401, str(exc))
         except BadPayload as exc:
             return problem(400, str(exc))
-        return self._store(platform_name, body, event)
-
-    def _store(self, platform: str, body: bytes, event: ReceivedEvent) -> Response:
-        try:
-            with self.runtime.transaction() as session:
-                recorded = inbox.record(session, platform, body, event)
         except SQLAlchemyError:
-            log.exception("inbox unavailable; asking %s to retry", platform)
+            log.exception("database unavailable; asking %s to retry", platform_name)
             return problem(503, "temporarily unable to store events", RETRY_AFTER)
+        return self._enqueue(recorded, event)
+
+    def _enqueue(self, recorded: inbox.Recorded, event: ReceivedEvent) -> Response:
         if recorded.queued:
             assert recorded.inbox_id is not None
             try:

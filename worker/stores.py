@@ -150,6 +150,7 @@ class StoreContext:
                 session,
                 update(Store)
                 .where(Store.id == self.store_id, Store.token_version == self._version)
+                .where(Store.status == ACTIVE)
                 .where(or_(Store.refresh_lock_until.is_(None), Store.refresh_lock_until < now))
                 .values(refresh_lock_until=now + REFRESH_LEASE),
             )

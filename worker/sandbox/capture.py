@@ -97,18 +97,19 @@ def create_capture_app(
     app = Flask(__name__)
     log = CaptureLog(fail_first=fail_first)
     app.extensions[EXTENSION] = log
+    failure = _Failure(fail_status, retry_after)
 
     @app.post("/", defaults={"path": ""})
     @app.post("/<path:path>")
     def receive(path: str) -> Response:
-        time.sleep(delay)
-        failure = _Failure(fail_status, retry_after)
+        time.sleep(delay)  # before anything else, like an endpoint busy elsewhere
         return _answer(log, secret, failure, f"/{path}")
 
     return app
 
 
 def capture_log(app: Flask) -> CaptureLog:
+    """The log a capture app records into (kept on the app so the factory returns a plain Flask)."""
     log: CaptureLog = app.extensions[EXTENSION]
     return log
 

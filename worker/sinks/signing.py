@@ -80,6 +80,8 @@ def verify(
 
     ``secrets`` is a list or a space-separated string (the rotation form); the
     timestamp must be within ``tolerance`` seconds of our clock to stop replays.
+    A malformed *configured* secret raises ``InvalidSecret``: that is our
+    configuration to fix, not the sender's request.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
     msg_id = _header(lowered, id_header)

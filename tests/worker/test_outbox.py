@@ -1,0 +1,114 @@
+"""Deliveries to a real signed-webhook endpoint: success, retries, dead letters."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.factories import add_salla_store, add_webhook_sink
+from worker import outbox
+from worker.points import BALANCE_CHANGED
+from worker.runtime import Runtime
+from worker.sandbox.capture import capture_log, create_capture_app
+from worker.sandbox.server import RunningServer
+from worker.sinks.signing import new_secret
+from worker.storage.models import Delivery
+
+Serve = Callable[[Any], RunningServer]
+
+
+def queue_delivery(runtime: Runtime, serve: Serve, **capture: Any) -> tuple[str, Any]:
+    secret = new_secret()
+    app = create_capture_app(secret, **capture)
+    server = serve(app)
+    store = add_salla_store(runtime)
+    add_webhook_sink(runtime, store, f"{server.url}/hooks", secret)
+    with runtime.transaction() as session:
+        [due] = outbox.create_deliveries(
+            session, store.id, None, [BALANCE_CHANGED], {"customer_id": "7", "balance_after": 5}
+        )
+    return due.delivery_id, capture_log(app)
+
+
+def row(runtime: Runtime, delivery_id: str) -> Delivery:
+    with runtime.sessions() as session:
+        return session.get_one(Delivery, delivery_id)
+
+
+def test_it_delivers_a_signed_event(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, log = queue_delivery(runtime, serve)
+    assert outbox.deliver(runtime, delivery_id) is None
+    [received] = log.received()
+    assert received.id == delivery_id and received.verified
+    assert received.type == BALANCE_CHANGED and received.data["balance_after"] == 5
+    delivered = row(runtime, delivery_id)
+    assert (delivered.status, delivered.attempts, delivered.last_status_code) == (
+        "delivered",
+        1,
+        200,
+    )
+
+
+def test_it_never_sends_a_delivered_row_again(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, log = queue_delivery(runtime, serve)
+    outbox.deliver(runtime, delivery_id)
+    outbox.deliver(runtime, delivery_id)  # a redelivered Celery message
+    assert len(log.requests()) == 1
+
+
+def test_it_retries_transient_failures_with_the_same_id(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, log = queue_delivery(runtime, serve, fail_first=2, fail_status=503)
+    for _ in range(2):
+        later = outbox.deliver(runtime, delivery_id)
+        assert later is not None and row(runtime, delivery_id).status == "retrying"
+        with runtime.transaction() as session:  # skip the wait
+            session.get_one(Delivery, delivery_id).next_attempt_at = row(
+                runtime, delivery_id
+            ).created_at
+    assert outbox.deliver(runtime, delivery_id) is None
+    assert {request.id for request in log.requests()} == {delivery_id}
+    assert [r.status for r in log.requests()] == [503, 503, 200]
+    assert row(runtime, delivery_id).status == "delivered"
+
+
+def test_it_buries_a_delivery_the_endpoint_refuses(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=410)
+    assert outbox.deliver(runtime, delivery_id) is None
+    dead = row(runtime, delivery_id)
+    assert dead.status == "dead" and "410" in (dead.last_error or "")
+
+
+def test_it_gives_up_after_the_last_attempt(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, _ = queue_delivery(runtime, serve, fail_first=100, fail_status=500)
+    with runtime.transaction() as session:
+        session.get_one(Delivery, delivery_id).attempts = runtime.settings.delivery_max_attempts - 1
+    assert outbox.deliver(runtime, delivery_id) is None
+    dead = row(runtime, delivery_id)
+    assert dead.status == "dead" and "gave up" in (dead.last_error or "")
+
+
+def test_it_only_creates_deliveries_for_subscribed_sinks(runtime: Runtime, serve: Serve) -> None:
+    queue_delivery(runtime, serve)
+    store = add_salla_store(runtime, "555")
+    with runtime.transaction() as session:
+        assert outbox.create_deliveries(session, store.id, None, [BALANCE_CHANGED], {}) == []
+        assert len(list(session.scalars(select(Delivery)))) == 1
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 5, 30])
+def test_it_backs_off_exponentially_with_jitter_up_to_a_cap(attempt: int) -> None:
+    delays = [
+        outbox.retry_delay(attempt, 10, 3600, None, random.Random(seed)) for seed in range(50)
+    ]
+    ceiling = min(3600, 10 * 2 ** (attempt - 1))
+    assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+    assert len(set(delays)) > 1
+
+
+def test_it_waits_at_least_as_long_as_the_endpoint_asked() -> None:
+    assert outbox.retry_delay(1, 10, 3600, 120) == 120
+    assert outbox.retry_delay(1, 10, 3600, 10**9) == 3600

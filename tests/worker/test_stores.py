@@ -1,0 +1,72 @@
+"""The token refresh lease: one refresh across every worker, both tokens kept."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.factories import add_salla_store
+from worker.errors import NeedsReauthorization
+from worker.platforms.base import StoreUpdate
+from worker.runtime import Runtime
+from worker.storage.models import Store
+from worker.stores import StoreContext
+
+QUOTAS = {"customers": (500, 600.0)}
+
+
+def context(runtime: Runtime, store_id: int) -> StoreContext:
+    with runtime.sessions() as session:
+        store = session.get_one(Store, store_id)
+    return StoreContext(runtime, store, QUOTAS, "http://127.0.0.1:9")
+
+
+def test_it_refreshes_once_when_many_workers_see_a_401(runtime: Runtime) -> None:
+    store = add_salla_store(runtime, access_token="old-access", refresh_token="old-refresh")
+    calls: list[dict[str, Any]] = []
+
+    def refresh(credentials: dict[str, Any]) -> StoreUpdate:
+        calls.append(credentials)
+        time.sleep(0.3)  # long enough for every other worker to queue behind the lease
+        return StoreUpdate(credentials={"access_token": "new-access", "refresh_token": "new-ref"})
+
+    contexts = [context(runtime, store.id) for _ in range(4)]
+    results: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(target=lambda c=c: results.append(c.refresh_credentials(refresh)))
+        for c in contexts
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and calls[0]["refresh_token"] == "old-refresh"
+    assert [r["access_token"] for r in results] == ["new-access"] * 4
+    stored = context(runtime, store.id).credentials()
+    assert (stored["access_token"], stored["refresh_token"]) == ("new-access", "new-ref")
+
+
+def test_it_marks_the_store_when_the_refresh_is_refused(runtime: Runtime) -> None:
+    store_id = add_salla_store(runtime).id
+
+    def refresh(_: dict[str, Any]) -> StoreUpdate:
+        raise NeedsReauthorization("refresh token was already used")
+
+    with pytest.raises(NeedsReauthorization):
+        context(runtime, store_id).refresh_credentials(refresh)
+    with runtime.sessions() as session:
+        store = session.get_one(Store, store_id)
+    assert store.status == "needs_reauth" and "already used" in (store.status_reason or "")
+    assert store.refresh_lock_until is None
+    with pytest.raises(NeedsReauthorization):  # later workers stop without calling again
+        context(runtime, store_id).refresh_credentials(refresh)
+
+
+def test_it_keeps_credentials_encrypted_at_rest(runtime: Runtime) -> None:
+    store_id = add_salla_store(runtime, access_token="very-secret-access-token").id
+    with runtime.sessions() as session:
+        raw = session.get_one(Store, store_id).credentials
+    assert raw and b"very-secret-access-token" not in raw

@@ -1,0 +1,38 @@
+"""``loyalty-relay``: run the service, manage stores and sinks, and the
+developer tools (sandbox, trigger, demo).
+
+Every command reads the same environment as the service (``DATABASE_URL``,
+``RELAY_DATA_DIR``, ``RELAY_SECRET_KEY``…). Bad input is a one-line error and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from worker.cli import dev, serve, sinks, stores
+from worker.cli.common import open_runtime
+from worker.storage.migrate import upgrade
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyalty-relay")
+def main() -> None:
+    """Keeps merchants' loyalty points moving."""
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    runtime = open_runtime(migrate=False)
+    upgrade(runtime.engine)
+    click.echo(f"database is at the latest schema ({runtime.engine.url.get_backend_name()})")
+
+
+main.add_command(serve.run)
+main.add_command(serve.sweep)
+main.add_command(stores.stores)
+main.add_command(sinks.sinks)
+main.add_command(dev.sandbox)
+main.add_command(dev.trigger)
+main.add_command(dev.demo)

@@ -1,0 +1,104 @@
+"""``loyalty-relay run``: the whole service on one machine (web, worker, beat),
+and ``loyalty-relay sweep`` to ring for stuck rows by hand.
+
+``run`` starts the same processes the Procfile names, as children of one
+supervisor: if one dies the others are stopped, Ctrl-C stops all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from worker.cli.common import open_runtime
+
+
+def service_commands(host: str, port: int, concurrency: int) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "web": [
+            python, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+            "--bind", f"{host}:{port}", "web:create_app()",
+        ],
+        "worker": [
+            python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
+            "--queues", "events,refresh,deliveries", "--concurrency", str(concurrency),
+            "--loglevel", "INFO",
+        ],
+    }  # fmt: skip
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+def run(host: str, port: int, concurrency: int) -> None:
+    """Run web receiver, worker and scheduler (embedded SQLite unless configured)."""
+    runtime = open_runtime()
+    settings = runtime.settings
+    env = os.environ | {"RELAY_DATA_DIR": str(settings.data_dir)}
+    click.echo(f"loyalty-relay on http://{host}:{port}  data: {settings.data_dir}")
+    click.echo(
+        f"database: {runtime.engine.url.get_backend_name()}  broker: {_scheme(settings.broker_url)}"
+    )
+    children = {
+        name: subprocess.Popen(command, env=env)
+        for name, command in service_commands(host, port, concurrency).items()
+    }
+    sys.exit(_supervise(children))
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0]
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        exited = [name for name, child in children.items() if child.poll() is not None]
+        if exited:
+            click.echo(f"{', '.join(exited)} exited; stopping the others", err=True)
+            break
+        time.sleep(0.5)
+    return _stop_all(children, failed=not stopping)
+
+
+def _stop_all(children: dict[str, subprocess.Popen[bytes]], *, failed: bool) -> int:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 1 if failed else 0
+
+
+@click.command()
+def sweep() -> None:
+    """Re-enqueue rows stuck longer than RELAY_STALE_AFTER_SECONDS, once."""
+    from worker import sweeper
+    from worker.celery_app import create_celery
+
+    runtime = open_runtime()
+    swept = sweeper.sweep(runtime)
+    sweeper.ring(create_celery(runtime.settings), swept)
+    click.echo(
+        f"re-enqueued {len(swept.events)} events, {len(swept.refreshes)} refreshes, "
+        f"{len(swept.deliveries)} deliveries"
+    )

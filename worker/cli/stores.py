@@ -1,0 +1,103 @@
+"""``loyalty-relay stores add|list``: register stores, show them without secrets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+from sqlalchemy import select
+
+from worker.cli.common import open_runtime
+from worker.platforms.base import StoreUpdate
+from worker.storage.models import Store
+from worker.stores import save_store
+
+
+@click.group()
+def stores() -> None:
+    """Register and inspect stores."""
+
+
+@stores.group()
+def add() -> None:
+    """Register a store (or update one): credentials are encrypted at rest."""
+
+
+def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/") if value else None
+
+
+@add.command("salla")
+@click.option("--merchant-id", required=True, help="Salla merchant (store) id.")
+@click.option("--access-token", required=True)
+@click.option("--refresh-token")
+@click.option("--expires-at", type=int, help="Access token expiry, unix timestamp.")
+@click.option("--api-base", callback=_url, help="Merchant API base (default: Salla's).")
+@click.option("--webhook-secret", multiple=True, help="This store's own webhook secret(s).")
+@click.option("--name")
+@click.option("--timezone", callback=_timezone, help="Store time zone (default Asia/Riyadh).")
+@click.option("--locale", type=click.Choice(["ar", "en"]), help="Default customer language.")
+def add_salla(
+    merchant_id: str,
+    access_token: str,
+    refresh_token: str | None,
+    expires_at: int | None,
+    api_base: str | None,
+    webhook_secret: tuple[str, ...],
+    name: str | None,
+    timezone: str | None,
+    locale: str | None,
+) -> None:
+    """Register a Salla store."""
+    if not merchant_id.strip().isdigit():
+        raise click.BadParameter("a Salla merchant id is a number", param_hint="--merchant-id")
+    credentials: dict[str, Any] = {"access_token": access_token}
+    if refresh_token:
+        credentials["refresh_token"] = refresh_token
+    if webhook_secret:
+        credentials["webhook_secrets"] = list(webhook_secret)
+    expires = datetime.fromtimestamp(expires_at, UTC) if expires_at else None
+    update = StoreUpdate(status="active", credentials=credentials, token_expires_at=expires)
+    fields = {"api_base": api_base, "name": name, "timezone": timezone, "locale": locale}
+    _save("salla", merchant_id.strip(), update, fields)
+
+
+def _save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
+    runtime = open_runtime()
+    with runtime.transaction() as session:
+        store = save_store(runtime, session, platform, external_id, update, **fields)
+        click.echo(f"store {store.key} saved ({store.status})")
+
+
+@stores.command("list")
+def list_stores() -> None:
+    """Stores with their status; never their secrets."""
+    runtime = open_runtime()
+    with runtime.sessions() as session:
+        rows = list(session.scalars(select(Store).order_by(Store.platform, Store.external_id)))
+    if not rows:
+        click.echo("no stores yet: loyalty-relay stores add salla --help")
+        return
+    click.echo(f"{'STORE':<28} {'STATUS':<13} {'TIME ZONE':<16} {'TOKEN EXPIRES':<20} REASON")
+    for store in rows:
+        expires = (
+            store.token_expires_at.strftime("%Y-%m-%d %H:%M") if store.token_expires_at else "-"
+        )
+        click.echo(
+            f"{store.key:<28} {store.status:<13} {store.timezone:<16} {expires:<20} "
+            f"{store.status_reason or ''}"
+        )
