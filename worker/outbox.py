@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 DELIVERED, DEAD, SKIPPED = "delivered", "dead", "skipped"
+MAX_RETRY_AFTER = 3600.0
 EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expiry_changed")
 
 
@@ -47,10 +48,11 @@ def retry_delay(
     retry_after: float | None,
     rng: random.Random | None = None,
 ) -> float:
-    """Exponential backoff with equal jitter, capped; never sooner than the server asked."""
+    """Exponential backoff with equal jitter, capped; never sooner than the server asked
+    (a ``Retry-After`` is honoured up to an hour even when the backoff cap is lower)."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     jittered = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-    return float(max(jittered, min(retry_after or 0.0, cap)))
+    return float(max(jittered, min(retry_after or 0.0, MAX_RETRY_AFTER)))
 
 
 def new_delivery_id() -> str:

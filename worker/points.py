@@ -4,9 +4,10 @@ that turn two snapshots into change kinds and a sink payload."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 BALANCE_CHANGED = "points.balance_changed"
 EXPIRY_CHANGED = "points.expiry_changed"
@@ -47,7 +48,7 @@ class PointsSnapshot:
             "available": json_number(self.available),
             "pending": json_number(self.pending),
             "used": json_number(self.used),
-            "next_expiry_at": self.next_expiry_at.isoformat() if self.next_expiry_at else None,
+            "next_expiry_at": _utc_iso(self.next_expiry_at),
             "next_expiry_points": json_number(self.next_expiry_points),
             "tier": self.tier,
         }
@@ -84,10 +85,15 @@ def change_payload(
     kinds: list[str],
     before: PointsSnapshot | None,
     after: PointsSnapshot,
+    timezone: str,
 ) -> dict[str, Any]:
-    """The ``data`` of an outbound event: the same for every platform."""
+    """The ``data`` of an outbound event: the same for every platform.
+
+    Times are UTC; ``next_expiry_date`` is the calendar day in the store's time zone.
+    """
     previous = (before or EMPTY).state()
     current = after.state()
+    expiry = after.next_expiry_at
     return {
         "platform": platform,
         "store": store,
@@ -96,12 +102,21 @@ def change_payload(
         "balance_before": previous["available"],
         "balance_after": current["available"],
         "pending": current["pending"],
-        "next_expiry_date": current["next_expiry_at"],
+        "next_expiry_at": current["next_expiry_at"],
+        "next_expiry_date": expiry.astimezone(ZoneInfo(timezone)).date().isoformat()
+        if expiry
+        else None,
         "next_expiry_points": current["next_expiry_points"],
         "tier": current["tier"],
         "before": previous,
         "after": current,
     }
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_number(value: Decimal) -> int | float:

@@ -39,6 +39,7 @@ def apply_snapshot(
         kinds=kinds,
         before=before,
         after=snapshot,
+        timezone=store.timezone,
     )
     change = PointsChange(
         store_id=store.id,

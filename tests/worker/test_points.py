@@ -53,8 +53,10 @@ def test_it_builds_the_same_payload_shape_for_every_platform() -> None:
         kinds=[BALANCE_CHANGED],
         before=None,
         after=after,
+        timezone="Asia/Riyadh",
     )
     assert payload["balance_before"] == 0 and payload["balance_after"] == 250.5
-    assert payload["next_expiry_date"] == "2029-02-17T14:42:00+00:00"
+    assert payload["next_expiry_at"] == "2029-02-17T14:42:00Z"
+    assert payload["next_expiry_date"] == "2029-02-17"  # 17:42 in Riyadh
     assert payload["next_expiry_points"] == 100
     assert payload["after"]["available"] == 250.5 and payload["before"]["available"] == 0

@@ -81,7 +81,7 @@ def create_salla_sandbox(state: SallaSandboxState | None = None) -> Flask:
         time.sleep(sandbox.delay)
         if _refused_by_waf():
             return Response(WAF_PAGE, 403, mimetype="text/html")
-        failure = sandbox.take_failure()
+        failure = sandbox.take_failure(request.path)
         return _failure_answer(sandbox, failure) if failure else None
 
     @app.after_request
@@ -175,6 +175,8 @@ def _token_answer(state: SallaSandboxState) -> Response:
 
 
 def _failure_answer(state: SallaSandboxState, failure: InjectedFailure) -> Response:
+    if failure.status == 401:
+        return _error(401, "Invalid-token", "please provide a valid API Key")
     if failure.status != 429:
         return _error(failure.status, "server_error", "Something went wrong")
     response = _error(429, "too_many_requests", "Too Many Attempts.")

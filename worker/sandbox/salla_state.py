@@ -72,6 +72,10 @@ class TokenRefresh:
 class InjectedFailure:
     status: int
     retry_after: int | None = None
+    path: str | None = None  # only requests whose path ends with this; None: any
+
+    def applies_to(self, path: str) -> bool:
+        return self.path is None or path.endswith(self.path)
 
 
 @dataclass(frozen=True)
@@ -159,10 +163,21 @@ class SallaSandboxState:
         with self._lock:
             self._merchants[merchant_id].access_token = None
 
-    def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests (any route) with ``status``."""
+    def fail_next(
+        self,
+        count: int,
+        *,
+        status: int = 500,
+        retry_after: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests (to ``path``, or any) with ``status``.
+
+        A 429 carries ``retry_after`` as Retry-After when given (else only the
+        X-RateLimit-* headers); a 401 is Salla's ``Invalid-token``.
+        """
         with self._lock:
-            self._failures.extend([InjectedFailure(status, retry_after)] * count)
+            self._failures.extend([InjectedFailure(status, retry_after, path)] * count)
 
     def set_delay(self, seconds: float) -> None:
         with self._lock:
@@ -211,9 +226,12 @@ class SallaSandboxState:
         with self._lock:
             self._requests.append(seen)
 
-    def take_failure(self) -> InjectedFailure | None:
+    def take_failure(self, path: str) -> InjectedFailure | None:
         with self._lock:
-            return self._failures.popleft() if self._failures else None
+            failure = next((f for f in self._failures if f.applies_to(path)), None)
+            if failure is not None:
+                self._failures.remove(failure)
+            return failure
 
     def merchant_for(self, access_token: str) -> str | None:
         with self._lock:
@@ -344,7 +362,7 @@ def sample_history(now: datetime | None = None, count: int = 70) -> list[dict[st
 
 def _sample_entry(index: int, now: datetime) -> dict[str, Any]:
     status, points, used, days = _SAMPLES[index % len(_SAMPLES)]
-    expiry = None if days is None else now + timedelta(days=days, hours=index)
+    expiry = None if days is None else now + timedelta(days=days, minutes=index)
     order_id: int | str | None = (7_000_000 + index, str(8_000_000 + index), None)[index % 3]
     used_at: str | dict[str, Any] | None = ({}, None)[index % 2]  # both seen in the seeds
     if used:
