@@ -90,12 +90,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     current = runtime_module.configure(settings)
     upgrade(current.engine)
     yield current
-    _truncate(current)
+    truncate(current)
     runtime_module.configure_none()
     current.engine.dispose()  # a test may have configured another runtime over this one
 
 
-def _truncate(current: Runtime) -> None:
+def truncate(current: Runtime) -> None:
     with current.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(text(f"DELETE FROM {table.name}"))

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import click
 
-from worker.cli import dev, serve, sinks, stores
 from worker.cli.common import open_runtime
+from worker.cli.dev import demo, sandbox, trigger
+from worker.cli.serve import run, sweep
+from worker.cli.sinks import sinks
+from worker.cli.stores import stores
 from worker.storage.migrate import upgrade
 
 
@@ -29,10 +32,5 @@ def migrate() -> None:
     click.echo(f"database is at the latest schema ({runtime.engine.url.get_backend_name()})")
 
 
-main.add_command(serve.run)
-main.add_command(serve.sweep)
-main.add_command(stores.stores)
-main.add_command(sinks.sinks)
-main.add_command(dev.sandbox)
-main.add_command(dev.trigger)
-main.add_command(dev.demo)
+for command in (run, sweep, stores, sinks, sandbox, trigger, demo):
+    main.add_command(command)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
 import click
 from sqlalchemy import select
 
@@ -37,34 +41,43 @@ def sinks() -> None:
 @click.pass_context
 def add(ctx: click.Context, store_key: str, kinds: list[str]) -> None:
     """Add a sink to a store."""
-    ctx.obj = {"store": parse_store_key(store_key), "kinds": kinds}
+    platform, external_id = parse_store_key(store_key)
+    ctx.obj = Target(platform, external_id, kinds)
+
+
+@dataclass(frozen=True)
+class Target:
+    platform: str
+    external_id: str
+    kinds: list[str]
 
 
 @add.command("webhook")
 @click.option("--url", required=True, help="Endpoint receiving Standard Webhooks POSTs.")
 @click.option("--secret", required=True, help="whsec_… signing secret (space-separate to rotate).")
 @click.pass_obj
-def add_webhook(options: dict[str, object], url: str, secret: str) -> None:
+def add_webhook(target: Target, url: str, secret: str) -> None:
     """A signed webhook (Standard Webhooks) to any HTTPS endpoint."""
     try:
         config = get_sink("webhook").validate_config({"url": url, "secret": secret})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    _add(options, "webhook", config)
+    _add(target, "webhook", config)
 
 
-def _add(options: dict[str, object], kind: str, config: dict[str, object]) -> None:
-    platform, external_id = options["store"]  # type: ignore[misc]
+def _add(target: Target, kind: str, config: dict[str, Any]) -> None:
     runtime = open_runtime()
     with runtime.transaction() as session:
-        store = find_store(session, platform, external_id)
+        store = find_store(session, target.platform, target.external_id)
         if store is None:
-            raise click.ClickException(f"no store {platform}:{external_id}: add it first")
+            raise click.ClickException(
+                f"no store {target.platform}:{target.external_id}: add it first"
+            )
         sink = Sink(
             store_id=store.id,
             kind=kind,
             config=runtime.cipher.seal(config),
-            kinds=options["kinds"],
+            kinds=target.kinds,
         )
         session.add(sink)
         session.flush()
@@ -80,7 +93,14 @@ def list_sinks() -> None:
         if not rows:
             click.echo("no sinks yet: loyalty-relay sinks add --help")
         for sink, store in rows:
-            target = runtime.cipher.open(sink.config).get("url", "")
+            target = _without_query(runtime.cipher.open(sink.config).get("url", ""))
             state = "enabled" if sink.enabled else "disabled"
             click.echo(f"{sink.id:<5} {store.key:<26} {sink.kind:<8} {state:<9} {target}")
             click.echo(f"      kinds: {', '.join(sink.kinds)}")
+
+
+def _without_query(url: str) -> str:
+    """Endpoints sometimes carry a token in the query string: never print it."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}" if parts.hostname else ""

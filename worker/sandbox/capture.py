@@ -40,7 +40,8 @@ class CapturedDelivery:
 class CaptureLog:
     """Thread-safe record of every request, and the receiver's memory of seen ids."""
 
-    def __init__(self, *, fail_first: int = 0) -> None:
+    def __init__(self, *, fail_first: int = 0, delay: float = 0.0) -> None:
+        self.delay = delay  # seconds each request waits; tests change it while serving
         self._lock = threading.Lock()
         self._requests: list[CapturedDelivery] = []
         self._seen: set[str] = set()
@@ -95,14 +96,14 @@ def create_capture_app(
     ``delay`` seconds first.
     """
     app = Flask(__name__)
-    log = CaptureLog(fail_first=fail_first)
+    log = CaptureLog(fail_first=fail_first, delay=delay)
     app.extensions[EXTENSION] = log
     failure = _Failure(fail_status, retry_after)
 
     @app.post("/", defaults={"path": ""})
     @app.post("/<path:path>")
     def receive(path: str) -> Response:
-        time.sleep(delay)  # before anything else, like an endpoint busy elsewhere
+        time.sleep(log.delay)  # before anything else, like an endpoint busy elsewhere
         return _answer(log, secret, failure, f"/{path}")
 
     return app
