@@ -120,7 +120,7 @@ class PointsReader:
     def _retry_with_new_token(
         self, customer_id: str, number: int, refused: httpx.Response
     ) -> httpx.Response:
-        if True:
+        if not self.refreshed:
             self.credentials = self.store.refresh_credentials(self.refresh)
             self.refreshed = True
             refused = self._get(customer_id, number)

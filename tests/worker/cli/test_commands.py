@@ -1,0 +1,117 @@
+"""The CLI against a real database: what a merchant's engineer types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.conftest import SALLA_SECRET, relay_env
+from web import create_app
+from worker.cli import main
+from worker.config import Settings
+from worker.runtime import Runtime
+from worker.sandbox.server import RunningServer
+from worker.sinks.signing import new_secret
+
+
+@pytest.fixture
+def env(runtime: Runtime, tmp_path: Path, settings: Settings, redis_url: str) -> dict[str, str]:
+    return relay_env(tmp_path, settings.database_url, redis_url)
+
+
+@pytest.fixture
+def cli(env: dict[str, str]) -> Callable[..., Result]:
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def add_store(cli: Callable[..., Result], *extra: str) -> Result:
+    return cli(
+        "stores", "add", "salla", "--merchant-id", "1234509876",
+        "--access-token", "secret-access-token", "--refresh-token", "secret-refresh", *extra,
+    )  # fmt: skip
+
+
+def test_it_registers_and_lists_a_store_without_secrets(cli: Callable[..., Result]) -> None:
+    result = add_store(cli, "--webhook-secret", "store-webhook-secret", "--name", "Demo")
+    assert result.exit_code == 0 and "salla:1234509876 saved (active)" in result.output
+    listing = cli("stores", "list")
+    assert "salla:1234509876" in listing.output and "active" in listing.output
+    for secret in ("secret-access-token", "secret-refresh", "store-webhook-secret"):
+        assert secret not in listing.output
+
+
+def test_it_updates_a_store_when_added_again(cli: Callable[..., Result]) -> None:
+    add_store(cli)
+    assert add_store(cli, "--timezone", "Asia/Dubai").exit_code == 0
+    assert "Asia/Dubai" in cli("stores", "list").output
+
+
+def test_it_subscribes_a_signed_webhook_sink(cli: Callable[..., Result]) -> None:
+    add_store(cli)
+    secret = new_secret()
+    result = cli(
+        "sinks", "add", "--store", "salla:1234509876", "--kinds", "points.balance_changed",
+        "webhook", "--url", "https://crm.example.com/hook?token=abc", "--secret", secret,
+    )  # fmt: skip
+    assert result.exit_code == 0 and "added to salla:1234509876" in result.output
+    listing = cli("sinks", "list").output
+    assert "https://crm.example.com/hook" in listing and "token=abc" not in listing
+    assert secret not in listing and "points.balance_changed" in listing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["stores", "add", "salla", "--merchant-id", "abc", "--access-token", "x"], "a number"),
+        (["stores", "add", "salla", "--merchant-id", "1"], "--access-token"),
+        (["stores", "add", "salla", "--merchant-id", "1", "--access-token", "x",
+          "--timezone", "Mars/Base"], "unknown time zone"),
+        (["stores", "add", "salla", "--merchant-id", "1", "--access-token", "x",
+          "--api-base", "ftp://x"], "http(s) URL"),
+        (["sinks", "add", "--store", "nocolon", "webhook", "--url", "https://x", "--secret", "s"],
+         "store key"),
+        (["sinks", "add", "--store", "salla:1", "--kinds", "points.nope", "webhook", "--url",
+          "https://x", "--secret", "s"], "choose from"),
+        (["sinks", "add", "--store", "salla:404", "webhook", "--url", "https://x.example",
+          "--secret", new_secret()], "add it first"),
+        (["sinks", "add", "--store", "salla:1", "webhook", "--url", "https://x",
+          "--secret", "not-a-whsec"], "whsec_"),
+        (["trigger", "salla", "order.created", "--merchant", "1"], "--customer"),
+    ],
+)  # fmt: skip
+def test_it_explains_bad_input_without_a_traceback(
+    cli: Callable[..., Result], args: list[str], message: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code in (1, 2) and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_it_triggers_a_signed_sample_webhook(
+    cli: Callable[..., Result], settings: Settings, serve: Callable[[Any], RunningServer]
+) -> None:
+    add_store(cli)
+    receiver = serve(create_app(settings))
+    result = cli(
+        "trigger", "salla", "order.status.updated", "--merchant", "1234509876",
+        "--customer", "42", "--url", receiver.url, "--secret", SALLA_SECRET,
+    )  # fmt: skip
+    assert result.exit_code == 0 and ": 200 " in result.output and "accepted" in result.output
+    wrong = cli(
+        "trigger", "salla", "customer.login", "--merchant", "1234509876", "--customer", "42",
+        "--url", receiver.url, "--secret", "wrong",
+    )  # fmt: skip
+    assert wrong.exit_code == 1 and ": 401 " in wrong.output
+
+
+def test_it_reports_an_unreachable_receiver(cli: Callable[..., Result]) -> None:
+    result = cli(
+        "trigger", "salla", "customer.login", "--merchant", "1", "--customer", "2",
+        "--url", "http://127.0.0.1:9", "--secret", "s",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "could not reach" in result.output
