@@ -1,7 +1,8 @@
 """Per-store API budgets shared by every worker, kept in the database.
 
-A token bucket per (store, API family): ``limit`` requests per ``window``
-seconds, refilled continuously. The platform's own rate-limit headers tighten
+A token bucket per (store, API family) shaped so that no ``window`` ever sees
+more than ``limit`` requests (a burst of a tenth of the limit, then a steady
+refill). The platform's own rate-limit headers tighten
 it (``X-RateLimit-Remaining`` caps the tokens, a 0 or a ``Retry-After`` blocks
 until the reset), so several workers — or a second app on the same store — slow
 down together instead of each discovering the limit with a 429.
@@ -28,17 +29,24 @@ class RateLimited(TransientError):
     """Over budget: reschedule after ``retry_after``. Not a failure, never counted as one."""
 
 
+def shape(limit: int, window: float) -> tuple[float, float]:
+    """(burst, refill per second) such that no window of ``window`` seconds sees more
+    than ``limit`` calls: a full bucket plus a window's refill is exactly ``limit``."""
+    burst = max(1.0, float(limit // 10))
+    return burst, max(limit - burst, 1.0) / window
+
+
 def take(session: Session, key: str, limit: int, window: float, now: datetime) -> float:
     """Take one token; return 0, or the seconds to wait before one is available."""
-    budget = _locked_budget(session, key, limit, now)
+    burst, rate = shape(limit, window)
+    budget = _locked_budget(session, key, burst, now)
     if budget.blocked_until and budget.blocked_until > now:
         return (budget.blocked_until - now).total_seconds()
-    rate = limit / window
     elapsed = max(0.0, (now - budget.updated_at).total_seconds())
-    tokens = min(float(limit), budget.tokens + elapsed * rate)
+    tokens = min(burst, budget.tokens + elapsed * rate)
     budget.updated_at = now
-    if tokens >= 1.0:
-        budget.tokens = tokens - 1.0
+    if tokens >= 1.0 - 1e-9:  # float refill must not leave a caller waiting for 1e-12 s
+        budget.tokens = max(0.0, tokens - 1.0)
         return 0.0
     budget.tokens = tokens
     return (1.0 - tokens) / rate
@@ -53,7 +61,7 @@ def observe(
     reset = _number(headers.get("x-ratelimit-reset"))
     if remaining is None and retry_after is None:
         return
-    budget = _locked_budget(session, key, limit, now)
+    budget = _locked_budget(session, key, shape(limit, 1.0)[0], now)
     if remaining is not None:
         budget.tokens = min(budget.tokens, remaining)
     block = _block_seconds(remaining, retry_after, reset, now)
@@ -71,8 +79,8 @@ def _block_seconds(
     return 0.0
 
 
-def _locked_budget(session: Session, key: str, limit: int, now: datetime) -> RateBudget:
-    insert_ignore(session, RateBudget, {"key": key, "tokens": float(limit), "updated_at": now})
+def _locked_budget(session: Session, key: str, burst: float, now: datetime) -> RateBudget:
+    insert_ignore(session, RateBudget, {"key": key, "tokens": burst, "updated_at": now})
     query = select(RateBudget).where(RateBudget.key == key).with_for_update()
     return session.scalars(query).one()
 

@@ -19,7 +19,9 @@ import click
 from worker.cli.common import open_runtime
 
 
-def service_commands(host: str, port: int, concurrency: int) -> dict[str, list[str]]:
+def service_commands(
+    host: str, port: int, concurrency: int, log_level: str = "INFO"
+) -> dict[str, list[str]]:
     python = sys.executable
     return {
         "web": [
@@ -29,7 +31,7 @@ def service_commands(host: str, port: int, concurrency: int) -> dict[str, list[s
         "worker": [
             python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
             "--queues", "events,refresh,deliveries", "--concurrency", str(concurrency),
-            "--loglevel", "INFO",
+            "--loglevel", log_level,
         ],
     }  # fmt: skip
 
@@ -49,7 +51,7 @@ def run(host: str, port: int, concurrency: int) -> None:
     )
     children = {
         name: subprocess.Popen(command, env=env)
-        for name, command in service_commands(host, port, concurrency).items()
+        for name, command in service_commands(host, port, concurrency, settings.log_level).items()
     }
     sys.exit(_supervise(children))
 

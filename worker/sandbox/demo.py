@@ -113,24 +113,31 @@ def _register(env: dict[str, str], api_url: str, sink_url: str, secret: str, ech
 @contextmanager
 def _service(env: dict[str, str], port: int, echo: Echo) -> Iterator[None]:
     command = [sys.executable, "-m", "worker.cli", "run", "--port", str(port)]
-    child = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    log_path = Path(env["RELAY_DATA_DIR"]) / "service.log"
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/healthz", child)
         echo(f"• loyalty-relay running embedded on http://127.0.0.1:{port} (SQLite, no Redis)")
         yield
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n--- service log ---\n{_tail(log_path)}") from None
     finally:
         os.killpg(child.pid, signal.SIGTERM)
         child.wait(timeout=30)
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    return path.read_bytes()[-size:].decode(errors="replace")
 
 
 def _wait_until_up(url: str, child: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            stderr = child.stderr.read().decode() if child.stderr else ""
-            raise RuntimeError(f"the service exited early:\n{stderr[-2000:]}")
+            raise RuntimeError("the service exited early")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
