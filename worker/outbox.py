@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from worker.errors import PermanentError, TransientError
 from worker.runtime import Runtime
 from worker.sinks import get_sink
-from worker.sinks.base import OutboundDelivery
+from worker.sinks.base import EndpointGone, OutboundDelivery
 from worker.storage.models import Delivery, Sink, utcnow
 from worker.storage.upsert import rows_changed
 
@@ -115,6 +115,10 @@ def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
         return None
     try:
         result = _send(runtime, sink, delivery)
+    except EndpointGone as exc:
+        _record(runtime, delivery_id, DEAD, str(exc))
+        _disable_sink(runtime, sink.id, f"endpoint answered 410 Gone on {delivery_id}")
+        return None
     except PermanentError as exc:
         _record(runtime, delivery_id, DEAD, str(exc))
         return None
@@ -157,6 +161,15 @@ def _retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) ->
         )
     log.info("delivery %s: %s; retry %d in %.0fs", delivery.id, exc, delivery.attempts, delay)
     return Due(delivery.id, delay)
+
+
+def _disable_sink(runtime: Runtime, sink_id: int, reason: str) -> None:
+    """A 410 means the receiver is gone for good (Standard Webhooks): stop sending to it."""
+    with runtime.transaction() as session:
+        session.execute(
+            update(Sink).where(Sink.id == sink_id).values(enabled=False, disabled_reason=reason)
+        )
+    log.warning("sink %s disabled: %s", sink_id, reason)
 
 
 def _record(

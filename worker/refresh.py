@@ -104,8 +104,15 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
         return []
     with runtime.transaction() as session:
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
-        _set(session, job_id, DONE, None)
+        _set(session, job_id, DONE, _note(snapshot))
     return deliveries
+
+
+def _note(snapshot: PointsSnapshot) -> str | None:
+    """Kept on the finished job so that ops see labels we could not classify."""
+    if not snapshot.unknown_statuses:
+        return None
+    return f"unknown status labels counted as not available: {', '.join(snapshot.unknown_statuses)}"
 
 
 class Reschedule(Exception):

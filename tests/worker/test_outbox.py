@@ -16,7 +16,7 @@ from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
 from worker.sinks.signing import new_secret
-from worker.storage.models import Delivery
+from worker.storage.models import Delivery, Sink
 
 Serve = Callable[[Any], RunningServer]
 
@@ -76,10 +76,19 @@ def test_it_retries_transient_failures_with_the_same_id(runtime: Runtime, serve:
 
 
 def test_it_buries_a_delivery_the_endpoint_refuses(runtime: Runtime, serve: Serve) -> None:
-    delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=410)
+    delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=400)
     assert outbox.deliver(runtime, delivery_id) is None
     dead = row(runtime, delivery_id)
-    assert dead.status == "dead" and "410" in (dead.last_error or "")
+    assert dead.status == "dead" and "400" in (dead.last_error or "")
+
+
+def test_it_disables_a_sink_whose_endpoint_is_gone(runtime: Runtime, serve: Serve) -> None:
+    delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=410)
+    assert outbox.deliver(runtime, delivery_id) is None
+    assert row(runtime, delivery_id).status == "dead"
+    with runtime.sessions() as session:
+        [sink] = session.scalars(select(Sink))
+    assert not sink.enabled and "410" in (sink.disabled_reason or "")
 
 
 def test_it_gives_up_after_the_last_attempt(runtime: Runtime, serve: Serve) -> None:

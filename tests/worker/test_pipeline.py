@@ -208,3 +208,12 @@ def test_the_sweeper_finds_rows_whose_message_was_lost(world: World) -> None:
     assert sweeper.sweep(stale).events == [inbox_id]
     [event] = world.rows(InboxEvent)
     assert event.status == "pending"
+
+
+def test_it_reports_unknown_status_labels_on_the_job(world: World) -> None:
+    odd = entry(500, expires_in=30) | {"status": "معلّقة للمراجعة"}
+    world.salla.set_entries(MERCHANT, CUSTOMER, [entry(900, expires_in=400), odd])
+    world.process(world.post())
+    [job] = world.rows(RefreshJob)
+    assert job.status == "done" and "معلّقة للمراجعة" in (job.last_error or "")
+    assert world.capture.received()[0].data["balance_after"] == 900

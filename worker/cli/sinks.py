@@ -94,7 +94,7 @@ def list_sinks() -> None:
             click.echo("no sinks yet: loyalty-relay sinks add --help")
         for sink, store in rows:
             target = _without_query(runtime.cipher.open(sink.config).get("url", ""))
-            state = "enabled" if sink.enabled else "disabled"
+            state = "enabled" if sink.enabled else f"disabled ({sink.disabled_reason or 'by hand'})"
             click.echo(f"{sink.id:<5} {store.key:<26} {sink.kind:<8} {state:<9} {target}")
             click.echo(f"      kinds: {', '.join(sink.kinds)}")
 

@@ -158,6 +158,7 @@ class Sink(Base):
     config: Mapped[bytes] = mapped_column(LargeBinary)
     kinds: Mapped[list[str]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

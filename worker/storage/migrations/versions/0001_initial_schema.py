@@ -140,6 +140,7 @@ def upgrade() -> None:
         sa.Column("config", sa.LargeBinary(), nullable=False),
         sa.Column("kinds", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.Column("created_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
