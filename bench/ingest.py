@@ -322,12 +322,18 @@ def run_python(port: int, prefix: Path, job: Job) -> Load:
         Lanes(port, f"{prefix}.{index}", start, job, range(index, job.connections, job.files))
         for index in range(job.files)
     ]
-    with multiprocessing.get_context("fork").Pool(job.files) as pool:
+    with multiprocessing.get_context("fork").Pool(job.files, quiet_child) as pool:
         tallies = pool.map(generate, plans)
     total = Tally()
     for tally in tallies:
         total.add(tally)
     return total.load(job.seconds)
+
+
+def quiet_child() -> None:
+    """The parent handles Ctrl-C and stops the pool; children just go."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def generate(plan: Lanes) -> Tally:
@@ -691,7 +697,8 @@ def _setup_line(setup: dict[str, Any]) -> str:
         f"load: {loaders['throughput']}, fixed rate: {loaders['fixed_rate']}; "
         f"gunicorn {setup['worker_class']} {server}; {setup['cores']} cores; "
         f"{setup['connections']} connections; "
-        f"{setup['duration']} s runs after {setup['warmup']} s warm-up"
+        f"{setup['duration']} s runs after {setup['warmup']} s warm-up; "
+        f"load average before start {setup['load_average_before']:.1f}"
     )
 
 
@@ -715,10 +722,12 @@ def describe(loader: Loader, options: Options) -> dict[str, Any]:
 
 
 def run(options: Options) -> Results:
+    busy = os.getloadavg()[0]  # other work on the machine skews both targets: say so
     with bench_environment(options) as bench:
         rounds = [run_round(bench, options, number) for number in range(1, options.rounds + 1)]
         fixed = run_fixed_rate(bench, options)
-        return Results(describe(bench.loader, options), rounds, fixed, verify(bench))
+        setup = describe(bench.loader, options) | {"load_average_before": busy}
+        return Results(setup, rounds, fixed, verify(bench))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,18 +60,22 @@ class Receiver:
         self.runtime = runtime
         self.platforms = platforms
         self.celery = create_celery(runtime.settings)
-        self.lookups = {name: StoreLookupCache(self._loader(name)) for name in platforms}
+        self.lookups = {
+            name: StoreLookupCache(self._loader(platform.store_platform))
+            for name, platform in platforms.items()
+        }
 
     def _loader(self, platform: str) -> Callable[[str], StoreSecrets | None]:
         return lambda external_id: stores.store_secrets(self.runtime, platform, external_id)
 
-    def receive(self, platform_name: str) -> Response:
+    def receive(self, platform_name: str, rest: str = "") -> Response:
         platform = self.platforms.get(platform_name)
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
         body = request.get_data(cache=False)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        webhook = InboundWebhook(platform_name, body, headers)
+        path = tuple(part for part in rest.split("/") if part)
+        webhook = InboundWebhook(platform_name, body, headers, path)
         try:
             event = platform.receive(webhook, self.lookups[platform_name])
             with self.runtime.transaction() as session:
@@ -107,8 +111,7 @@ def _accepted(recorded: inbox.Recorded, event: ReceivedEvent) -> Response:
 def init_app(app: Flask, runtime: Runtime) -> None:
     receiver = Receiver(runtime, build_platforms(runtime.settings))
     blueprint = Blueprint("receiver", __name__)
-    blueprint.add_url_rule(
-        "/webhooks/<platform_name>", view_func=receiver.receive, methods=["POST"]
-    )
+    for rule in ("/webhooks/<platform_name>", "/webhooks/<platform_name>/<path:rest>"):
+        blueprint.add_url_rule(rule, view_func=receiver.receive, methods=["POST"])
     app.register_blueprint(blueprint)
     app.extensions["relay.receiver"] = receiver

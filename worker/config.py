@@ -35,6 +35,16 @@ class Settings:
     salla_oauth_token_url: str = "https://accounts.salla.sa/oauth2/token"
     salla_api_base: str = "https://api.salla.dev/admin/v2"
     salla_quota: tuple[int, float] = (500, 600.0)
+    zid_client_id: str = ""
+    zid_client_secret: str = ""
+    zid_redirect_uri: str = ""
+    zid_oauth_token_url: str = "https://oauth.zid.sa/oauth/token"
+    zid_api_base: str = "https://api.zid.sa/v1"
+    zid_app_id: str = ""
+    zid_quota: tuple[int, float] = (60, 60.0)
+    shopify_webhook_secrets: tuple[str, ...] = ()
+    appstle_api_base: str = "https://loyalty-admin.appstle.com"
+    appstle_quota: tuple[int, float] = (120, 60.0)
     default_timezone: str = "Asia/Riyadh"
     max_body_bytes: int = 256 * 1024
     debounce_seconds: float = 5.0
@@ -80,6 +90,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         salla_api_base=env.get("SALLA_API_BASE", "https://api.salla.dev/admin/v2").rstrip("/"),
         salla_quota=_quota(env, "RELAY_SALLA_QUOTA", (500, 600.0)),
+        zid_client_id=_secret(env, "ZID_CLIENT_ID") or "",
+        zid_client_secret=_secret(env, "ZID_CLIENT_SECRET") or "",
+        zid_redirect_uri=env.get("ZID_REDIRECT_URI", ""),
+        zid_oauth_token_url=env.get("ZID_OAUTH_TOKEN_URL", "https://oauth.zid.sa/oauth/token"),
+        zid_api_base=env.get("ZID_API_BASE", "https://api.zid.sa/v1").rstrip("/"),
+        zid_app_id=env.get("ZID_APP_ID", ""),
+        zid_quota=_quota(env, "RELAY_ZID_QUOTA", (60, 60.0)),
+        shopify_webhook_secrets=_secrets(
+            env, "SHOPIFY_CLIENT_SECRET", "SHOPIFY_CLIENT_SECRET_PREVIOUS"
+        ),
+        appstle_api_base=env.get("APPSTLE_API_BASE", "https://loyalty-admin.appstle.com").rstrip(
+            "/"
+        ),
+        appstle_quota=_quota(env, "RELAY_APPSTLE_QUOTA", (120, 60.0)),
         default_timezone=_timezone(env, "RELAY_DEFAULT_TIMEZONE", "Asia/Riyadh"),
         max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", 256 * 1024),
         debounce_seconds=_float(env, "RELAY_DEBOUNCE_SECONDS", 5.0),

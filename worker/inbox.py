@@ -73,17 +73,22 @@ def handle(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> l
         return []
     with runtime.transaction() as session:
         event = session.get_one(InboxEvent, inbox_id)
-        due, reason = _apply(runtime, session, event, plan)
+        due, reason = _apply(runtime, session, platforms, event, plan)
         _set_status(session, event, IGNORED if reason else DONE, reason)
     return due
 
 
 def _apply(
-    runtime: Runtime, session: Session, event: InboxEvent, plan: EventPlan
+    runtime: Runtime,
+    session: Session,
+    platforms: dict[str, Platform],
+    event: InboxEvent,
+    plan: EventPlan,
 ) -> tuple[list[refresh.Due], str | None]:
     if plan.ignored_reason:
         return [], plan.ignored_reason
-    store = _store_for(runtime, session, event, plan)
+    store_platform = platforms[event.platform].store_platform
+    store = _store_for(runtime, session, store_platform, event, plan)
     if store is None:
         return [], "unknown store"
     if store.status == stores.UNINSTALLED:
@@ -97,14 +102,14 @@ def _apply(
 
 
 def _store_for(
-    runtime: Runtime, session: Session, event: InboxEvent, plan: EventPlan
+    runtime: Runtime, session: Session, platform: str, event: InboxEvent, plan: EventPlan
 ) -> Store | None:
     if event.store_ref is None:
         return None
-    existing = stores.find_store(session, event.platform, event.store_ref)
+    existing = stores.find_store(session, platform, event.store_ref)
     if plan.store_update is None or (existing is None and not plan.store_update.credentials):
         return existing
-    store = stores.save_store(runtime, session, event.platform, event.store_ref, plan.store_update)
+    store = stores.save_store(runtime, session, platform, event.store_ref, plan.store_update)
     log.info("store %s updated by %s (status %s)", store.key, event.event_type, store.status)
     return store
 

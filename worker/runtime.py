@@ -40,17 +40,19 @@ class Runtime:
 
 _lock = threading.Lock()
 _current: Runtime | None = None
+_created: list[Runtime] = []  # every runtime of this process, for configure_none()
 
 
 def configure(settings: Settings | None = None, *, pool_size: int = 5) -> Runtime:
+    """Build the process's runtime. An earlier one stays usable by whoever holds it
+    (a Flask app keeps its own) until ``configure_none()``."""
     global _current
     settings = settings or load_settings()
     engine = make_engine(settings.database_url, pool_size=pool_size)
     runtime = Runtime(settings, engine, make_sessionmaker(engine), Cipher(settings.secret_key))
     with _lock:
-        previous, _current = _current, runtime
-    if previous is not None and previous.engine is not engine:
-        previous.engine.dispose()
+        _current = runtime
+        _created.append(runtime)
     return runtime
 
 
@@ -61,9 +63,11 @@ def current() -> Runtime:
 
 
 def configure_none() -> None:
-    """Forget the current runtime and close its connections (tests, shutdown)."""
+    """Forget every runtime and close their connections (tests, shutdown)."""
     global _current
     with _lock:
-        previous, _current = _current, None
-    if previous is not None:
-        previous.engine.dispose()
+        created = list(_created)
+        _current = None
+        _created.clear()
+    for runtime in created:
+        runtime.engine.dispose()

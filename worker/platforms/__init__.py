@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from worker.config import Settings
 from worker.platforms.base import Platform
+
+# Receiver name → "module:class". A platform is a folder; adding one is one line here.
+REGISTRY = {
+    "salla": "worker.platforms.salla:SallaPlatform",
+}
+PLATFORM_NAMES = tuple(REGISTRY)
 
 
 class UnknownPlatform(KeyError):
@@ -11,15 +20,20 @@ class UnknownPlatform(KeyError):
         return f"unknown platform {self.args[0]!r} (known: {', '.join(PLATFORM_NAMES)})"
 
 
-PLATFORM_NAMES = ("salla",)
-
-
 def build_platform(name: str, settings: Settings) -> Platform:
-    if name == "salla":
-        from worker.platforms.salla import SallaPlatform
+    if name not in REGISTRY:
+        raise UnknownPlatform(name)
+    module, _, attribute = REGISTRY[name].partition(":")
+    platform: Platform = getattr(importlib.import_module(module), attribute)(settings)
+    return platform
 
-        return SallaPlatform(settings)
-    raise UnknownPlatform(name)
+
+def samples_module(name: str) -> Any:
+    """The platform's ``samples`` module: ``EVENT_NAMES`` and ``build(...)``."""
+    if name not in REGISTRY:
+        raise UnknownPlatform(name)
+    package = REGISTRY[name].partition(":")[0]
+    return importlib.import_module(f"{package}.samples")
 
 
 def build_platforms(settings: Settings) -> dict[str, Platform]:

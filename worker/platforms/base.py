@@ -93,8 +93,19 @@ class StoreApi(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SampleDelivery:
+    """A correctly authenticated sample webhook (``loyalty-relay trigger``, the demo)."""
+
+    path: str  # under the receiver's base URL, e.g. "/webhooks/salla"
+    body: bytes
+    headers: dict[str, str]
+
+
 class Platform(Protocol):
     name: str
+    # Which stores this receiver's events belong to ("appstle" events → "shopify" stores).
+    store_platform: str
     default_api_base: str
     # API family → (requests, seconds) allowed per store, shared by all workers.
     quotas: Mapping[str, tuple[int, float]]

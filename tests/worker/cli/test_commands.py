@@ -82,6 +82,8 @@ def test_it_subscribes_a_signed_webhook_sink(cli: Callable[..., Result]) -> None
         (["sinks", "add", "--store", "salla:1", "webhook", "--url", "https://x",
           "--secret", "not-a-whsec"], "whsec_"),
         (["trigger", "salla", "order.created", "--merchant", "1"], "--customer"),
+        (["trigger", "salla", "order.nope", "--merchant", "1"], "choose from"),
+        (["trigger", "nowhere", "order.created", "--store", "1"], "nowhere"),
     ],
 )  # fmt: skip
 def test_it_explains_bad_input_without_a_traceback(
@@ -107,6 +109,18 @@ def test_it_triggers_a_signed_sample_webhook(
         "--url", receiver.url, "--secret", "wrong",
     )  # fmt: skip
     assert wrong.exit_code == 1 and ": 401 " in wrong.output
+
+
+def test_it_signs_with_the_stored_secret_by_default(
+    cli: Callable[..., Result], settings: Settings, serve: Callable[[Any], RunningServer]
+) -> None:
+    add_store(cli, "--webhook-secret", "store-own-secret")
+    receiver = serve(create_app(settings))
+    result = cli(
+        "trigger", "salla", "customer.login", "--store", "1234509876", "--customer", "42",
+        "--url", receiver.url,
+    )  # fmt: skip
+    assert result.exit_code == 0 and ": 200 " in result.output
 
 
 def test_it_reports_an_unreachable_receiver(cli: Callable[..., Result]) -> None:

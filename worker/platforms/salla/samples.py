@@ -7,7 +7,11 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
+
+from worker.config import Settings
+from worker.platforms.base import SampleDelivery
 
 EVENT_NAMES = (
     "order.created",
@@ -65,3 +69,14 @@ def signed_headers(body: bytes, secret: str, strategy: str = "Signature") -> dic
     else:
         headers["X-Salla-Signature"] = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return headers
+
+
+def build(event: str, store_id: str, customer: str | None, secret: str) -> SampleDelivery:
+    body = encode(sample_event(event, store_id, customer))
+    return SampleDelivery("/webhooks/salla", body, signed_headers(body, secret))
+
+
+def default_secret(settings: Settings, credentials: Mapping[str, Any]) -> str | None:
+    """The secret Salla would sign with: the store's own, else the app's."""
+    own = credentials.get("webhook_secrets") or ()
+    return next(iter(own), None) or next(iter(settings.salla_webhook_secrets), None)
