@@ -21,10 +21,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker.errors import PermanentError, TransientError
+from worker.points import CustomerContact
+from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
 from worker.sinks import get_sink
-from worker.sinks.base import EndpointGone, OutboundDelivery
-from worker.storage.models import Delivery, Sink, utcnow
+from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, StoreInfo
+from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def create_deliveries(
             sink_id=sink.id,
             change_id=change_id,
             store_id=store_id,
+            customer_id=payload.get("customer_id"),
             event_type=event_type_for(kinds),
             payload=payload,
             status=PENDING,
@@ -128,17 +131,32 @@ def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
     return None
 
 
-def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> Any:
+def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
     config = runtime.cipher.open(sink.config)
-    adapter = get_sink(sink.kind)(config, runtime.http)
-    outbound = OutboundDelivery(
+    adapter = get_sink(sink.kind)(config, runtime.http, DatabaseBudget(runtime.transaction))
+    return adapter.send(outbound_delivery(runtime, delivery))
+
+
+def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:
+    """The row as a sink sees it, with the customer's contact decrypted for this attempt."""
+    with runtime.sessions() as session:
+        store = session.get_one(Store, delivery.store_id)
+        points = (
+            session.get(CustomerPoints, (delivery.store_id, delivery.customer_id))
+            if delivery.customer_id
+            else None
+        )
+    contact = runtime.cipher.open(points.contact) if points else {}
+    return OutboundDelivery(
         id=delivery.id,
         event_type=delivery.event_type,
         payload=delivery.payload,
         created_at=delivery.created_at,
         attempt=delivery.attempts,
+        store=StoreInfo(store.key, store.name, store.timezone, store.locale),
+        contact=CustomerContact(**contact),
+        excluded=bool(points and points.excluded),
     )
-    return adapter.send(outbound)
 
 
 def _retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) -> Due | None:

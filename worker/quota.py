@@ -11,14 +11,15 @@ down together instead of each discovering the limit with a 429.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.errors import TransientError
-from worker.storage.models import RateBudget
+from worker.storage.models import RateBudget, utcnow
 from worker.storage.upsert import insert_ignore
 
 MAX_INLINE_WAIT = 2.0  # seconds a worker may sleep for a token before rescheduling instead
@@ -99,3 +100,23 @@ def wait_or_reschedule(wait: float, what: str) -> None:
     if wait > MAX_INLINE_WAIT:
         raise RateLimited(f"{what}: over budget, next call in {wait:.0f}s", retry_after=wait)
     time.sleep(wait)
+
+
+class DatabaseBudget:
+    """``worker.sinks.base.Budget`` over the ``rate_budgets`` table: shared by every worker."""
+
+    def __init__(self, sessions: Callable[[], AbstractContextManager[Session]]) -> None:
+        self._transaction = sessions
+
+    def take(self, key: str, limit: int, window: float) -> None:
+        while True:
+            with self._transaction() as session:
+                wait = take(session, key, limit, window, utcnow())
+            if wait <= 0:
+                return
+            wait_or_reschedule(wait, key)
+
+    def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        with self._transaction() as session:
+            observe(session, key, limit, lowered, utcnow())

@@ -95,6 +95,7 @@ class StoreContext:
         self.timezone = store.timezone
         self.http: httpx.Client = runtime.http
         self._quotas = quotas
+        self._budget = quota.DatabaseBudget(runtime.transaction)
         self._version = store.token_version
         self._credentials = runtime.cipher.open(store.credentials)
         self._reloaded = False
@@ -104,18 +105,11 @@ class StoreContext:
 
     def take_quota(self, bucket: str) -> None:
         limit, window = self._quotas[bucket]
-        while True:
-            with self.runtime.transaction() as session:
-                wait = quota.take(session, self._budget_key(bucket), limit, window, utcnow())
-            if wait <= 0:
-                return
-            quota.wait_or_reschedule(wait, f"store {self.external_id} {bucket}")
+        self._budget.take(self._budget_key(bucket), limit, window)
 
     def observe_rate_headers(self, bucket: str, headers: Mapping[str, str]) -> None:
         limit, _ = self._quotas[bucket]
-        lowered = {name.lower(): value for name, value in headers.items()}
-        with self.runtime.transaction() as session:
-            quota.observe(session, self._budget_key(bucket), limit, lowered, utcnow())
+        self._budget.observe(self._budget_key(bucket), limit, headers)
 
     def refresh_credentials(
         self, refresh: Callable[[dict[str, Any]], StoreUpdate]

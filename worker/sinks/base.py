@@ -11,29 +11,58 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
 from worker.errors import PermanentError, TransientError
+from worker.points import CustomerContact
 
 MAX_RETRY_AFTER = 3600.0  # a receiver asking for a day's pause is a bug, not a plan
 TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
+class StoreInfo:
+    """What a sink may need to know of the store a change belongs to."""
+
+    key: str  # "salla:1234509876"
+    name: str | None = None
+    timezone: str = "Asia/Riyadh"
+    locale: str = "ar"  # the store's default customer language
+
+
+class Budget(Protocol):
+    """A rate budget shared by every worker (``worker.quota.DatabaseBudget``)."""
+
+    def take(self, key: str, limit: int, window: float) -> None:
+        """Return when a call may go out; sleep briefly or raise ``RateLimited``."""
+
+    def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None:
+        """Fold a response's rate-limit headers (``Retry-After``…) into the budget."""
+
+
+@dataclass(frozen=True)
 class OutboundDelivery:
-    """One attempt at delivering one outbox row; ``id`` is the idempotency key."""
+    """One attempt at delivering one outbox row; ``id`` is the idempotency key.
+
+    ``payload`` is what the signed webhook sends (no personal data); ``contact``
+    and ``excluded`` come from the customer's encrypted snapshot, for sinks that
+    address a person (CRM, email).
+    """
 
     id: str
     event_type: str
     payload: dict[str, Any]
     created_at: datetime
     attempt: int
+    store: StoreInfo = field(default_factory=lambda: StoreInfo(key=""))
+    contact: CustomerContact = field(default_factory=CustomerContact)
+    excluded: bool = False
 
     def __post_init__(self) -> None:
         # Checked here so that no sink can send a naive time or a missing key.
@@ -60,13 +89,16 @@ class Sink(ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, config: Mapping[str, Any], http: httpx.Client) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], http: httpx.Client, budget: Budget | None = None
+    ) -> None:
         """Re-validate the stored config: a row edited by hand must stop, not crash, the task."""
         try:
             self.config = self.validate_config(config)
         except ValueError as exc:
             raise PermanentError(f"{self.kind} sink config is invalid: {exc}") from None
         self.http = http
+        self.budget = budget
 
     @classmethod
     @abstractmethod

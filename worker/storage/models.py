@@ -172,6 +172,7 @@ class Delivery(Base):
     sink_id: Mapped[int] = mapped_column(ForeignKey("sinks.id", ondelete="CASCADE"))
     change_id: Mapped[int | None] = mapped_column(ForeignKey("points_changes.id"))
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    customer_id: Mapped[str | None] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(20), default="pending")
