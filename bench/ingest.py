@@ -732,6 +732,7 @@ def run(options: Options) -> Results:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     signal.signal(signal.SIGTERM, interrupt)
     try:
         results = run(options)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from worker import reactions
 from worker.errors import PermanentError, TransientError
 from worker.points import CustomerContact
 from worker.quota import DatabaseBudget
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 DELIVERED, DEAD, SKIPPED = "delivered", "dead", "skipped"
 MAX_RETRY_AFTER = 3600.0
+MAX_COUNTDOWN = 900.0  # longer waits are not held in the broker; the sweeper releases them
+CLAIM_SLACK = timedelta(seconds=1)
 EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expiry_changed")
 
 
@@ -66,32 +69,79 @@ def event_type_for(kinds: list[str]) -> str:
 
 
 def create_deliveries(
-    session: Session,
-    store_id: int,
-    change_id: int | None,
-    kinds: list[str],
-    payload: dict[str, Any],
+    session: Session, store: Store, change_id: int | None, payload: dict[str, Any]
 ) -> list[Due]:
-    sinks = session.scalars(select(Sink).where(Sink.store_id == store_id, Sink.enabled))
+    """One outbox row per sink that wants this change (see ``worker.reactions``).
+
+    A message sink's row waits for its collapse window and the store's quiet
+    hours; a change arriving while it waits is folded into it instead.
+    """
+    now = utcnow()
+    sinks = session.scalars(select(Sink).where(Sink.store_id == store.id, Sink.enabled))
     due = []
     for sink in sinks:
-        if not set(kinds) & set(sink.kinds):
+        kinds = reactions.wanted_kinds(sink.rules, sink.kinds, payload["kinds"], payload)
+        if not kinds:
             continue
-        delivery = Delivery(
-            id=new_delivery_id(),
-            sink_id=sink.id,
-            change_id=change_id,
-            store_id=store_id,
-            customer_id=payload.get("customer_id"),
-            event_type=event_type_for(kinds),
-            payload=payload,
-            status=PENDING,
-            next_attempt_at=utcnow(),
-        )
-        session.add(delivery)
-        due.append(Due(delivery.id))
+        wanted = payload | {"kinds": kinds}
+        if _fold_into_held(session, sink, wanted, now):
+            continue
+        send_at = reactions.send_at(sink.rules, sink.kind, now, store.timezone)
+        due += _add(session, sink, store.id, change_id, wanted, send_at, now)
     session.flush()
     return due
+
+
+def _add(
+    session: Session,
+    sink: Sink,
+    store_id: int,
+    change_id: int | None,
+    payload: dict[str, Any],
+    send_at: datetime,
+    now: datetime,
+) -> list[Due]:
+    countdown = (send_at - now).total_seconds()
+    delivery = Delivery(
+        id=new_delivery_id(),
+        sink_id=sink.id,
+        change_id=change_id,
+        store_id=store_id,
+        customer_id=payload.get("customer_id"),
+        event_type=event_type_for(payload["kinds"]),
+        payload=payload,
+        status=PENDING,
+        next_attempt_at=send_at,
+        deferred=countdown > MAX_COUNTDOWN,
+    )
+    session.add(delivery)
+    return [] if delivery.deferred else [Due(delivery.id, countdown)]
+
+
+def _fold_into_held(session: Session, sink: Sink, payload: dict[str, Any], now: datetime) -> bool:
+    """Merge into a message still waiting to go out; False when there is none."""
+    if not reactions.collapse_seconds(sink.rules, sink.kind):
+        return False
+    query = (
+        select(Delivery)
+        .where(Delivery.sink_id == sink.id, Delivery.customer_id == payload.get("customer_id"))
+        .where(Delivery.status == PENDING, Delivery.next_attempt_at > now + CLAIM_SLACK)
+        .with_for_update()
+    )
+    held = session.scalars(query).first()
+    if held is None:
+        return False
+    merged = reactions.merge_payloads(held.payload, payload)
+    # Guarded like a claim: a row a worker is about to send is not changed under it.
+    return bool(
+        rows_changed(
+            session,
+            update(Delivery)
+            .where(Delivery.id == held.id, Delivery.status == PENDING)
+            .where(Delivery.next_attempt_at > now + CLAIM_SLACK)
+            .values(payload=merged, event_type=event_type_for(merged["kinds"])),
+        )
+    )
 
 
 def claim(session: Session, delivery_id: str) -> Delivery | None:
@@ -100,7 +150,7 @@ def claim(session: Session, delivery_id: str) -> Delivery | None:
         session,
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status.in_((PENDING, RETRYING)))
-        .where(Delivery.next_attempt_at <= now + timedelta(seconds=1))
+        .where(Delivery.next_attempt_at <= now + CLAIM_SLACK)
         .values(status=SENDING, claimed_at=now, attempts=Delivery.attempts + 1),
     )
     return session.get(Delivery, delivery_id) if claimed else None
@@ -175,10 +225,11 @@ def _retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) ->
                 status=RETRYING,
                 last_error=str(exc)[:500],
                 next_attempt_at=utcnow() + timedelta(seconds=delay),
+                deferred=delay > MAX_COUNTDOWN,
             )
         )
     log.info("delivery %s: %s; retry %d in %.0fs", delivery.id, exc, delivery.attempts, delay)
-    return Due(delivery.id, delay)
+    return None if delay > MAX_COUNTDOWN else Due(delivery.id, delay)
 
 
 def _disable_sink(runtime: Runtime, sink_id: int, reason: str) -> None:

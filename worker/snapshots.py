@@ -50,7 +50,7 @@ def apply_snapshot(
     )
     session.add(change)
     session.flush()
-    return outbox.create_deliveries(session, store.id, change.id, kinds, payload)
+    return outbox.create_deliveries(session, store, change.id, payload)
 
 
 def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:

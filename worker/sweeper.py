@@ -63,10 +63,21 @@ def _refreshes(session: Session, cutoff: Any) -> list[int]:
 
 def _deliveries(session: Session, cutoff: Any) -> list[str]:
     _release(session, Delivery, outbox.SENDING, outbox.RETRYING, cutoff)
-    query = select(Delivery.id).where(
-        Delivery.status.in_((outbox.PENDING, outbox.RETRYING)), Delivery.next_attempt_at < cutoff
+    waiting = Delivery.status.in_((outbox.PENDING, outbox.RETRYING))
+    lost = select(Delivery.id).where(waiting, Delivery.next_attempt_at < cutoff)
+    lost_ids = list(session.scalars(lost.order_by(Delivery.next_attempt_at).limit(BATCH)))
+    return lost_ids + _release_deferred(session, waiting)
+
+
+def _release_deferred(session: Session, waiting: Any) -> list[str]:
+    """Rows whose wait was too long to hold in the broker (quiet hours, long backoff)."""
+    due = select(Delivery.id).where(
+        waiting, Delivery.deferred, Delivery.next_attempt_at <= utcnow()
     )
-    return list(session.scalars(query.order_by(Delivery.next_attempt_at).limit(BATCH)))
+    ids = list(session.scalars(due.limit(BATCH)))
+    if ids:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(deferred=False))
+    return ids
 
 
 def _release(session: Session, model: Any, claimed: str, back_to: str, cutoff: Any) -> None:

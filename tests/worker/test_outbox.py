@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from tests.factories import add_salla_store, add_webhook_sink
-from worker import outbox
+from worker import outbox, sweeper
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
@@ -28,10 +30,13 @@ def queue_delivery(runtime: Runtime, serve: Serve, **capture: Any) -> tuple[str,
     store = add_salla_store(runtime)
     add_webhook_sink(runtime, store, f"{server.url}/hooks", secret)
     with runtime.transaction() as session:
-        [due] = outbox.create_deliveries(
-            session, store.id, None, [BALANCE_CHANGED], {"customer_id": "7", "balance_after": 5}
-        )
+        [due] = outbox.create_deliveries(session, store, None, payload())
     return due.delivery_id, capture_log(app)
+
+
+def payload(**fields: Any) -> dict[str, Any]:
+    return {"customer_id": "7", "kinds": [BALANCE_CHANGED], "balance_before": 0,
+            "balance_after": 5} | fields  # fmt: skip
 
 
 def row(runtime: Runtime, delivery_id: str) -> Delivery:
@@ -104,7 +109,7 @@ def test_it_only_creates_deliveries_for_subscribed_sinks(runtime: Runtime, serve
     queue_delivery(runtime, serve)
     store = add_salla_store(runtime, "555")
     with runtime.transaction() as session:
-        assert outbox.create_deliveries(session, store.id, None, [BALANCE_CHANGED], {}) == []
+        assert outbox.create_deliveries(session, store, None, payload()) == []
         assert len(list(session.scalars(select(Delivery)))) == 1
 
 
@@ -121,3 +126,62 @@ def test_it_backs_off_exponentially_with_jitter_up_to_a_cap(attempt: int) -> Non
 def test_it_waits_at_least_as_long_as_the_endpoint_asked() -> None:
     assert outbox.retry_delay(1, 10, 3600, 120) == 120
     assert outbox.retry_delay(1, 10, 3600, 10**9) == 3600
+
+
+def add_sink(runtime: Runtime, store: Any, kind: str, **rules: Any) -> Sink:
+    with runtime.transaction() as session:
+        sink = Sink(store_id=store.id, kind=kind, config=runtime.cipher.seal({}),
+                    kinds=[BALANCE_CHANGED], rules=rules)  # fmt: skip
+        session.add(sink)
+        session.flush()
+        return sink
+
+
+def test_it_collapses_two_changes_for_one_customer_into_one_message(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    add_sink(runtime, store, "email", collapse_seconds=120)
+    with runtime.transaction() as session:
+        [first] = outbox.create_deliveries(session, store, None, payload(balance_after=50))
+        later = payload(balance_before=50, balance_after=80)
+        assert outbox.create_deliveries(session, store, None, later) == []
+    held = row(runtime, first.delivery_id)
+    assert 119 <= first.countdown <= 120
+    assert (held.payload["balance_before"], held.payload["balance_after"]) == (0, 80)
+
+
+def test_it_never_folds_into_a_message_that_is_due(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    add_sink(runtime, store, "email", collapse_seconds=0.5)
+    with runtime.transaction() as session:
+        outbox.create_deliveries(session, store, None, payload(balance_after=50))
+        second = outbox.create_deliveries(session, store, None, payload(balance_after=80))
+    assert len(second) == 1  # the first may already be on its way: a new message follows
+
+
+def test_it_holds_messages_in_quiet_hours_and_the_sweeper_releases_them(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    local = datetime.now(ZoneInfo("Asia/Riyadh"))
+    all_day = {
+        "start": (local - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (local + timedelta(hours=2)).strftime("%H:%M"),
+    }
+    add_sink(runtime, store, "email", quiet_hours=all_day, collapse_seconds=0)
+    add_sink(runtime, store, "webhook", quiet_hours=all_day)
+    with runtime.transaction() as session:
+        due = outbox.create_deliveries(session, store, None, payload())
+    assert [d.countdown for d in due] == [0.0]  # only the CRM-like sink goes now
+    with runtime.sessions() as session:
+        held = session.scalars(select(Delivery).where(Delivery.deferred)).one()
+    assert held.next_attempt_at > held.created_at + timedelta(minutes=15)
+    with runtime.transaction() as session:
+        session.get_one(Delivery, held.id).next_attempt_at = held.created_at
+    assert held.id in sweeper.sweep(runtime).deliveries
+    assert not row(runtime, held.id).deferred
+
+
+def test_it_skips_sinks_whose_filters_reject_the_change(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    add_sink(runtime, store, "webhook", direction="decrease")
+    add_sink(runtime, store, "webhook", min_change="10")
+    with runtime.transaction() as session:
+        assert outbox.create_deliveries(session, store, None, payload(balance_after=5)) == []

@@ -157,6 +157,7 @@ class Sink(Base):
     kind: Mapped[str] = mapped_column(String(20))
     config: Mapped[bytes] = mapped_column(LargeBinary)
     kinds: Mapped[list[str]] = mapped_column(JSON)
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)  # see worker.reactions
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -178,6 +179,8 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Not enqueued yet because its time is far off; the sweeper releases it when due.
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
     claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_status_code: Mapped[int | None] = mapped_column(Integer)

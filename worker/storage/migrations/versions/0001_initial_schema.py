@@ -139,6 +139,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("config", sa.LargeBinary(), nullable=False),
         sa.Column("kinds", sa.JSON(), nullable=False),
+        sa.Column("rules", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.Column("created_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
@@ -159,6 +160,7 @@ def upgrade() -> None:
         sa.Column(
             "next_attempt_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False
         ),
+        sa.Column("deferred", sa.Boolean(), nullable=False),
         sa.Column("claimed_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
