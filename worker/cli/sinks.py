@@ -1,8 +1,12 @@
-"""``loyalty-relay sinks add|list``: where a store's changes go."""
+"""``loyalty-relay sinks add|list|test|enable|disable``: where a store's changes go."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,9 +14,19 @@ import click
 from sqlalchemy import select
 
 from worker.cli.common import open_runtime, parse_store_key
-from worker.points import CHANGE_KINDS
+from worker.errors import RelayError
+from worker.points import (
+    BALANCE_CHANGED,
+    CHANGE_KINDS,
+    CustomerContact,
+    PointsSnapshot,
+    change_payload,
+)
+from worker.quota import DatabaseBudget
+from worker.reactions import validate_rules
 from worker.sinks import get_sink
-from worker.storage.models import Sink, Store
+from worker.sinks.base import OutboundDelivery, StoreInfo
+from worker.storage.models import Sink, Store, utcnow
 from worker.stores import find_store
 
 
@@ -38,11 +52,43 @@ def sinks() -> None:
     show_default=True,
     help="Comma-separated change kinds to subscribe to.",
 )
+@click.option("--only", type=click.Choice(["increases", "decreases"]), help="Balance direction.")
+@click.option("--min-change", help="Smallest change in available points worth sending.")
+@click.option("--quiet-hours", help="HH:MM-HH:MM in the store's time zone; messages wait.")
+@click.option("--collapse-seconds", type=float, help="Messages wait this long for later changes.")
 @click.pass_context
-def add(ctx: click.Context, store_key: str, kinds: list[str]) -> None:
-    """Add a sink to a store."""
+def add(
+    ctx: click.Context,
+    store_key: str,
+    kinds: list[str],
+    only: str | None,
+    min_change: str | None,
+    quiet_hours: str | None,
+    collapse_seconds: float | None,
+) -> None:
+    """Add a sink to a store (then choose its kind)."""
     platform, external_id = parse_store_key(store_key)
-    ctx.obj = Target(platform, external_id, kinds)
+    rules = _rules(only, min_change, quiet_hours, collapse_seconds)
+    ctx.obj = Target(platform, external_id, kinds, rules)
+
+
+def _rules(
+    only: str | None, min_change: str | None, quiet_hours: str | None, collapse: float | None
+) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if only:
+        raw["direction"] = only.removesuffix("s")
+    if min_change is not None:
+        raw["min_change"] = min_change
+    if quiet_hours is not None:
+        start, _, end = quiet_hours.partition("-")
+        raw["quiet_hours"] = {"start": start.strip(), "end": end.strip()}
+    if collapse is not None:
+        raw["collapse_seconds"] = collapse
+    try:
+        return validate_rules(raw)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -50,6 +96,7 @@ class Target:
     platform: str
     external_id: str
     kinds: list[str]
+    rules: dict[str, Any] = field(default_factory=dict)
 
 
 @add.command("webhook")
@@ -78,6 +125,7 @@ def _add(target: Target, kind: str, config: dict[str, Any]) -> None:
             kind=kind,
             config=runtime.cipher.seal(config),
             kinds=target.kinds,
+            rules=target.rules,
         )
         session.add(sink)
         session.flush()
@@ -86,17 +134,92 @@ def _add(target: Target, kind: str, config: dict[str, Any]) -> None:
 
 @sinks.command("list")
 def list_sinks() -> None:
-    """Sinks with their store, kind and subscriptions; never their secrets."""
+    """Sinks with their store, kind, rules and subscriptions; never their secrets."""
     runtime = open_runtime()
     with runtime.sessions() as session:
         rows = session.execute(select(Sink, Store).join(Store).order_by(Sink.id)).all()
         if not rows:
             click.echo("no sinks yet: loyalty-relay sinks add --help")
         for sink, store in rows:
-            target = _without_query(runtime.cipher.open(sink.config).get("url", ""))
+            config = runtime.cipher.open(sink.config)
+            target = _without_query(config.get("url") or config.get("api_base") or "")
             state = "enabled" if sink.enabled else f"disabled ({sink.disabled_reason or 'by hand'})"
             click.echo(f"{sink.id:<5} {store.key:<26} {sink.kind:<8} {state:<9} {target}")
             click.echo(f"      kinds: {', '.join(sink.kinds)}")
+            if sink.rules:
+                click.echo(f"      rules: {json.dumps(sink.rules, sort_keys=True)}")
+
+
+@sinks.command("enable")
+@click.argument("sink_id", type=int)
+def enable(sink_id: int) -> None:
+    """Send to this sink again."""
+    _set_enabled(sink_id, True, None)
+
+
+@sinks.command("disable")
+@click.argument("sink_id", type=int)
+@click.option("--reason", default="disabled by hand", show_default=True)
+def disable(sink_id: int, reason: str) -> None:
+    """Stop sending to this sink (pending deliveries are skipped)."""
+    _set_enabled(sink_id, False, reason)
+
+
+def _set_enabled(sink_id: int, enabled: bool, reason: str | None) -> None:
+    runtime = open_runtime()
+    with runtime.transaction() as session:
+        sink = session.get(Sink, sink_id)
+        if sink is None:
+            raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
+        sink.enabled, sink.disabled_reason = enabled, reason
+    click.echo(f"sink {sink_id} {'enabled' if enabled else 'disabled'}")
+
+
+@sinks.command("test")
+@click.argument("sink_id", type=int)
+@click.option("--email", help="Recipient for sinks that address a person (CRM, email).")
+@click.option("--name", default="Sara", show_default=True)
+@click.option("--lang", type=click.Choice(["ar", "en"]), help="The customer's language.")
+def test_sink(sink_id: int, email: str | None, name: str, lang: str | None) -> None:
+    """Send one sample delivery now and print what the sink answered."""
+    runtime = open_runtime()
+    with runtime.sessions() as session:
+        sink = session.get(Sink, sink_id)
+        store = session.get(Store, sink.store_id) if sink else None
+    if sink is None or store is None:
+        raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
+    delivery = sample_delivery(store, CustomerContact(email=email, name=name, locale=lang))
+    adapter = get_sink(sink.kind)(
+        runtime.cipher.open(sink.config), runtime.http, DatabaseBudget(runtime.transaction)
+    )
+    try:
+        result = adapter.send(delivery)
+    except RelayError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    click.echo(f"sink {sink_id} ({sink.kind}): {result.status_code or 'ok'} {result.detail}")
+
+
+def sample_delivery(store: Store, contact: CustomerContact) -> OutboundDelivery:
+    """A plausible balance change for ``sinks test`` (marked as a test in its id)."""
+    now = utcnow()
+    expiry = now + timedelta(days=30)
+    before = PointsSnapshot(available=Decimal(750))
+    after = PointsSnapshot(
+        available=Decimal(1000), next_expiry_at=expiry, next_expiry_points=Decimal(250)
+    )
+    payload = change_payload(
+        platform=store.platform, store=store.key, customer_id="test-customer",
+        kinds=[BALANCE_CHANGED], before=before, after=after, timezone=store.timezone,
+    )  # fmt: skip
+    return OutboundDelivery(
+        id=f"msg_test_{secrets.token_hex(8)}",
+        event_type=BALANCE_CHANGED,
+        payload=payload,
+        created_at=now,
+        attempt=1,
+        store=StoreInfo(store.key, store.name, store.timezone, store.locale),
+        contact=contact,
+    )
 
 
 def _without_query(url: str) -> str:

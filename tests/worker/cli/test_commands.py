@@ -14,6 +14,7 @@ from web import create_app
 from worker.cli import main
 from worker.config import Settings
 from worker.runtime import Runtime
+from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
 from worker.sinks.signing import new_secret
 
@@ -129,3 +130,65 @@ def test_it_reports_an_unreachable_receiver(cli: Callable[..., Result]) -> None:
         "--url", "http://127.0.0.1:9", "--secret", "s",
     )  # fmt: skip
     assert result.exit_code == 1 and "could not reach" in result.output
+
+
+def add_webhook_sink(cli: Callable[..., Result], url: str, secret: str, *rules: str) -> Result:
+    return cli("sinks", "add", "--store", "salla:1234509876", *rules, "webhook",
+               "--url", url, "--secret", secret)  # fmt: skip
+
+
+def sink_id(added: Result) -> str:
+    return added.output.split()[1]  # "sink 7 (webhook) added to …"
+
+
+def test_it_stores_reaction_rules_for_a_sink(cli: Callable[..., Result]) -> None:
+    add_store(cli)
+    result = add_webhook_sink(
+        cli, "https://x.example/h", new_secret(),
+        "--only", "increases", "--min-change", "10", "--quiet-hours", "22:00-08:00",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    listing = cli("sinks", "list").output
+    assert '"direction": "increase"' in listing and '"start": "22:00"' in listing
+
+
+def test_it_rejects_bad_quiet_hours(cli: Callable[..., Result]) -> None:
+    add_store(cli)
+    result = add_webhook_sink(cli, "https://x.example/h", new_secret(), "--quiet-hours", "late")
+    assert result.exit_code == 2 and "quiet_hours" in result.output
+
+
+def test_it_disables_and_enables_a_sink(cli: Callable[..., Result]) -> None:
+    add_store(cli)
+    added = sink_id(add_webhook_sink(cli, "https://x.example/h", new_secret()))
+    assert cli("sinks", "disable", added, "--reason", "maintenance").exit_code == 0
+    assert "disabled (maintenance)" in cli("sinks", "list").output
+    assert cli("sinks", "enable", added).exit_code == 0
+    assert "enabled" in cli("sinks", "list").output
+    missing = cli("sinks", "enable", "999999")
+    assert missing.exit_code == 1 and "no sink 999999" in missing.output
+
+
+def test_it_sends_a_sample_delivery_to_a_sink(
+    cli: Callable[..., Result], serve: Callable[[Any], RunningServer]
+) -> None:
+    secret = new_secret()
+    capture = create_capture_app(secret)
+    endpoint = serve(capture)
+    add_store(cli)
+    added = sink_id(add_webhook_sink(cli, f"{endpoint.url}/hook", secret))
+    result = cli("sinks", "test", added)
+    assert result.exit_code == 0 and "200" in result.output
+    [received] = capture_log(capture).received()
+    assert received.verified and received.data["balance_after"] == 1000
+
+
+def test_it_reports_a_failing_sink_test(
+    cli: Callable[..., Result], serve: Callable[[Any], RunningServer]
+) -> None:
+    secret = new_secret()
+    endpoint = serve(create_capture_app(secret, fail_first=1, fail_status=503))
+    add_store(cli)
+    added = sink_id(add_webhook_sink(cli, f"{endpoint.url}/hook", secret))
+    result = cli("sinks", "test", added)
+    assert result.exit_code == 1 and "TransientError" in result.output and "503" in result.output
