@@ -14,7 +14,7 @@ from celery.signals import worker_process_init
 
 from worker import runtime
 from worker.config import Settings, load_settings
-from worker.dispatch import QUEUES, SWEEP
+from worker.dispatch import EXPIRY_NOTICES, QUEUES, RECONCILE, SWEEP
 from worker.logs import configure_logging
 
 
@@ -54,11 +54,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def beat_schedule(settings: Settings) -> dict[str, Any]:
     """Every periodic job, in one place."""
     return {
-        "sweep-stuck-rows": {
-            "task": SWEEP,
-            "schedule": settings.sweep_interval_seconds,
-            "options": {"queue": QUEUES[SWEEP], "expires": settings.sweep_interval_seconds},
-        },
+        "sweep-stuck-rows": _every(SWEEP, settings.sweep_interval_seconds),
+        # Every quarter hour: reminders go out in each store's local reminder hour.
+        "expiry-notices": _every(EXPIRY_NOTICES, 900.0),
+        "reconcile-stale-customers": _every(RECONCILE, 3600.0),
+    }
+
+
+def _every(task: str, seconds: float) -> dict[str, Any]:
+    return {
+        "task": task,
+        "schedule": seconds,
+        "options": {"queue": QUEUES[task], "expires": seconds},
     }
 
 

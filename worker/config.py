@@ -52,6 +52,9 @@ class Settings:
     stale_after_seconds: float = 300.0
     sweep_interval_seconds: float = 30.0
     delivery_max_attempts: int = 10
+    reminder_days: int = 7
+    reminder_hour: int = 10
+    reconcile_after_hours: float = 24.0
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 3600.0
     http_timeout_seconds: float = 10.0
@@ -111,6 +114,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stale_after_seconds=_float(env, "RELAY_STALE_AFTER_SECONDS", 300.0),
         sweep_interval_seconds=_float(env, "RELAY_SWEEP_INTERVAL_SECONDS", 30.0),
         delivery_max_attempts=_int(env, "RELAY_DELIVERY_MAX_ATTEMPTS", 10),
+        reminder_days=_int(env, "RELAY_REMINDER_DAYS", 7),
+        reminder_hour=_hour(env, "RELAY_REMINDER_HOUR", 10),
+        reconcile_after_hours=_float(env, "RELAY_RECONCILE_AFTER_HOURS", 24.0),
         retry_base_seconds=_float(env, "RELAY_RETRY_BASE_SECONDS", 10.0),
         retry_max_seconds=_float(env, "RELAY_RETRY_MAX_SECONDS", 3600.0),
         http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
@@ -211,6 +217,13 @@ def _quota(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tup
     if limit < 1 or window <= 0:
         raise ConfigError(f"{name} must look like 500/600 (requests/seconds), got {raw!r}")
     return limit, window
+
+
+def _hour(env: Mapping[str, str], name: str, default: int) -> int:
+    hour = _int(env, name, default)
+    if hour > 23:
+        raise ConfigError(f"{name} must be an hour of the day (0-23), got {hour}")
+    return hour
 
 
 def _timezone(env: Mapping[str, str], name: str, default: str) -> str:

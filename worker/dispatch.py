@@ -12,8 +12,17 @@ HANDLE_EVENT = "relay.handle_event"
 REFRESH_POINTS = "relay.refresh_points"
 DELIVER = "relay.deliver"
 SWEEP = "relay.sweep"
+EXPIRY_NOTICES = "relay.expiry_notices"
+RECONCILE = "relay.reconcile"
 
-QUEUES = {HANDLE_EVENT: "events", REFRESH_POINTS: "refresh", DELIVER: "deliveries", SWEEP: "events"}
+QUEUES = {
+    HANDLE_EVENT: "events",
+    REFRESH_POINTS: "refresh",
+    DELIVER: "deliveries",
+    SWEEP: "events",
+    EXPIRY_NOTICES: "events",
+    RECONCILE: "events",
+}
 
 
 def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -> None:

@@ -23,7 +23,7 @@ def apply_snapshot(
     runtime: Runtime, session: Session, store: Store, customer_id: str, snapshot: PointsSnapshot
 ) -> list[outbox.Due]:
     row = _locked_row(session, store.id, customer_id)
-    before = _snapshot_of(runtime, row) if row.fetched_at else None
+    before = snapshot_of(runtime, row) if row.fetched_at else None
     assert snapshot.fetched_at is not None
     if before and before.fetched_at and before.fetched_at > snapshot.fetched_at:
         log.info("store %s customer %s: older fetch discarded", store.key, customer_id)
@@ -77,7 +77,7 @@ def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPo
     return session.scalars(query).one()
 
 
-def _snapshot_of(runtime: Runtime, row: CustomerPoints) -> PointsSnapshot:
+def snapshot_of(runtime: Runtime, row: CustomerPoints) -> PointsSnapshot:
     contact = runtime.cipher.open(row.contact)
     return PointsSnapshot(
         available=row.available,

@@ -8,10 +8,11 @@ from functools import cache
 
 from celery import shared_task
 
-from worker import dispatch, inbox, outbox, refresh, runtime, sweeper
+from worker import dispatch, inbox, outbox, refresh, runtime, schedule, sweeper
 from worker.celery_app import app
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
+from worker.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,7 @@ def _platforms() -> dict[str, Platform]:
 
 @shared_task(name=dispatch.HANDLE_EVENT, acks_late=True, soft_time_limit=30, time_limit=60)
 def handle_event(inbox_id: int) -> None:
-    for due in inbox.handle(runtime.current(), _platforms(), inbox_id):
-        dispatch.enqueue(app, dispatch.REFRESH_POINTS, due.job_id, due.countdown)
+    _enqueue_refreshes(inbox.handle(runtime.current(), _platforms(), inbox_id))
 
 
 @shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)
@@ -52,3 +52,24 @@ def sweep() -> int:
     if swept:
         log.warning("sweeper re-enqueued %d stuck rows", len(swept))
     return len(swept)
+
+
+@shared_task(name=dispatch.EXPIRY_NOTICES, acks_late=True, soft_time_limit=240, time_limit=300)
+def expiry_notices() -> int:
+    notices = schedule.expiry_notices(runtime.current(), utcnow())
+    _enqueue_refreshes(notices.refreshes)
+    for due in notices.deliveries:
+        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id, due.countdown)
+    return len(notices.deliveries)
+
+
+@shared_task(name=dispatch.RECONCILE, acks_late=True, soft_time_limit=240, time_limit=300)
+def reconcile() -> int:
+    due = schedule.reconcile(runtime.current(), utcnow())
+    _enqueue_refreshes(due)
+    return len(due)
+
+
+def _enqueue_refreshes(due: list[refresh.Due]) -> None:
+    for job in due:
+        dispatch.enqueue(app, dispatch.REFRESH_POINTS, job.job_id, job.countdown)

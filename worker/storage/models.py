@@ -134,6 +134,9 @@ class CustomerPoints(Base):
     contact: Mapped[bytes | None] = mapped_column(LargeBinary)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     fetched_at: Mapped[datetime | None]
+    # The expiry we already reminded about / announced as expired (at most once each).
+    reminded_for: Mapped[datetime | None]
+    expired_for: Mapped[datetime | None]
 
 
 class PointsChange(Base):

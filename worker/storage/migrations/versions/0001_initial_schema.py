@@ -88,6 +88,8 @@ def upgrade() -> None:
         sa.Column("contact", sa.LargeBinary(), nullable=True),
         sa.Column("excluded", sa.Boolean(), nullable=False),
         sa.Column("fetched_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reminded_for", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expired_for", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("store_id", "customer_id"),
     )
