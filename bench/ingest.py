@@ -134,7 +134,7 @@ class Options:
     duration: int
     warmup: int
     connections: int
-    rate: float
+    rate: int
     rounds: int
     workers: int | None
     threads: int | None
@@ -251,7 +251,8 @@ class Tally:
     def load(self, seconds: float) -> Load:
         ordered = sorted(self.latencies) or [0.0]
         p50, p99 = (ordered[math.ceil(p * len(ordered)) - 1] * 1000 for p in (0.50, 0.99))
-        return Load(seconds, *(getattr(self, name) for name in COUNTS), p50_ms=p50, p99_ms=p99)
+        counts = {name: getattr(self, name) for name in COUNTS}
+        return Load(seconds=seconds, p50_ms=p50, p99_ms=p99, **counts)
 
 
 # Load from wrk -------------------------------------------------------------------------
@@ -267,8 +268,9 @@ def run_wrk(binary: str, script: Path, port: int, prefix: Path, job: Job) -> Loa
     if not lines:
         raise RuntimeError(f"{binary} exited {done.returncode}, no result:\n{done.stderr}")
     found = json.loads(lines[0][len(MARK) :])
-    counts = (found[name] for name in COUNTS)
-    return Load(job.seconds, *counts, found["p50_us"] / 1000, found["p99_us"] / 1000)
+    counts: dict[str, int] = {name: found[name] for name in COUNTS}
+    p50, p99 = found["p50_us"] / 1000, found["p99_us"] / 1000
+    return Load(seconds=job.seconds, p50_ms=p50, p99_ms=p99, **counts)
 
 
 # Load from Python (when wrk is missing, and in open loop for the fixed rate) -----------
@@ -425,7 +427,7 @@ def fresh_database(name: str) -> Iterator[str]:
 
 
 @contextmanager
-def flushed_redis(url: str) -> Iterator[redis.Redis]:
+def flushed_redis(url: str) -> Iterator[redis.Redis[bytes]]:
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:
@@ -491,13 +493,15 @@ def wait_until_up(process: subprocess.Popen[bytes], port: int, log: Path) -> Non
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited {process.returncode}:\n{log.read_text()}")
+        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             probe.request("GET", "/healthz")
             probe.getresponse().read()
             return
         except OSError:
             time.sleep(0.2)
+        finally:
+            probe.close()
     raise RuntimeError(f"gunicorn did not answer on port {port}:\n{log.read_text()}")
 
 
@@ -527,7 +531,7 @@ class Bench:
     pool: PayloadPool
     loader: Loader
     dsn: str
-    redis: redis.Redis
+    redis: redis.Redis[bytes]
     logs: list[Path]
     loads: dict[str, list[Load]] = field(default_factory=lambda: {app: [] for app in APPS})
 
@@ -574,7 +578,7 @@ def run_round(bench: Bench, options: Options, number: int) -> dict[str, Load]:
 
 
 def run_fixed_rate(bench: Bench, options: Options) -> Load:
-    rate, files, connections = int(options.rate), bench.loader.files, options.connections
+    rate, files, connections = options.rate, bench.loader.files, options.connections
     progress(
         f"fixed rate: receiver at {rate} req/s, {options.warmup} s warm-up + {options.duration} s"
     )
@@ -637,9 +641,10 @@ class Results:
     def mean(self, target: str) -> Load:
         """Every round of ``target`` together: summed counts, mean percentiles."""
         loads = [pair[target] for pair in self.rounds]
-        summed = [sum(getattr(load, name) for load in loads) for name in COUNTS]
+        summed = {name: sum(getattr(load, name) for load in loads) for name in COUNTS}
         p50, p99 = (statistics.fmean(getattr(load, name) for load in loads) for name in PCTS)
-        return Load(sum(load.seconds for load in loads), *summed, p50_ms=p50, p99_ms=p99)
+        seconds = sum(load.seconds for load in loads)
+        return Load(seconds=seconds, p50_ms=p50, p99_ms=p99, **summed)
 
     def as_json(self) -> dict[str, Any]:
         return {

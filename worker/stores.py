@@ -164,19 +164,15 @@ class StoreContext:
         return True
 
     def _store_refreshed(self, fresh: StoreUpdate) -> None:
-        credentials = self._credentials | fresh.credentials
+        # Merge into the row as it is now, not as we loaded it: webhook secrets
+        # saved meanwhile (``zid register-webhooks``) must survive the refresh.
         with self.runtime.transaction() as session:
-            session.execute(
-                update(Store)
-                .where(Store.id == self.store_id)
-                .values(
-                    credentials=self.runtime.cipher.seal(credentials),
-                    token_version=self._version + 1,
-                    token_expires_at=fresh.token_expires_at,
-                    refresh_lock_until=None,
-                    updated_at=utcnow(),
-                )
-            )
+            store = session.get_one(Store, self.store_id, with_for_update=True)
+            credentials = self.runtime.cipher.open(store.credentials) | fresh.credentials
+            store.credentials = self.runtime.cipher.seal(credentials)
+            store.token_version = self._version + 1
+            store.token_expires_at = fresh.token_expires_at
+            store.refresh_lock_until = None
         self._version += 1
         self._credentials = credentials
 

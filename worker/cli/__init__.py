@@ -14,7 +14,9 @@ from worker.cli.common import open_runtime
 from worker.cli.dev import demo, sandbox, trigger
 from worker.cli.serve import run, sweep
 from worker.cli.sinks import sinks
+from worker.cli.stores import add as add_store
 from worker.cli.stores import stores
+from worker.platforms.zid.cli import add_zid, zid
 from worker.storage.migrate import upgrade
 
 
@@ -32,5 +34,6 @@ def migrate() -> None:
     click.echo(f"database is at the latest schema ({runtime.engine.url.get_backend_name()})")
 
 
-for command in (run, sweep, stores, sinks, sandbox, trigger, demo):
+for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid):
     main.add_command(command)
+add_store.add_command(add_zid, "zid")

@@ -25,7 +25,7 @@ def add() -> None:
     """Register a store (or update one): credentials are encrypted at rest."""
 
 
-def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+def check_timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
     try:
@@ -35,7 +35,7 @@ def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return value
 
 
-def _url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+def check_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r} is not an http(s) URL")
     return value.rstrip("/") if value else None
@@ -46,10 +46,10 @@ def _url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
 @click.option("--access-token", required=True)
 @click.option("--refresh-token")
 @click.option("--expires-at", type=int, help="Access token expiry, unix timestamp.")
-@click.option("--api-base", callback=_url, help="Merchant API base (default: Salla's).")
+@click.option("--api-base", callback=check_url, help="Merchant API base (default: Salla's).")
 @click.option("--webhook-secret", multiple=True, help="This store's own webhook secret(s).")
 @click.option("--name")
-@click.option("--timezone", callback=_timezone, help="Store time zone (default Asia/Riyadh).")
+@click.option("--timezone", callback=check_timezone, help="Store time zone (default Asia/Riyadh).")
 @click.option("--locale", type=click.Choice(["ar", "en"]), help="Default customer language.")
 def add_salla(
     merchant_id: str,
@@ -73,10 +73,10 @@ def add_salla(
     expires = datetime.fromtimestamp(expires_at, UTC) if expires_at else None
     update = StoreUpdate(status="active", credentials=credentials, token_expires_at=expires)
     fields = {"api_base": api_base, "name": name, "timezone": timezone, "locale": locale}
-    _save("salla", merchant_id.strip(), update, fields)
+    save("salla", merchant_id.strip(), update, fields)
 
 
-def _save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
+def save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
     runtime = open_runtime()
     with runtime.transaction() as session:
         store = save_store(runtime, session, platform, external_id, update, **fields)

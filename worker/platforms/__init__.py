@@ -11,6 +11,7 @@ from worker.platforms.base import Platform
 # Receiver name → "module:class". A platform is a folder; adding one is one line here.
 REGISTRY = {
     "salla": "worker.platforms.salla:SallaPlatform",
+    "zid": "worker.platforms.zid:ZidPlatform",
 }
 PLATFORM_NAMES = tuple(REGISTRY)
 

@@ -1,0 +1,47 @@
+"""Zid: webhooks (``webhooks``), the API client (``client``), its response
+schemas (``schemas``), the balance rules (``balance``), webhook registration
+(``subscriptions``) and its command line (``cli``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from worker.config import Settings
+from worker.platforms.base import EventPlan, InboundWebhook, ReceivedEvent, StoreApi, StoreLookup
+from worker.platforms.zid import webhooks
+from worker.platforms.zid.client import ZidApi, ZidOAuth
+from worker.platforms.zid.schemas import StorefrontPoints
+from worker.points import PointsSnapshot
+
+
+def zid_oauth(settings: Settings) -> ZidOAuth:
+    return ZidOAuth(
+        settings.zid_oauth_token_url,
+        settings.zid_client_id,
+        settings.zid_client_secret,
+        settings.zid_redirect_uri,
+    )
+
+
+class ZidPlatform:
+    name = "zid"
+    store_platform = "zid"
+
+    def __init__(self, settings: Settings) -> None:
+        self.default_api_base = settings.zid_api_base
+        # Reference: PROVIDERS.md Zid auth — 60 requests/min per app per store.
+        self.quotas: Mapping[str, tuple[int, float]] = {"api": settings.zid_quota}
+        self.api = ZidApi(zid_oauth(settings))
+
+    def receive(self, webhook: InboundWebhook, lookup: StoreLookup) -> ReceivedEvent:
+        return webhooks.receive(webhook, lookup)
+
+    def plan(self, event_type: str, body: bytes) -> EventPlan:
+        return webhooks.plan(event_type, body)
+
+    def fetch_points(self, store: StoreApi, customer_id: str) -> PointsSnapshot:
+        return self.api.fetch_points(store, customer_id)
+
+    def fetch_storefront_points(self, store: StoreApi, customer_token: str) -> StorefrontPoints:
+        """A logged-in customer's points through the storefront endpoint (seeds/004)."""
+        return self.api.fetch_storefront_points(store, customer_token)
