@@ -1,9 +1,9 @@
 """``loyalty-relay demo``: the whole path on one machine, narrated.
 
-Starts the Salla sandbox and a capture sink in this process, runs the service
-embedded (``loyalty-relay run`` in a child process, SQLite everywhere),
-registers the sandbox store and the sink, fires signed webhooks and prints
-what reached the sink.
+Starts every platform's sandbox and a capture sink in this process, runs the
+service embedded (``loyalty-relay run`` in a child process, SQLite
+everywhere), registers one sandbox store per platform with the sink, fires
+correctly authenticated webhooks and prints what reached the sink.
 """
 
 from __future__ import annotations
@@ -17,27 +17,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 
 from worker import runtime as runtime_module
 from worker.config import load_settings
-from worker.platforms.base import StoreUpdate
-from worker.platforms.salla import samples
+from worker.platforms import samples_module
+from worker.platforms.base import SampleDelivery, StoreUpdate
 from worker.points import CHANGE_KINDS
 from worker.sandbox.capture import CapturedDelivery, CaptureLog, capture_log, create_capture_app
-from worker.sandbox.salla import (
-    DEMO_ACCESS_TOKEN,
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_CUSTOMER,
-    DEMO_MERCHANT,
-    DEMO_REFRESH_TOKEN,
-    SallaSandboxState,
-    create_salla_sandbox,
-)
+from worker.sandbox.demo_platforms import DEMO_PLATFORMS, DemoPlatform
 from worker.sandbox.server import serve_in_thread
 from worker.sinks.signing import new_secret
 from worker.storage.migrate import upgrade
@@ -45,68 +36,75 @@ from worker.storage.models import Sink
 from worker.stores import save_store
 
 Echo = Callable[[str], None]
-WEBHOOK_SECRET = "demo-webhook-secret"
 WAIT_SECONDS = 60.0
 
 
 def run_demo(*, port: int, keep: bool, echo: Echo) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="loyalty-relay-demo-"))
-    salla = SallaSandboxState.with_demo_store()
+    platforms = [make() for make in DEMO_PLATFORMS]
     sink_secret = new_secret()
     capture_app = create_capture_app(sink_secret)
-    with (
-        serve_in_thread(create_salla_sandbox(salla)) as api,
-        serve_in_thread(capture_app) as sink,
-    ):
-        env = _environment(data_dir, api.url)
-        _register(env, api.url, f"{sink.url}/loyalty", sink_secret, echo)
+    with ExitStack() as stack:
+        apis = {p.name: stack.enter_context(p.server()).url for p in platforms}
+        sink = stack.enter_context(serve_in_thread(capture_app))
+        env = _environment(data_dir, platforms, apis)
+        _register(env, platforms, apis, f"{sink.url}/loyalty", sink_secret, echo)
         port = port or _free_port()
         with _service(env, port, echo):
-            _story(f"http://127.0.0.1:{port}", salla, capture_log(capture_app), echo)
+            base = f"http://127.0.0.1:{port}"
+            log = capture_log(capture_app)
+            for platform in platforms:
+                _story(base, platform, log, echo)
+            _epilogue(base, platforms[0], log, echo)
     if keep:
         echo(f"data kept in {data_dir}")
     else:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _environment(data_dir: Path, api_url: str) -> dict[str, str]:
+def _environment(
+    data_dir: Path, platforms: list[DemoPlatform], apis: dict[str, str]
+) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
     }
-    return env | {
+    env |= {
         "RELAY_DATA_DIR": str(data_dir),
         "RELAY_SECRET_KEY": "demo-secret-key",
-        "SALLA_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "SALLA_OAUTH_TOKEN_URL": f"{api_url}/oauth2/token",
-        "SALLA_CLIENT_ID": DEMO_CLIENT_ID,
-        "SALLA_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "RELAY_DEBOUNCE_SECONDS": "1",
         "RELAY_SETTLE_DELAYS": "",
         "RELAY_LOG_LEVEL": "WARNING",
     }
+    for platform in platforms:
+        env |= platform.env(apis[platform.name])
+    return env
 
 
-def _register(env: dict[str, str], api_url: str, sink_url: str, secret: str, echo: Echo) -> None:
+def _register(
+    env: dict[str, str],
+    platforms: list[DemoPlatform],
+    apis: dict[str, str],
+    sink_url: str,
+    secret: str,
+    echo: Echo,
+) -> None:
     runtime = runtime_module.configure(load_settings(env))
     upgrade(runtime.engine)
-    credentials = {"access_token": DEMO_ACCESS_TOKEN, "refresh_token": DEMO_REFRESH_TOKEN}
     with runtime.transaction() as session:
-        store = save_store(
-            runtime, session, "salla", DEMO_MERCHANT,
-            StoreUpdate(status="active", credentials=credentials), api_base=api_url,
-        )  # fmt: skip
-        session.add(
-            Sink(
-                store_id=store.id,
-                kind="webhook",
-                config=runtime.cipher.seal({"url": sink_url, "secret": secret}),
-                kinds=list(CHANGE_KINDS),
+        for platform in platforms:
+            update = StoreUpdate(status="active", credentials=platform.credentials)
+            store = save_store(
+                runtime, session, platform.store_platform, platform.store_id, update,
+                api_base=apis[platform.name],
+            )  # fmt: skip
+            config = runtime.cipher.seal({"url": sink_url, "secret": secret})
+            session.add(
+                Sink(store_id=store.id, kind="webhook", config=config, kinds=list(CHANGE_KINDS))
             )
-        )
+            echo(f"• {platform.name} sandbox at {apis[platform.name]}: store {store.key}")
     runtime_module.configure_none()
-    echo(f"• Salla sandbox at {api_url}: store salla:{DEMO_MERCHANT} registered")
     echo(f"• capture sink at {sink_url} (Standard Webhooks, verifies every signature)")
 
 
@@ -146,35 +144,41 @@ def _wait_until_up(url: str, child: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the service did not start within a minute")
 
 
-def _story(base: str, salla: SallaSandboxState, log: CaptureLog, echo: Echo) -> None:
-    echo("")
-    body = _fire(base, "order.status.updated", echo)
-    _show(_wait_for(log, 1), echo)
-    echo("\nThe loyalty app credits 250 points for the order; Salla sends order.updated:")
-    salla.add_points(DEMO_MERCHANT, DEMO_CUSTOMER, 250, expires_in_days=180)
-    _fire(base, "order.updated", echo)
-    _show(_wait_for(log, 2), echo)
-    echo("\nSalla retries the first delivery (same bytes):")
-    _post(base, body, echo, "order.status.updated (retry)")
-    echo("\nThe customer logs in; points have not changed:")
-    _fire(base, "customer.login", echo)
+def _story(base: str, platform: DemoPlatform, log: CaptureLog, echo: Echo) -> None:
+    echo(f"\n── {platform.name} ──")
+    _fire(base, platform, platform.first_event, echo)
+    _show(_wait_for(log, len(log.received()) + 1), echo)
+    echo(f"The loyalty program credits 250 points; {platform.name} sends {platform.credit_event}:")
+    platform.credit(250)
+    _fire(base, platform, platform.credit_event, echo)
+    _show(_wait_for(log, len(log.received()) + 1), echo)
+
+
+def _epilogue(base: str, platform: DemoPlatform, log: CaptureLog, echo: Echo) -> None:
+    echo(f"\n── retries and no-ops ({platform.name}) ──")
+    delivery = _fire(base, platform, "customer.login", echo)
+    echo("The platform retries the same delivery (same bytes):")
+    _post(base, delivery, echo, "customer.login (retry)")
     time.sleep(4)
     echo(f"  sink deliveries so far: {len(log.received())} (nothing new: no change, no message)")
-    echo(f"\nSalla API calls made: {len(salla.requests())}; sink received {len(log.received())} "
-         f"signed deliveries, {len(log.duplicates())} duplicates.")  # fmt: skip
+    echo(f"\nsink received {len(log.received())} signed deliveries, "
+         f"{len(log.duplicates())} duplicates.")  # fmt: skip
 
 
-def _fire(base: str, event: str, echo: Echo) -> bytes:
-    document = samples.sample_event(event, DEMO_MERCHANT, DEMO_CUSTOMER)
-    body = samples.encode(document)
-    _post(base, body, echo, event)
-    return body
+def _fire(base: str, platform: DemoPlatform, event: str, echo: Echo) -> SampleDelivery:
+    samples = samples_module(platform.name)
+    delivery: SampleDelivery = samples.build(
+        event, platform.store_id, platform.customer, platform.secret
+    )
+    _post(base, delivery, echo, event)
+    return delivery
 
 
-def _post(base: str, body: bytes, echo: Echo, label: str) -> None:
-    headers = samples.signed_headers(body, WEBHOOK_SECRET)
-    response = httpx.post(f"{base}/webhooks/salla", content=body, headers=headers, timeout=10)
-    echo(f"→ POST /webhooks/salla  {label}: {response.status_code} {response.json()['status']}")
+def _post(base: str, delivery: SampleDelivery, echo: Echo, label: str) -> None:
+    url = f"{base}{delivery.path}"
+    response = httpx.post(url, content=delivery.body, headers=delivery.headers, timeout=10)
+    status = response.json().get("status", response.text[:80])
+    echo(f"→ POST {delivery.path}  {label}: {response.status_code} {status}")
 
 
 def _wait_for(log: CaptureLog, count: int) -> CapturedDelivery:

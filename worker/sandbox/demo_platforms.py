@@ -1,0 +1,104 @@
+"""What the demo needs to know of each platform: its sandbox, its store, how to
+credit points there and which webhooks to fire. Adding a platform to the demo
+is one more function in ``DEMO_PLATFORMS``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.sandbox import salla as salla_sandbox
+from worker.sandbox import zid as zid_sandbox
+from worker.sandbox import zid_records
+from worker.sandbox.server import RunningServer, serve_in_thread
+from worker.sandbox.zid_state import ZidSandboxState
+
+
+@dataclass
+class DemoPlatform:
+    name: str  # the receiver, e.g. "salla"
+    store_id: str
+    customer: str
+    credentials: dict[str, Any]
+    secret: str  # what samples.build signs with
+    first_event: str
+    credit_event: str
+    credit: Callable[[int], None]
+    server: Callable[[], AbstractContextManager[RunningServer]]
+    env: Callable[[str], dict[str, str]] = field(default=lambda _url: {})
+    store_platform: str = ""
+
+    def __post_init__(self) -> None:
+        self.store_platform = self.store_platform or self.name
+
+
+SALLA_SECRET = "demo-webhook-secret"
+ZID_BASIC = "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"  # demo:demo-password
+
+
+def salla() -> DemoPlatform:
+    state = salla_sandbox.SallaSandboxState.with_demo_store()
+    return DemoPlatform(
+        name="salla",
+        store_id=salla_sandbox.DEMO_MERCHANT,
+        customer=salla_sandbox.DEMO_CUSTOMER,
+        credentials={
+            "access_token": salla_sandbox.DEMO_ACCESS_TOKEN,
+            "refresh_token": salla_sandbox.DEMO_REFRESH_TOKEN,
+        },
+        secret=SALLA_SECRET,
+        first_event="order.status.updated",
+        credit_event="order.updated",
+        credit=lambda points: _ignore(
+            state.add_points(
+                salla_sandbox.DEMO_MERCHANT,
+                salla_sandbox.DEMO_CUSTOMER,
+                points,
+                expires_in_days=180,
+            )
+        ),
+        server=lambda: serve_in_thread(salla_sandbox.create_salla_sandbox(state)),
+        env=lambda url: {
+            "SALLA_WEBHOOK_SECRET": SALLA_SECRET,
+            "SALLA_OAUTH_TOKEN_URL": f"{url}/oauth2/token",
+            "SALLA_CLIENT_ID": salla_sandbox.DEMO_CLIENT_ID,
+            "SALLA_CLIENT_SECRET": salla_sandbox.DEMO_CLIENT_SECRET,
+        },
+    )
+
+
+def zid() -> DemoPlatform:
+    state = ZidSandboxState.with_demo_store()
+    return DemoPlatform(
+        name="zid",
+        store_id=zid_records.DEMO_STORE,
+        customer=zid_records.DEMO_CUSTOMER,
+        credentials={
+            "authorization": zid_records.DEMO_AUTHORIZATION,
+            "manager_token": zid_records.DEMO_MANAGER_TOKEN,
+            "refresh_token": zid_records.DEMO_REFRESH_TOKEN,
+            "webhook_secrets": [ZID_BASIC],
+        },
+        secret=ZID_BASIC,
+        first_event="order.create",
+        credit_event="order.status.update",
+        credit=lambda points: _ignore(
+            state.add_points(zid_records.DEMO_STORE, zid_records.DEMO_CUSTOMER, points)
+        ),
+        server=lambda: serve_in_thread(zid_sandbox.create_zid_sandbox(state)),
+        env=lambda url: {
+            "ZID_OAUTH_TOKEN_URL": f"{url}/oauth/token",
+            "ZID_CLIENT_ID": zid_records.DEMO_CLIENT_ID,
+            "ZID_CLIENT_SECRET": zid_records.DEMO_CLIENT_SECRET,
+            "ZID_REDIRECT_URI": zid_records.DEMO_REDIRECT_URI,
+        },
+    )
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+DEMO_PLATFORMS: tuple[Callable[[], DemoPlatform], ...] = (salla, zid)
