@@ -27,6 +27,7 @@ from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
 from worker.sinks import get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, StoreInfo
+from worker.sinks.skips import AmbiguousSend, SkippedDelivery
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
 
@@ -168,6 +169,13 @@ def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
         return None
     try:
         result = _send(runtime, sink, delivery)
+    except SkippedDelivery as exc:
+        _record(runtime, delivery_id, SKIPPED, exc.reason)
+        return None
+    except AmbiguousSend as exc:
+        # Handed over, receipt unknown: a person must never get it twice.
+        _record(runtime, delivery_id, DELIVERED, f"outcome unknown, not resent: {exc}")
+        return None
     except EndpointGone as exc:
         _record(runtime, delivery_id, DEAD, str(exc))
         _disable_sink(runtime, sink.id, f"endpoint answered 410 Gone on {delivery_id}")
@@ -177,7 +185,7 @@ def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
         return None
     except TransientError as exc:
         return _retry_or_bury(runtime, delivery, exc)
-    _record(runtime, delivery_id, DELIVERED, result.detail, result.status_code)
+    _record(runtime, delivery_id, DELIVERED, None, result.status_code)
     return None
 
 
@@ -249,6 +257,5 @@ def _record(
         values["last_status_code"] = code
     if status == DELIVERED:
         values["delivered_at"] = datetime.now(UTC)
-        values["last_error"] = None
     with runtime.transaction() as session:
         session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))

@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker import dispatch, inbox, outbox, refresh
+from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
-from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
+from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, utcnow
 
 BATCH = 500
 
@@ -62,11 +63,25 @@ def _refreshes(session: Session, cutoff: Any) -> list[int]:
 
 
 def _deliveries(session: Session, cutoff: Any) -> list[str]:
+    _settle_abandoned_messages(session, cutoff)
     _release(session, Delivery, outbox.SENDING, outbox.RETRYING, cutoff)
     waiting = Delivery.status.in_((outbox.PENDING, outbox.RETRYING))
     lost = select(Delivery.id).where(waiting, Delivery.next_attempt_at < cutoff)
     lost_ids = list(session.scalars(lost.order_by(Delivery.next_attempt_at).limit(BATCH)))
     return lost_ids + _release_deferred(session, waiting)
+
+
+def _settle_abandoned_messages(session: Session, cutoff: Any) -> None:
+    """A message whose worker died mid-send may have reached the person: it counts as
+    sent, never resent (at most once). CRM and webhook rows are retried instead:
+    their receivers set absolute values or dedupe on the delivery id."""
+    messages = select(Sink.id).where(Sink.kind.in_(MESSAGE_SINKS))
+    session.execute(
+        update(Delivery)
+        .where(Delivery.status == outbox.SENDING, Delivery.claimed_at < cutoff)
+        .where(Delivery.sink_id.in_(messages))
+        .values(status=outbox.DELIVERED, last_error="outcome unknown (worker stopped mid-send)")
+    )
 
 
 def _release_deferred(session: Session, waiting: Any) -> list[str]:

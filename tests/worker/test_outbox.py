@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -185,3 +186,20 @@ def test_it_skips_sinks_whose_filters_reject_the_change(runtime: Runtime) -> Non
     add_sink(runtime, store, "webhook", min_change="10")
     with runtime.transaction() as session:
         assert outbox.create_deliveries(session, store, None, payload(balance_after=5)) == []
+
+
+def test_it_never_resends_a_message_abandoned_mid_send(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    email = add_sink(runtime, store, "email", collapse_seconds=0)
+    webhook = add_sink(runtime, store, "webhook")
+    with runtime.transaction() as session:
+        for due in outbox.create_deliveries(session, store, None, payload()):
+            outbox.claim(session, due.delivery_id)  # a worker took both, then died
+    stale = dataclasses.replace(
+        runtime, settings=dataclasses.replace(runtime.settings, stale_after_seconds=0)
+    )
+    swept = sweeper.sweep(stale)
+    with runtime.sessions() as session:
+        states = {d.sink_id: d.status for d in session.scalars(select(Delivery))}
+    assert states == {email.id: "delivered", webhook.id: "retrying"}
+    assert len(swept.deliveries) == 1
