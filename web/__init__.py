@@ -17,7 +17,7 @@ from worker.logs import configure_logging
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    runtime = runtime_module.configure(settings, pool_size=10)
+    runtime = runtime_module.configure(settings, pool_size=10, pre_ping=False)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **overrides)
     app.extensions["relay.runtime"] = runtime

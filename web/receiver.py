@@ -1,5 +1,5 @@
-"""``POST /webhooks/<platform>``: verify on the raw body, record in the inbox,
-ring the doorbell, answer 200.
+"""``POST /webhooks/<platform>[/…]``: verify on the raw body, record in the
+inbox (group-committed by ``web.ingest``), ring the doorbell, answer 200.
 
 Order matters: nothing is stored before verification (401), nothing is
 enqueued before the commit, and 200 is only answered for an event that is
@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from kombu.exceptions import KombuError
 from sqlalchemy.exc import SQLAlchemyError
 
 from web.errors import problem
-from worker import dispatch, inbox, stores
+from web.ingest import InboxWriter, Recorded, StoreUnavailable
+from worker import inbox, stores
 from worker.celery_app import create_celery
 from worker.errors import BadPayload, Unauthorized
 from worker.platforms import build_platforms
@@ -59,7 +59,7 @@ class Receiver:
     def __init__(self, runtime: Runtime, platforms: dict[str, Platform]) -> None:
         self.runtime = runtime
         self.platforms = platforms
-        self.celery = create_celery(runtime.settings)
+        self.writer = InboxWriter(runtime, create_celery(runtime.settings))
         self.lookups = {
             name: StoreLookupCache(self._loader(platform.store_platform))
             for name, platform in platforms.items()
@@ -78,29 +78,21 @@ class Receiver:
         webhook = InboundWebhook(platform_name, body, headers, path)
         try:
             event = platform.receive(webhook, self.lookups[platform_name])
-            with self.runtime.transaction() as session:
-                recorded = inbox.record(session, platform_name, body, event)
+            recorded = self.writer.record(inbox.row(platform_name, body, event))
         except Unauthorized as exc:
             return problem(401, str(exc))
         except BadPayload as exc:
             return problem(400, str(exc))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, StoreUnavailable):
             log.exception("database unavailable; asking %s to retry", platform_name)
             return problem(503, "temporarily unable to store events", RETRY_AFTER)
-        return self._enqueue(recorded, event)
-
-    def _enqueue(self, recorded: inbox.Recorded, event: ReceivedEvent) -> Response:
-        if recorded.queued:
-            assert recorded.inbox_id is not None
-            try:
-                dispatch.enqueue(self.celery, dispatch.HANDLE_EVENT, recorded.inbox_id)
-            except (KombuError, OSError):
-                log.exception("broker unavailable; event %s stored", recorded.inbox_id)
-                return problem(503, "temporarily unable to queue events", RETRY_AFTER)
-        return _accepted(recorded, event)
+        return _answer(recorded, event)
 
 
-def _accepted(recorded: inbox.Recorded, event: ReceivedEvent) -> Response:
+def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:
+    if recorded.broker_down:
+        # Stored: the platform's retry is acknowledged as a duplicate, the sweeper enqueues it.
+        return problem(503, "temporarily unable to queue events", RETRY_AFTER)
     if recorded.inbox_id is None:
         return jsonify(status="duplicate")
     if event.ignored_reason:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 
 HANDLE_EVENT = "relay.handle_event"
+HANDLE_EVENTS = "relay.handle_events"
 REFRESH_POINTS = "relay.refresh_points"
 DELIVER = "relay.deliver"
 SWEEP = "relay.sweep"
@@ -17,6 +18,7 @@ RECONCILE = "relay.reconcile"
 
 QUEUES = {
     HANDLE_EVENT: "events",
+    HANDLE_EVENTS: "events",
     REFRESH_POINTS: "refresh",
     DELIVER: "deliveries",
     SWEEP: "events",
@@ -33,3 +35,8 @@ def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -
         countdown=countdown if countdown > 0 else None,
         retry=False,
     )
+
+
+def enqueue_many(app: Celery, name: str, row_ids: list[int]) -> None:
+    """One message for a batch of rows (the receiver's group commit)."""
+    app.send_task(name, args=(row_ids,), queue=QUEUES[name], retry=False)

@@ -1,13 +1,13 @@
 """The inbox: every verified webhook, stored before it is acknowledged.
 
-``record`` runs in the web request (one INSERT … ON CONFLICT DO NOTHING);
+``row`` is what the receiver stores (``web.ingest`` batches the INSERTs);
 ``handle`` runs in a worker and turns an event into coalesced refresh jobs.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -17,37 +17,27 @@ from worker.errors import BadPayload
 from worker.platforms.base import EventPlan, Platform, ReceivedEvent
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent, Store, utcnow
-from worker.storage.upsert import insert_ignore, rows_changed
+from worker.storage.upsert import rows_changed
 
 log = logging.getLogger(__name__)
 
 PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
 
 
-@dataclass(frozen=True)
-class Recorded:
-    inbox_id: int | None  # None: a duplicate of an event already stored
-    queued: bool  # True when a worker has to act on it
-
-
-def record(session: Session, platform: str, body: bytes, event: ReceivedEvent) -> Recorded:
-    status = IGNORED if event.ignored_reason else PENDING
-    inbox_id = insert_ignore(
-        session,
-        InboxEvent,
-        {
-            "platform": platform,
-            "store_ref": event.store_ref,
-            "event_type": event.event_type,
-            "dedupe_key": event.dedupe_key,
-            "body": body,
-            "headers": event.headers,
-            "status": status,
-            "reason": event.ignored_reason,
-            "received_at": utcnow(),
-        },
-    )
-    return Recorded(inbox_id=inbox_id, queued=inbox_id is not None and status == PENDING)
+def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
+    """The inbox row for a verified delivery (written by ``web.ingest.InboxWriter``)."""
+    return {
+        "platform": platform,
+        "store_ref": event.store_ref,
+        "event_type": event.event_type,
+        "dedupe_key": event.dedupe_key,
+        "body": body,
+        "headers": event.headers,
+        "status": IGNORED if event.ignored_reason else PENDING,
+        "reason": event.ignored_reason,
+        "attempts": 0,
+        "received_at": utcnow(),
+    }
 
 
 def claim(session: Session, inbox_id: int) -> InboxEvent | None:

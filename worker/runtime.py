@@ -43,12 +43,14 @@ _current: Runtime | None = None
 _created: list[Runtime] = []  # every runtime of this process, for configure_none()
 
 
-def configure(settings: Settings | None = None, *, pool_size: int = 5) -> Runtime:
+def configure(
+    settings: Settings | None = None, *, pool_size: int = 5, pre_ping: bool = True
+) -> Runtime:
     """Build the process's runtime. An earlier one stays usable by whoever holds it
     (a Flask app keeps its own) until ``configure_none()``."""
     global _current
     settings = settings or load_settings()
-    engine = make_engine(settings.database_url, pool_size=pool_size)
+    engine = make_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
     runtime = Runtime(settings, engine, make_sessionmaker(engine), Cipher(settings.secret_key))
     with _lock:
         _current = runtime

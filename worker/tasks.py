@@ -27,6 +27,13 @@ def handle_event(inbox_id: int) -> None:
     _enqueue_refreshes(inbox.handle(runtime.current(), _platforms(), inbox_id))
 
 
+@shared_task(name=dispatch.HANDLE_EVENTS, acks_late=True, soft_time_limit=120, time_limit=180)
+def handle_events(inbox_ids: list[int]) -> None:
+    """A batch from the receiver's group commit; each row is claimed on its own."""
+    for inbox_id in inbox_ids:
+        _enqueue_refreshes(inbox.handle(runtime.current(), _platforms(), inbox_id))
+
+
 @shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)
 def refresh_points(job_id: int) -> None:
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -197,3 +200,25 @@ def test_it_counts_rows_in_metrics(client: FlaskClient, runtime: Runtime) -> Non
     assert 'relay_rows{status="pending",table="inbox"} 1.0' in text
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+
+
+def test_it_group_commits_concurrent_webhooks_without_losing_or_doubling(
+    app: Flask, runtime: Runtime, queue: redis.Redis
+) -> None:
+    add_salla_store(runtime)
+    bodies = [encode(salla_event("customer.updated", data={"id": i % 20})) for i in range(60)]
+
+    def send(body: bytes) -> tuple[int, dict[str, str]]:
+        return post(app.test_client(), body, salla_headers(body, SALLA_SECRET))
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(send, bodies))
+    statuses = [answer["status"] for status, answer in answers if status == 200]
+    assert len(statuses) == 60
+    assert statuses.count("accepted") == 20 and statuses.count("duplicate") == 40
+    rows = inbox_rows(runtime)
+    assert len(rows) == 20 and len({row.dedupe_key for row in rows}) == 20
+    messages = [json.loads(m) for m in queue.lrange("events", 0, -1)]
+    rung = [i for m in messages for i in json.loads(base64.b64decode(m["body"]))[0][0]]
+    assert sorted(rung) == sorted(row.id for row in rows)  # every new row rung exactly once
+    assert len(messages) <= 20  # one doorbell per batch, not per webhook

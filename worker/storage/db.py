@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -21,7 +21,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         # read-then-write transactions never deadlock between processes.
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    # The receiver turns pre-ping off: a dead connection fails one batch with a 503
+    # (the platform retries) instead of costing a round trip on every request.
+    return create_engine(
+        url, pool_pre_ping=pre_ping, pool_recycle=300, pool_size=pool_size, max_overflow=pool_size
+    )
 
 
 def _ensure_sqlite_dir(url: str) -> None:
