@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from worker.storage.models import InboxEvent
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 200
+LINGER_SECONDS = 0.002
 WAIT_SECONDS = 25.0  # a request gives up (503) if its batch has not committed by then
 
 
@@ -80,14 +82,23 @@ class InboxWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        linger = 0.0
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._collect(linger)
+            # Under load (more than one request per batch), linger a moment so the
+            # next batch is bigger; at low load, never wait.
+            linger = LINGER_SECONDS if len(batch) > 1 else 0.0
             self._write(batch)
+
+    def _collect(self, linger: float) -> list[_Pending]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + linger
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
 
     def _write(self, batch: list[_Pending]) -> None:
         try:

@@ -61,12 +61,14 @@ class Receiver:
         self.platforms = platforms
         self.writer = InboxWriter(runtime, create_celery(runtime.settings))
         self.lookups = {
-            name: StoreLookupCache(self._loader(platform.store_platform))
-            for name, platform in platforms.items()
+            name: StoreLookupCache(self._loader(platform)) for name, platform in platforms.items()
         }
 
-    def _loader(self, platform: str) -> Callable[[str], StoreSecrets | None]:
-        return lambda external_id: stores.store_secrets(self.runtime, platform, external_id)
+    def _loader(self, platform: Platform) -> Callable[[str], StoreSecrets | None]:
+        # Which store, and which credentials key holds this receiver's secrets.
+        return lambda external_id: stores.store_secrets(
+            self.runtime, platform.store_platform, external_id, platform.webhook_secrets_key
+        )
 
     def receive(self, platform_name: str, rest: str = "") -> Response:
         platform = self.platforms.get(platform_name)

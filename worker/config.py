@@ -59,6 +59,7 @@ class Settings:
     retry_max_seconds: float = 3600.0
     http_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    templates_dir: Path | None = None  # merchant overrides for every store's emails
 
     @property
     def embedded(self) -> bool:
@@ -121,6 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_max_seconds=_float(env, "RELAY_RETRY_MAX_SECONDS", 3600.0),
         http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
         log_level=env.get("RELAY_LOG_LEVEL", "INFO").upper(),
+        templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
     )
 
 
@@ -217,6 +219,16 @@ def _quota(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tup
     if limit < 1 or window <= 0:
         raise ConfigError(f"{name} must look like 500/600 (requests/seconds), got {raw!r}")
     return limit, window
+
+
+def _directory(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_absolute() or not path.is_dir():
+        raise ConfigError(f"{name} must be an absolute path to an existing folder, got {raw!r}")
+    return path
 
 
 def _hour(env: Mapping[str, str], name: str, default: int) -> int:

@@ -27,6 +27,8 @@ from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
 from worker.sinks import get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, StoreInfo
+from worker.sinks.base import Sink as SinkAdapter
+from worker.sinks.email import EmailSink
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
@@ -81,7 +83,7 @@ def create_deliveries(
     sinks = session.scalars(select(Sink).where(Sink.store_id == store.id, Sink.enabled))
     due = []
     for sink in sinks:
-        kinds = reactions.wanted_kinds(sink.rules, sink.kinds, payload["kinds"], payload)
+        kinds = reactions.wanted_kinds(sink.kind, sink.rules, sink.kinds, payload["kinds"], payload)
         if not kinds:
             continue
         wanted = payload | {"kinds": kinds}
@@ -190,9 +192,18 @@ def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
 
 
 def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
+    return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
+
+
+def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
+    """The sink adapter for a row: decrypted config, the shared HTTP client and budget."""
     config = runtime.cipher.open(sink.config)
-    adapter = get_sink(sink.kind)(config, runtime.http, DatabaseBudget(runtime.transaction))
-    return adapter.send(outbound_delivery(runtime, delivery))
+    budget = DatabaseBudget(runtime.transaction)
+    if sink.kind == "email":  # the only sink that reads files: the operator's template folder
+        return EmailSink(
+            config, runtime.http, budget, shared_templates_dir=runtime.settings.templates_dir
+        )
+    return get_sink(sink.kind)(config, runtime.http, budget)
 
 
 def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:

@@ -70,9 +70,21 @@ def _message(messages: Any, prefix: str = "") -> str:
 
 
 def wanted_kinds(
-    rules: Mapping[str, Any], subscribed: list[str], kinds: list[str], payload: Mapping[str, Any]
+    sink_kind: str,
+    rules: Mapping[str, Any],
+    subscribed: list[str],
+    kinds: list[str],
+    payload: Mapping[str, Any],
 ) -> list[str]:
-    """The kinds of this change the sink wants (empty: no delivery)."""
+    """The kinds of this change the sink wants (empty: no delivery).
+
+    The first snapshot of a customer (``first_seen``) is a baseline, not news:
+    CRMs and webhooks get it (they should hold the values), people do not —
+    otherwise the first reconciliation would tell every customer they "earned"
+    their whole balance.
+    """
+    if sink_kind in MESSAGE_SINKS and payload.get("first_seen"):
+        return []
     wanted = [kind for kind in kinds if kind in subscribed]
     if BALANCE_CHANGED in wanted and not _balance_passes(rules, payload):
         wanted.remove(BALANCE_CHANGED)

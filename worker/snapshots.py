@@ -40,7 +40,7 @@ def apply_snapshot(
         before=before,
         after=snapshot,
         timezone=store.timezone,
-    )
+    ) | {"first_seen": before is None}
     change = PointsChange(
         store_id=store.id,
         customer_id=customer_id,

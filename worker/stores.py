@@ -39,13 +39,15 @@ def find_store(session: Session, platform: str, external_id: str) -> Store | Non
     return session.scalars(query).one_or_none()
 
 
-def store_secrets(runtime: Runtime, platform: str, external_id: str) -> StoreSecrets | None:
+def store_secrets(
+    runtime: Runtime, platform: str, external_id: str, key: str = "webhook_secrets"
+) -> StoreSecrets | None:
     with runtime.sessions() as session:
         store = find_store(session, platform, external_id)
         if store is None:
             return None
         credentials = runtime.cipher.open(store.credentials)
-    secrets = tuple(s for s in credentials.get("webhook_secrets", ()) if isinstance(s, str))
+    secrets = tuple(s for s in credentials.get(key, ()) if isinstance(s, str))
     return StoreSecrets(store_id=store.id, status=store.status, webhook_secrets=secrets)
 
 

@@ -39,18 +39,18 @@ def change(before: float, after: float) -> dict[str, float]:
 def test_it_filters_balance_changes(
     rules: dict[str, str], before: int, after: int, wanted: bool
 ) -> None:
-    kinds = wanted_kinds(rules, ALL, [BALANCE_CHANGED], change(before, after))
+    kinds = wanted_kinds("webhook", rules, ALL, [BALANCE_CHANGED], change(before, after))
     assert (kinds == [BALANCE_CHANGED]) is wanted
 
 
 def test_it_keeps_other_kinds_when_the_balance_is_filtered_out() -> None:
     rules = {"direction": "increase"}
-    kinds = wanted_kinds(rules, ALL, [BALANCE_CHANGED, TIER_CHANGED], change(150, 100))
+    kinds = wanted_kinds("webhook", rules, ALL, [BALANCE_CHANGED, TIER_CHANGED], change(150, 100))
     assert kinds == [TIER_CHANGED]
 
 
 def test_it_only_delivers_subscribed_kinds() -> None:
-    assert wanted_kinds({}, [TIER_CHANGED], [BALANCE_CHANGED], change(0, 5)) == []
+    assert wanted_kinds("webhook", {}, [TIER_CHANGED], [BALANCE_CHANGED], change(0, 5)) == []
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,9 @@ def test_it_rejects_bad_rules_readably(rules: dict[str, object], message: str) -
 def test_it_stores_rules_as_json() -> None:
     stored = validate_rules({"direction": "increase", "min_change": "10", "quiet_hours": NIGHT})
     assert stored == {"direction": "increase", "min_change": "10", "quiet_hours": NIGHT}
+
+
+def test_it_tells_crms_but_not_people_about_a_first_snapshot() -> None:
+    first = change(0, 900) | {"first_seen": True}
+    assert wanted_kinds("hubspot", {}, ALL, [BALANCE_CHANGED], first) == [BALANCE_CHANGED]
+    assert wanted_kinds("email", {}, ALL, [BALANCE_CHANGED], first) == []

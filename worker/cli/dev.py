@@ -40,7 +40,10 @@ def trigger(
     if event.startswith(("order", "customer", "loyalty", "refund")) and not customer:
         raise click.UsageError(f"{event} needs --customer")
     secret = secret or _stored_secret(platform, store_id)
-    delivery = samples.build(event, store_id, customer, secret)
+    try:
+        delivery = samples.build(event, store_id, customer, secret)
+    except ValueError as exc:  # e.g. a secret that is not whsec_ + base64
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
     target = url.rstrip("/") + delivery.path
     try:
         response = httpx.post(target, content=delivery.body, headers=delivery.headers, timeout=10)

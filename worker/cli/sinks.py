@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from worker.cli.common import open_runtime, parse_store_key
 from worker.errors import RelayError
+from worker.outbox import make_sink
 from worker.points import (
     BALANCE_CHANGED,
     CHANGE_KINDS,
@@ -22,7 +23,6 @@ from worker.points import (
     PointsSnapshot,
     change_payload,
 )
-from worker.quota import DatabaseBudget
 from worker.reactions import validate_rules
 from worker.sinks import get_sink
 from worker.sinks.base import OutboundDelivery, StoreInfo
@@ -189,11 +189,8 @@ def test_sink(sink_id: int, email: str | None, name: str, lang: str | None) -> N
     if sink is None or store is None:
         raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
     delivery = sample_delivery(store, CustomerContact(email=email, name=name, locale=lang))
-    adapter = get_sink(sink.kind)(
-        runtime.cipher.open(sink.config), runtime.http, DatabaseBudget(runtime.transaction)
-    )
     try:
-        result = adapter.send(delivery)
+        result = make_sink(runtime, sink).send(delivery)
     except RelayError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
     click.echo(f"sink {sink_id} ({sink.kind}): {result.status_code or 'ok'} {result.detail}")

@@ -12,6 +12,8 @@ from worker.platforms.base import Platform
 REGISTRY = {
     "salla": "worker.platforms.salla:SallaPlatform",
     "zid": "worker.platforms.zid:ZidPlatform",
+    "shopify": "worker.platforms.shopify:ShopifyPlatform",
+    "appstle": "worker.platforms.appstle:AppstlePlatform",
 }
 PLATFORM_NAMES = tuple(REGISTRY)
 

@@ -106,6 +106,8 @@ class Platform(Protocol):
     name: str
     # Which stores this receiver's events belong to ("appstle" events → "shopify" stores).
     store_platform: str
+    # The credentials key holding this receiver's webhook secrets.
+    webhook_secrets_key: str
     default_api_base: str
     # API family → (requests, seconds) allowed per store, shared by all workers.
     quotas: Mapping[str, tuple[int, float]]

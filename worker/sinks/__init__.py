@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from worker.sinks.base import Sink
+from worker.sinks.email import EmailSink
+from worker.sinks.hubspot import HubSpotSink
+from worker.sinks.klaviyo import KlaviyoSink
 from worker.sinks.webhook import WebhookSink
 
-SINKS: dict[str, type[Sink]] = {sink.kind: sink for sink in (WebhookSink,)}
+SINKS: dict[str, type[Sink]] = {
+    sink.kind: sink for sink in (WebhookSink, HubSpotSink, KlaviyoSink, EmailSink)
+}
 
 
 class UnknownSinkKind(KeyError):

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from tests.conftest import SALLA_SECRET, relay_env
 from web import create_app
-from worker.cli import main
+from worker.cli.app import main
 from worker.config import Settings
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from tests.conftest import relay_env
 from tests.worker.platforms.zid_support import PREVIOUS_SECRET
 from web import create_app
-from worker.cli import main
+from worker.cli.app import main
 from worker.config import Settings
 from worker.platforms.zid.cli import add_zid, zid
 from worker.platforms.zid.webhooks import SUBSCRIBED_EVENTS

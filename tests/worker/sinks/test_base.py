@@ -17,6 +17,9 @@ from worker.sinks.base import (
     classify_http_status,
     parse_retry_after,
 )
+from worker.sinks.email import EmailSink
+from worker.sinks.hubspot import HubSpotSink
+from worker.sinks.klaviyo import KlaviyoSink
 from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 
@@ -96,13 +99,21 @@ def test_it_rejects_a_delivery_without_what_receivers_rely_on() -> None:
 
 def test_it_finds_sinks_by_kind() -> None:
     assert get_sink("webhook") is WebhookSink
-    assert SINKS == {"webhook": WebhookSink}
+    assert SINKS == {
+        "webhook": WebhookSink,
+        "hubspot": HubSpotSink,
+        "klaviyo": KlaviyoSink,
+        "email": EmailSink,
+    }
 
 
 def test_it_names_the_known_kinds_for_an_unknown_one() -> None:
     with pytest.raises(KeyError) as caught:
         get_sink("hubspot-typo")
-    assert str(caught.value) == "unknown sink kind 'hubspot-typo' (known: webhook)"
+    assert (
+        str(caught.value)
+        == "unknown sink kind 'hubspot-typo' (known: email, hubspot, klaviyo, webhook)"
+    )
 
 
 def test_it_normalises_a_valid_webhook_config() -> None:

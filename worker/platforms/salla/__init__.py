@@ -15,6 +15,7 @@ from worker.points import PointsSnapshot
 class SallaPlatform:
     name = "salla"
     store_platform = "salla"
+    webhook_secrets_key = "webhook_secrets"
 
     def __init__(self, settings: Settings) -> None:
         self.default_api_base = settings.salla_api_base

@@ -26,6 +26,7 @@ def zid_oauth(settings: Settings) -> ZidOAuth:
 class ZidPlatform:
     name = "zid"
     store_platform = "zid"
+    webhook_secrets_key = "webhook_secrets"
 
     def __init__(self, settings: Settings) -> None:
         self.default_api_base = settings.zid_api_base
