@@ -73,7 +73,7 @@ def _stored_secret(platform: str, store_id: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(0, 65535))
 def sandbox(host: str, port: int) -> None:
-    """Serve a local Salla Merchant API (loyalty points, OAuth tokens) until Ctrl-C."""
+    """Serve local Salla, Zid and Appstle APIs (ports PORT, PORT+1, …) until Ctrl-C."""
     serve_sandbox(host, port, echo=click.echo)
 
 

@@ -28,7 +28,7 @@ from worker.platforms import samples_module
 from worker.platforms.base import SampleDelivery, StoreUpdate
 from worker.points import CHANGE_KINDS
 from worker.sandbox.capture import CapturedDelivery, CaptureLog, capture_log, create_capture_app
-from worker.sandbox.demo_platforms import DEMO_PLATFORMS, DemoPlatform
+from worker.sandbox.demo_platforms import DEMO_PLATFORMS, DemoPlatform, Webhook
 from worker.sandbox.server import serve_in_thread
 from worker.sinks.signing import new_secret
 from worker.storage.migrate import upgrade
@@ -45,7 +45,7 @@ def run_demo(*, port: int, keep: bool, echo: Echo) -> None:
     sink_secret = new_secret()
     capture_app = create_capture_app(sink_secret)
     with ExitStack() as stack:
-        apis = {p.name: stack.enter_context(p.server()).url for p in platforms}
+        apis = {p.name: stack.enter_context(p.server("127.0.0.1", 0)).url for p in platforms}
         sink = stack.enter_context(serve_in_thread(capture_app))
         env = _environment(data_dir, platforms, apis)
         _register(env, platforms, apis, f"{sink.url}/loyalty", sink_secret, echo)
@@ -96,7 +96,7 @@ def _register(
         for platform in platforms:
             update = StoreUpdate(status="active", credentials=platform.credentials)
             store = save_store(
-                runtime, session, platform.store_platform, platform.store_id, update,
+                runtime, session, platform.name, platform.store_id, update,
                 api_base=apis[platform.name],
             )  # fmt: skip
             config = runtime.cipher.seal({"url": sink_url, "secret": secret})
@@ -146,17 +146,19 @@ def _wait_until_up(url: str, child: subprocess.Popen[bytes]) -> None:
 
 def _story(base: str, platform: DemoPlatform, log: CaptureLog, echo: Echo) -> None:
     echo(f"\n── {platform.name} ──")
-    _fire(base, platform, platform.first_event, echo)
+    _fire(base, platform, platform.first, echo)
     _show(_wait_for(log, len(log.received()) + 1), echo)
-    echo(f"The loyalty program credits 250 points; {platform.name} sends {platform.credit_event}:")
+    credit = platform.after_credit
+    echo(f"The loyalty program credits 250 points; {credit.receiver} sends {credit.event}:")
     platform.credit(250)
-    _fire(base, platform, platform.credit_event, echo)
+    _fire(base, platform, credit, echo)
     _show(_wait_for(log, len(log.received()) + 1), echo)
 
 
 def _epilogue(base: str, platform: DemoPlatform, log: CaptureLog, echo: Echo) -> None:
     echo(f"\n── retries and no-ops ({platform.name}) ──")
-    delivery = _fire(base, platform, "customer.login", echo)
+    login = Webhook(platform.first.receiver, "customer.login", platform.first.secret)
+    delivery = _fire(base, platform, login, echo)
     echo("The platform retries the same delivery (same bytes):")
     _post(base, delivery, echo, "customer.login (retry)")
     time.sleep(4)
@@ -165,12 +167,12 @@ def _epilogue(base: str, platform: DemoPlatform, log: CaptureLog, echo: Echo) ->
          f"{len(log.duplicates())} duplicates.")  # fmt: skip
 
 
-def _fire(base: str, platform: DemoPlatform, event: str, echo: Echo) -> SampleDelivery:
-    samples = samples_module(platform.name)
+def _fire(base: str, platform: DemoPlatform, webhook: Webhook, echo: Echo) -> SampleDelivery:
+    samples = samples_module(webhook.receiver)
     delivery: SampleDelivery = samples.build(
-        event, platform.store_id, platform.customer, platform.secret
+        webhook.event, platform.store_id, platform.customer, webhook.secret
     )
-    _post(base, delivery, echo, event)
+    _post(base, delivery, echo, webhook.event)
     return delivery
 
 

@@ -9,33 +9,38 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.sandbox import appstle as appstle_sandbox
 from worker.sandbox import salla as salla_sandbox
 from worker.sandbox import zid as zid_sandbox
 from worker.sandbox import zid_records
+from worker.sandbox.appstle import AppstleSandboxState
 from worker.sandbox.server import RunningServer, serve_in_thread
 from worker.sandbox.zid_state import ZidSandboxState
 
 
+@dataclass(frozen=True)
+class Webhook:
+    receiver: str  # e.g. "salla", or "appstle" for a Shopify store's loyalty events
+    event: str
+    secret: str  # what that receiver's samples.build signs with
+
+
 @dataclass
 class DemoPlatform:
-    name: str  # the receiver, e.g. "salla"
+    name: str  # the store's platform, e.g. "salla"
     store_id: str
     customer: str
     credentials: dict[str, Any]
-    secret: str  # what samples.build signs with
-    first_event: str
-    credit_event: str
+    first: Webhook
+    after_credit: Webhook
     credit: Callable[[int], None]
-    server: Callable[[], AbstractContextManager[RunningServer]]
+    server: Callable[[str, int], AbstractContextManager[RunningServer]]
     env: Callable[[str], dict[str, str]] = field(default=lambda _url: {})
-    store_platform: str = ""
-
-    def __post_init__(self) -> None:
-        self.store_platform = self.store_platform or self.name
 
 
 SALLA_SECRET = "demo-webhook-secret"
 ZID_BASIC = "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"  # demo:demo-password
+SHOPIFY_SECRET = "demo-shopify-client-secret"
 
 
 def salla() -> DemoPlatform:
@@ -48,9 +53,8 @@ def salla() -> DemoPlatform:
             "access_token": salla_sandbox.DEMO_ACCESS_TOKEN,
             "refresh_token": salla_sandbox.DEMO_REFRESH_TOKEN,
         },
-        secret=SALLA_SECRET,
-        first_event="order.status.updated",
-        credit_event="order.updated",
+        first=Webhook("salla", "order.status.updated", SALLA_SECRET),
+        after_credit=Webhook("salla", "order.updated", SALLA_SECRET),
         credit=lambda points: _ignore(
             state.add_points(
                 salla_sandbox.DEMO_MERCHANT,
@@ -59,7 +63,9 @@ def salla() -> DemoPlatform:
                 expires_in_days=180,
             )
         ),
-        server=lambda: serve_in_thread(salla_sandbox.create_salla_sandbox(state)),
+        server=lambda host, port: serve_in_thread(
+            salla_sandbox.create_salla_sandbox(state), host, port
+        ),
         env=lambda url: {
             "SALLA_WEBHOOK_SECRET": SALLA_SECRET,
             "SALLA_OAUTH_TOKEN_URL": f"{url}/oauth2/token",
@@ -81,13 +87,14 @@ def zid() -> DemoPlatform:
             "refresh_token": zid_records.DEMO_REFRESH_TOKEN,
             "webhook_secrets": [ZID_BASIC],
         },
-        secret=ZID_BASIC,
-        first_event="order.create",
-        credit_event="order.status.update",
+        first=Webhook("zid", "order.create", ZID_BASIC),
+        after_credit=Webhook("zid", "order.status.update", ZID_BASIC),
         credit=lambda points: _ignore(
             state.add_points(zid_records.DEMO_STORE, zid_records.DEMO_CUSTOMER, points)
         ),
-        server=lambda: serve_in_thread(zid_sandbox.create_zid_sandbox(state)),
+        server=lambda host, port: serve_in_thread(
+            zid_sandbox.create_zid_sandbox(state), host, port
+        ),
         env=lambda url: {
             "ZID_OAUTH_TOKEN_URL": f"{url}/oauth/token",
             "ZID_CLIENT_ID": zid_records.DEMO_CLIENT_ID,
@@ -97,8 +104,30 @@ def zid() -> DemoPlatform:
     )
 
 
+def shopify() -> DemoPlatform:
+    state = AppstleSandboxState.with_demo_store()
+    return DemoPlatform(
+        name="shopify",
+        store_id=appstle_sandbox.DEMO_SHOP,
+        customer=appstle_sandbox.DEMO_CUSTOMER,
+        credentials={
+            "appstle_api_key": appstle_sandbox.DEMO_API_KEY,
+            "appstle_webhook_secrets": [appstle_sandbox.DEMO_WEBHOOK_SECRET],
+        },
+        first=Webhook("shopify", "orders/paid", SHOPIFY_SECRET),
+        after_credit=Webhook("appstle", "loyalty.earned", appstle_sandbox.DEMO_WEBHOOK_SECRET),
+        credit=lambda points: _ignore(
+            state.add_points(appstle_sandbox.DEMO_SHOP, appstle_sandbox.DEMO_CUSTOMER, points)
+        ),
+        server=lambda host, port: serve_in_thread(
+            appstle_sandbox.create_appstle_sandbox(state), host, port
+        ),
+        env=lambda _url: {"SHOPIFY_CLIENT_SECRET": SHOPIFY_SECRET},
+    )
+
+
 def _ignore(_: object) -> None:
     return None
 
 
-DEMO_PLATFORMS: tuple[Callable[[], DemoPlatform], ...] = (salla, zid)
+DEMO_PLATFORMS: tuple[Callable[[], DemoPlatform], ...] = (salla, zid, shopify)

@@ -1,39 +1,33 @@
-"""``loyalty-relay sandbox``: the Salla sandbox in the foreground, with a demo merchant."""
+"""``loyalty-relay sandbox``: every platform's sandbox in the foreground, each with
+its demo store, on consecutive ports."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 
-from worker.sandbox.salla import (
-    DEMO_ACCESS_TOKEN,
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_CUSTOMER,
-    DEMO_MERCHANT,
-    DEMO_REFRESH_TOKEN,
-    SallaSandboxState,
-    create_salla_sandbox,
-)
-from worker.sandbox.server import serve_in_thread
+from worker.sandbox.demo_platforms import DEMO_PLATFORMS, DemoPlatform
 
 
 def serve_sandbox(host: str, port: int, *, echo: Callable[[str], None]) -> None:
-    state = SallaSandboxState.with_demo_store()
-    server = serve_in_thread(create_salla_sandbox(state), host, port, quiet=False)
-    echo(f"Salla sandbox on {server.url}  (Ctrl-C to stop)")
-    echo(f"  merchant {DEMO_MERCHANT}, customer {DEMO_CUSTOMER} with a 70-entry history")
-    echo(f"  access token {DEMO_ACCESS_TOKEN}, refresh token {DEMO_REFRESH_TOKEN}")
-    echo(f"  OAuth: SALLA_OAUTH_TOKEN_URL={server.url}/oauth2/token")
-    echo(f"         SALLA_CLIENT_ID={DEMO_CLIENT_ID} SALLA_CLIENT_SECRET={DEMO_CLIENT_SECRET}")
-    echo(
-        f"  register it: loyalty-relay stores add salla --merchant-id {DEMO_MERCHANT} "
-        f"--access-token {DEMO_ACCESS_TOKEN} --refresh-token {DEMO_REFRESH_TOKEN} "
-        f"--api-base {server.url}"
-    )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        echo("stopping")
-    finally:
-        server.stop()
+    with ExitStack() as stack:
+        for offset, make in enumerate(DEMO_PLATFORMS):
+            platform = make()
+            server = stack.enter_context(platform.server(host, port + offset if port else 0))
+            _describe(platform, server.url, echo)
+        echo("\n(Ctrl-C to stop)")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            echo("stopping")
+
+
+def _describe(platform: DemoPlatform, url: str, echo: Callable[[str], None]) -> None:
+    echo(f"{platform.name} sandbox on {url}")
+    echo(f"  store {platform.store_id}, customer {platform.customer}")
+    for name, value in platform.env(url).items():
+        echo(f"  {name}={value}")
+    for name, value in sorted(platform.credentials.items()):  # sandbox-only values
+        shown = ", ".join(value) if isinstance(value, list) else value
+        echo(f"  {name}: {shown}")
