@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ import httpx
 
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
 from worker.platforms.base import StoreApi, StoreUpdate
+from worker.platforms.common import transport_errors
 from worker.platforms.salla.balance import snapshot_from_entries
 from worker.platforms.salla.schemas import (
     PointsEntry,
@@ -252,19 +252,6 @@ def json_body(response: httpx.Response, what: str) -> Any:
         raise PermanentError(
             f"Salla {what} is not JSON ({error_detail(response)}, HTTP {response.status_code})"
         ) from None
-
-
-@contextmanager
-def transport_errors(what: str) -> Iterator[None]:
-    """Translate httpx's failures: a bad URL is ours to fix, the network's are transient."""
-    try:
-        yield
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PermanentError(f"{what}: unusable URL ({type(exc).__name__})") from exc
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{what} timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise TransientError(f"{what} failed ({type(exc).__name__})") from exc
 
 
 def _number(raw: str | None) -> float | None:

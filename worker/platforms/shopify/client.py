@@ -18,9 +18,7 @@ error bodies are undocumented: messages carry the status only, never a body.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +27,7 @@ import httpx
 
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
 from worker.platforms.base import StoreApi, StoreUpdate
+from worker.platforms.common import retry_after, transport_errors
 from worker.platforms.shopify.balance import snapshot_from_loyalty
 from worker.platforms.shopify.identity import CUSTOMER_ID, email_of
 from worker.platforms.shopify.schemas import load_customer_loyalty
@@ -137,17 +136,6 @@ def raise_for_status(response: httpx.Response) -> None:
     raise PermanentError(f"Appstle answered {status}")
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float:
-    """Retry-After in seconds, else 30 s; between 1 s and an hour."""
-    try:
-        seconds = float(headers.get("Retry-After", ""))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER
-    if not math.isfinite(seconds):
-        return DEFAULT_RETRY_AFTER
-    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
-
-
 def json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -158,14 +146,5 @@ def json_body(response: httpx.Response) -> Any:
         ) from None
 
 
-@contextmanager
-def transport_errors(what: str) -> Iterator[None]:
-    """Translate httpx's failures: a bad URL is ours to fix, the network's are transient."""
-    try:
-        yield
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PermanentError(f"{what}: unusable URL ({type(exc).__name__})") from exc
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{what} timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise TransientError(f"{what} failed ({type(exc).__name__})") from exc
+def retry_after_seconds(headers: Mapping[str, str]) -> float:
+    return retry_after(headers, DEFAULT_RETRY_AFTER)

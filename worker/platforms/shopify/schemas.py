@@ -22,7 +22,7 @@ customers' data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -31,9 +31,9 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
 from worker.errors import PermanentError
+from worker.platforms.common import describe
 
 ZERO = Decimal(0)
-MESSAGE_LIMIT = 300
 EPOCH_MILLIS_THRESHOLD = 100_000_000_000  # later than this in seconds is year 5138: milliseconds
 TEXT_LIMIT = 100
 
@@ -147,23 +147,3 @@ def load_customer_loyalty(document: Any) -> CustomerLoyalty:
             f"Appstle customer loyalty answer is malformed: {describe(exc)}"
         ) from None
     return loyalty
-
-
-def describe(error: ValidationError) -> str:
-    """``availablePoints: Not a number.; …`` — field names and messages, no input values."""
-    problems = list(_flatten(error.messages))
-    text = "; ".join(problems[:3])
-    if len(problems) > 3:
-        text += f" (+{len(problems) - 3} more)"
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-
-
-def _flatten(messages: Any, path: str = "") -> Iterator[str]:
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            yield from _flatten(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(messages, list):
-        for message in messages:
-            yield from _flatten(message, path)
-    else:
-        yield f"{path}: {messages}"

@@ -15,7 +15,7 @@ with the offending paths — never the body, which holds customers' data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,9 +24,9 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from worker.errors import PermanentError
+from worker.platforms.common import load_document, truncate
 from worker.platforms.zid.fields import ExternalId, LooseText, Moment, Points
 
-MESSAGE_LIMIT = 300
 ZERO = Decimal(0)
 
 
@@ -318,33 +318,4 @@ def _message_text(message: Mapping[str, Any]) -> str:
 
 
 def _load(schema: Schema, document: Any, what: str) -> Any:
-    if not isinstance(document, Mapping):
-        raise PermanentError(f"Zid {what} is malformed: not a JSON object")
-    try:
-        return schema.load(document)
-    except ValidationError as exc:
-        raise PermanentError(f"Zid {what} is malformed: {describe(exc)}") from None
-
-
-def describe(error: ValidationError) -> str:
-    """``history.3.points: Not a number.; …`` — paths and messages, no input values."""
-    problems = list(_flatten(error.messages))
-    text = "; ".join(problems[:3])
-    if len(problems) > 3:
-        text += f" (+{len(problems) - 3} more)"
-    return truncate(text)
-
-
-def _flatten(messages: Any, path: str = "") -> Iterator[str]:
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            yield from _flatten(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(messages, list):
-        for message in messages:
-            yield from _flatten(message, path)
-    else:
-        yield f"{path}: {messages}"
-
-
-def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return load_document(schema, document, f"Zid {what}")

@@ -1,0 +1,76 @@
+"""What every platform client shares: turning transport failures and schema
+errors into our two kinds of failure, with messages that never carry a body,
+a token or an address."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from marshmallow import Schema, ValidationError
+
+from worker.errors import PermanentError, TransientError
+
+MESSAGE_LIMIT = 300
+MAX_RETRY_AFTER = 3600.0
+
+
+@contextmanager
+def transport_errors(what: str) -> Iterator[None]:
+    """Translate httpx's failures: a bad URL is ours to fix, the network's are transient."""
+    try:
+        yield
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise PermanentError(f"{what}: unusable URL ({type(exc).__name__})") from exc
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"{what} timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"{what} failed ({type(exc).__name__})") from exc
+
+
+def retry_after(headers: Mapping[str, str], default: float) -> float:
+    """``Retry-After`` in seconds, else ``default``; between 1 s and an hour."""
+    try:
+        seconds = float(headers.get("Retry-After", ""))
+    except ValueError:
+        return default
+    if not math.isfinite(seconds):
+        return default
+    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+
+
+def load_document(schema: Schema, document: Any, what: str) -> Any:
+    """``schema.load`` or ``PermanentError("<what> is malformed: <paths>")``."""
+    if not isinstance(document, Mapping):
+        raise PermanentError(f"{what} is malformed: not a JSON object")
+    try:
+        return schema.load(document)
+    except ValidationError as exc:
+        raise PermanentError(f"{what} is malformed: {describe(exc)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    """``data.3.points: Not a valid number.; …`` — paths and messages, no input values."""
+    problems = list(_flatten(error.messages))
+    text = "; ".join(problems[:3])
+    if len(problems) > 3:
+        text += f" (+{len(problems) - 3} more)"
+    return truncate(text)
+
+
+def _flatten(messages: Any, path: str = "") -> Iterator[str]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            yield from _flatten(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(messages, list):
+        for message in messages:
+            yield from _flatten(message, path)
+    else:
+        yield f"{path}: {messages}"
+
+
+def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
