@@ -4,19 +4,23 @@ when a worker is killed mid-task or Redis is flushed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from tests.conftest import SALLA_SECRET, relay_env, truncate
@@ -25,13 +29,14 @@ from web import create_app
 from worker import runtime as runtime_module
 from worker.config import load_settings
 from worker.platforms.salla import samples
+from worker.points import CHANGE_KINDS
 from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, points_entry
 from worker.sandbox.server import RunningServer
 from worker.sinks.signing import new_secret
 from worker.storage.migrate import upgrade
-from worker.storage.models import Delivery, RefreshJob, utcnow
+from worker.storage.models import CustomerPoints, Delivery, RefreshJob, Sink, Store, utcnow
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +203,60 @@ def test_a_flushed_redis_loses_nothing(service: Service, capture: Any, redis_url
     log: CaptureLog = capture_log(capture)
     wait_until(log.received, "the sweeper to recover the event")
     assert len(log.received()) == 1
+
+
+class SlowMailbox:
+    """Takes the message, then sits on its answer: the worker is killed meanwhile."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.delay = 6.0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(envelope.content)
+        await asyncio.sleep(self.delay)
+        return "250 2.0.0 Ok"
+
+
+def test_a_worker_killed_mid_email_never_sends_it_twice(service: Service) -> None:
+    mailbox = SlowMailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    try:
+        [store] = service.rows(Store)
+        with service.runtime.transaction() as session:
+            config = {"host": "127.0.0.1", "port": smtp.port, "security": "none",
+                      "from_address": "loyalty@shop.example", "timeout": 30}  # fmt: skip
+            session.add(Sink(store_id=store.id, kind="email", kinds=list(CHANGE_KINDS),
+                             config=service.runtime.cipher.seal(config),
+                             rules={"collapse_seconds": 0}))  # fmt: skip
+            session.add(CustomerPoints(
+                store_id=store.id, customer_id=CUSTOMER, available=Decimal(100),
+                pending=Decimal(0), used=Decimal(0), next_expiry_points=Decimal(0),
+                fetched_at=utcnow() - timedelta(days=1),
+                contact=service.runtime.cipher.seal({"email": "sara@example.com"}),
+            ))  # fmt: skip
+        service.start_worker()
+        service.post()  # 100 → 400 points: one email
+        wait_until(lambda: mailbox.received, "the message to reach the SMTP server")
+        service.kill_worker()
+        mailbox.delay = 0.0
+        service.start_worker()
+        wait_until(lambda: _email_row(service).status == "delivered", "the sweeper to settle it")
+        time.sleep(3)
+        assert len(mailbox.received) == 1
+        assert "outcome unknown" in (_email_row(service).last_error or "")
+    finally:
+        smtp.stop()
+
+
+def _email_row(service: Service) -> Delivery:
+    with service.runtime.sessions() as session:
+        query = select(Delivery).join(Sink).where(Sink.kind == "email")
+        return session.scalars(query).one()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -16,6 +16,7 @@ from worker import refresh, stores
 from worker.errors import BadPayload
 from worker.platforms.base import EventPlan, Platform, ReceivedEvent
 from worker.runtime import Runtime
+from worker.snapshots import remember_contact
 from worker.storage.models import InboxEvent, Store, utcnow
 from worker.storage.upsert import rows_changed
 
@@ -83,11 +84,11 @@ def _apply(
         return [], "unknown store"
     if store.status == stores.UNINSTALLED:
         return [], "store has uninstalled the app"
-    due = [
-        job
-        for customer_id in plan.customer_ids
-        for job in refresh.request(runtime.settings, session, store.id, customer_id, plan.settle)
-    ]
+    due = []
+    for customer_id in plan.customer_ids:
+        if plan.contact is not None:
+            remember_contact(runtime, session, store.id, customer_id, plan.contact)
+        due += refresh.request(runtime.settings, session, store.id, customer_id, plan.settle)
     return due, None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,6 +54,20 @@ def apply_snapshot(
     return outbox.create_deliveries(session, store, change.id, payload)
 
 
+def remember_contact(
+    runtime: Runtime, session: Session, store_id: int, customer_id: str, contact: CustomerContact
+) -> None:
+    """Keep what an event says about reaching the customer, without a snapshot yet."""
+    row = _locked_row(session, store_id, customer_id)
+    row.contact = runtime.cipher.seal(_merged(runtime, row, contact))
+
+
+def _merged(runtime: Runtime, row: CustomerPoints, contact: CustomerContact) -> dict[str, Any]:
+    known = runtime.cipher.open(row.contact)
+    fresh = {key: value for key, value in asdict(contact).items() if value}
+    return known | fresh
+
+
 def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:
     # Insert an empty row first so that concurrent refreshes of one customer
     # serialise on its row lock instead of racing on the first insert.
@@ -97,4 +112,4 @@ def _write(runtime: Runtime, row: CustomerPoints, snapshot: PointsSnapshot) -> N
     row.next_expiry_at = snapshot.next_expiry_at
     row.next_expiry_points = snapshot.next_expiry_points
     row.tier, row.excluded, row.fetched_at = snapshot.tier, snapshot.excluded, snapshot.fetched_at
-    row.contact = runtime.cipher.seal(asdict(snapshot.contact))
+    row.contact = runtime.cipher.seal(_merged(runtime, row, snapshot.contact))

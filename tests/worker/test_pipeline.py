@@ -217,3 +217,10 @@ def test_it_reports_unknown_status_labels_on_the_job(world: World) -> None:
     [job] = world.rows(RefreshJob)
     assert job.status == "done" and "معلّقة للمراجعة" in (job.last_error or "")
     assert world.capture.received()[0].data["balance_after"] == 900
+
+
+def test_it_keeps_the_contact_an_event_gives_encrypted(world: World) -> None:
+    world.process(world.post())  # the sample order names c@example.com
+    [row] = world.rows(CustomerPoints)
+    assert row.contact and b"c@example.com" not in row.contact
+    assert world.runtime.cipher.open(row.contact)["email"] == "c@example.com"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from worker.points import PointsSnapshot
+from worker.points import CustomerContact, PointsSnapshot
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class EventPlan:
     settle: bool = False  # order events: points may be credited later, check again
     store_update: StoreUpdate | None = None
     ignored_reason: str | None = None
+    # How to reach the customer, when the event says (loyalty APIs often do not):
+    # kept encrypted with the snapshot; what the platform's API says wins.
+    contact: CustomerContact | None = None
 
 
 class StoreApi(Protocol):

@@ -23,6 +23,7 @@ from worker.platforms.base import (
     StoreLookup,
     StoreUpdate,
 )
+from worker.points import CustomerContact
 
 AUTHORIZE = "app.store.authorize"
 UNINSTALLED = "app.uninstalled"
@@ -150,7 +151,26 @@ def plan(event_type: str, body: bytes) -> EventPlan:
     customer = _customer_id(event_type, data)
     if customer is None:
         return EventPlan(ignored_reason="event names no customer (guest order?)")
-    return EventPlan(customer_ids=(customer,), settle=event_type in ORDER_EVENTS)
+    return EventPlan(
+        customer_ids=(customer,),
+        settle=event_type in ORDER_EVENTS,
+        contact=_contact(data if event_type in CUSTOMER_EVENTS else data.get("customer")),
+    )
+
+
+def _contact(block: Any) -> CustomerContact | None:
+    """Email, mobile and name from a Salla customer block (the points API has none)."""
+    if not isinstance(block, dict):
+        return None
+    names = [block.get(key) for key in ("first_name", "last_name")]
+    name = " ".join(n.strip() for n in names if isinstance(n, str) and n.strip()) or None
+    return CustomerContact(
+        email=_text(block.get("email")), phone=_text(block.get("mobile")), name=name
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:255] if isinstance(value, str) and value.strip() else None
 
 
 def _customer_id(event_type: str, data: Mapping[str, Any]) -> str | None:
