@@ -159,36 +159,48 @@ def claim(session: Session, delivery_id: str) -> Delivery | None:
     return session.get(Delivery, delivery_id) if claimed else None
 
 
-def deliver(runtime: Runtime, delivery_id: str) -> Due | None:
-    """Send one delivery; return a later retry to enqueue, if any."""
+def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
+    """Send one delivery (or, for HubSpot, a batch of due ones); return retries to enqueue."""
     with runtime.transaction() as session:
         delivery = claim(session, delivery_id)
         sink = session.get(Sink, delivery.sink_id) if delivery else None
     if delivery is None:
-        return None
+        return []
     if sink is None or not sink.enabled:
-        _record(runtime, delivery_id, SKIPPED, "sink is disabled or removed")
-        return None
+        record(runtime, delivery_id, SKIPPED, "sink is disabled or removed")
+        return []
+    if sink.kind == "hubspot":
+        from worker import crm_batches  # a sink-specific path; imports this module
+
+        companions = crm_batches.claim_companions(runtime, sink, delivery)
+        if companions:
+            return crm_batches.deliver_batch(runtime, sink, [delivery, *companions])
+    return _deliver_one(runtime, sink, delivery)
+
+
+def _deliver_one(runtime: Runtime, sink: Sink, delivery: Delivery) -> list[Due]:
+    delivery_id = delivery.id
     try:
         result = _send(runtime, sink, delivery)
     except SkippedDelivery as exc:
-        _record(runtime, delivery_id, SKIPPED, exc.reason)
-        return None
+        record(runtime, delivery_id, SKIPPED, exc.reason)
+        return []
     except AmbiguousSend as exc:
         # Handed over, receipt unknown: a person must never get it twice.
-        _record(runtime, delivery_id, DELIVERED, f"outcome unknown, not resent: {exc}")
-        return None
+        record(runtime, delivery_id, DELIVERED, f"outcome unknown, not resent: {exc}")
+        return []
     except EndpointGone as exc:
-        _record(runtime, delivery_id, DEAD, str(exc))
+        record(runtime, delivery_id, DEAD, str(exc))
         _disable_sink(runtime, sink.id, f"endpoint answered 410 Gone on {delivery_id}")
-        return None
+        return []
     except PermanentError as exc:
-        _record(runtime, delivery_id, DEAD, str(exc))
-        return None
+        record(runtime, delivery_id, DEAD, str(exc))
+        return []
     except TransientError as exc:
-        return _retry_or_bury(runtime, delivery, exc)
-    _record(runtime, delivery_id, DELIVERED, None, result.status_code)
-    return None
+        later = retry_or_bury(runtime, delivery, exc)
+        return [later] if later else []
+    record(runtime, delivery_id, DELIVERED, None, result.status_code)
+    return []
 
 
 def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
@@ -228,10 +240,10 @@ def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:
     )
 
 
-def _retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) -> Due | None:
+def retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) -> Due | None:
     settings = runtime.settings
     if delivery.attempts >= settings.delivery_max_attempts:
-        _record(runtime, delivery.id, DEAD, f"gave up after {delivery.attempts} attempts: {exc}")
+        record(runtime, delivery.id, DEAD, f"gave up after {delivery.attempts} attempts: {exc}")
         return None
     delay = retry_delay(
         delivery.attempts, settings.retry_base_seconds, settings.retry_max_seconds, exc.retry_after
@@ -260,7 +272,7 @@ def _disable_sink(runtime: Runtime, sink_id: int, reason: str) -> None:
     log.warning("sink %s disabled: %s", sink_id, reason)
 
 
-def _record(
+def record(
     runtime: Runtime, delivery_id: str, status: str, detail: str | None, code: int | None = None
 ) -> None:
     values: dict[str, Any] = {"status": status, "last_error": (detail or "")[:500] or None}

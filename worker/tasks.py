@@ -47,8 +47,7 @@ def refresh_points(job_id: int) -> None:
 
 @shared_task(name=dispatch.DELIVER, acks_late=True, soft_time_limit=45, time_limit=60)
 def deliver(delivery_id: str) -> None:
-    later = outbox.deliver(runtime.current(), delivery_id)
-    if later is not None:
+    for later in outbox.deliver(runtime.current(), delivery_id):
         dispatch.enqueue(app, dispatch.DELIVER, later.delivery_id, later.countdown)
 
 

@@ -47,7 +47,7 @@ def row(runtime: Runtime, delivery_id: str) -> Delivery:
 
 def test_it_delivers_a_signed_event(runtime: Runtime, serve: Serve) -> None:
     delivery_id, log = queue_delivery(runtime, serve)
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
     [received] = log.received()
     assert received.id == delivery_id and received.verified
     assert received.type == BALANCE_CHANGED and received.data["balance_after"] == 5
@@ -70,12 +70,12 @@ def test_it_retries_transient_failures_with_the_same_id(runtime: Runtime, serve:
     delivery_id, log = queue_delivery(runtime, serve, fail_first=2, fail_status=503)
     for _ in range(2):
         later = outbox.deliver(runtime, delivery_id)
-        assert later is not None and row(runtime, delivery_id).status == "retrying"
+        assert later and row(runtime, delivery_id).status == "retrying"
         with runtime.transaction() as session:  # skip the wait
             session.get_one(Delivery, delivery_id).next_attempt_at = row(
                 runtime, delivery_id
             ).created_at
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
     assert {request.id for request in log.requests()} == {delivery_id}
     assert [r.status for r in log.requests()] == [503, 503, 200]
     assert row(runtime, delivery_id).status == "delivered"
@@ -83,14 +83,14 @@ def test_it_retries_transient_failures_with_the_same_id(runtime: Runtime, serve:
 
 def test_it_buries_a_delivery_the_endpoint_refuses(runtime: Runtime, serve: Serve) -> None:
     delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=400)
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
     dead = row(runtime, delivery_id)
     assert dead.status == "dead" and "400" in (dead.last_error or "")
 
 
 def test_it_disables_a_sink_whose_endpoint_is_gone(runtime: Runtime, serve: Serve) -> None:
     delivery_id, _ = queue_delivery(runtime, serve, fail_first=1, fail_status=410)
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
     assert row(runtime, delivery_id).status == "dead"
     with runtime.sessions() as session:
         [sink] = session.scalars(select(Sink))
@@ -101,7 +101,7 @@ def test_it_gives_up_after_the_last_attempt(runtime: Runtime, serve: Serve) -> N
     delivery_id, _ = queue_delivery(runtime, serve, fail_first=100, fail_status=500)
     with runtime.transaction() as session:
         session.get_one(Delivery, delivery_id).attempts = runtime.settings.delivery_max_attempts - 1
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
     dead = row(runtime, delivery_id)
     assert dead.status == "dead" and "gave up" in (dead.last_error or "")
 

@@ -376,7 +376,7 @@ def test_it_is_delivered_through_the_outbox(portal: Portal, runtime: Runtime) ->
     portal.state.add_contact(EMAIL)
     delivery_id = queue_for_hubspot(runtime, portal, EMAIL)
 
-    assert outbox.deliver(runtime, delivery_id) is None
+    assert outbox.deliver(runtime, delivery_id) == []
 
     with runtime.sessions() as session:
         row = session.get_one(Delivery, delivery_id)
@@ -394,3 +394,36 @@ def test_it_leaves_the_skip_reason_on_the_outbox_row(portal: Portal, runtime: Ru
         row = session.get_one(Delivery, delivery_id)
     assert (row.status, row.last_error) == ("skipped", "the customer has no email address")
     assert portal.requests() == []
+
+
+def test_it_sends_a_burst_of_due_deliveries_as_one_batch_upsert(
+    portal: Portal, runtime: Runtime
+) -> None:
+    store = add_salla_store(runtime)
+    emails = [f"customer{i}@example.com" for i in range(5)]
+    with runtime.transaction() as session:
+        config = runtime.cipher.seal({"token": DEMO_TOKEN, "api_base": portal.url,
+                                      "create_missing": True})  # fmt: skip
+        session.add(Sink(store_id=store.id, kind="hubspot", config=config, kinds=[BALANCE_CHANGED]))
+        for i, email in enumerate(emails):
+            session.add(CustomerPoints(
+                store_id=store.id, customer_id=str(i), available=Decimal(10 * i),
+                pending=Decimal(0), used=Decimal(0), next_expiry_points=Decimal(0),
+                contact=runtime.cipher.seal({"email": email}),
+            ))  # fmt: skip
+    with runtime.transaction() as session:
+        due = [
+            d
+            for i in range(5)
+            for d in outbox.create_deliveries(
+                session, store, None, balance_change().payload | {"customer_id": str(i)}
+            )
+        ]
+    assert outbox.deliver(runtime, due[0].delivery_id) == []
+    [upsert] = portal.requests()
+    assert upsert.path.endswith("/batch/upsert")
+    assert sorted(entry["id"] for entry in upsert.body["inputs"]) == sorted(emails)
+    with runtime.sessions() as session:
+        assert {row.status for row in session.query(Delivery)} == {"delivered"}
+    assert all(outbox.deliver(runtime, d.delivery_id) == [] for d in due[1:])
+    assert len(portal.requests()) == 1  # the other messages found nothing left to send
