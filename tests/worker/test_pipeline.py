@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
 from tests.conftest import SALLA_SECRET
 from tests.factories import (
@@ -23,6 +22,7 @@ from tests.factories import (
     salla_event,
     salla_headers,
 )
+from tests.pipeline_support import all_rows, process_event
 from web import create_app
 from worker import inbox, outbox, refresh, sweeper
 from worker.platforms import build_platforms
@@ -64,16 +64,10 @@ class World:
         return int(response.get_json().get("id", 0))
 
     def process(self, inbox_id: int) -> list[outbox.Due]:
-        deliveries = []
-        for due in inbox.handle(self.runtime, self.platforms, inbox_id):
-            deliveries += refresh.run(self.runtime, self.platforms, due.job_id)
-        for delivery in deliveries:
-            outbox.deliver(self.runtime, delivery.delivery_id)
-        return deliveries
+        return process_event(self.runtime, self.platforms, inbox_id)
 
     def rows(self, model: Any) -> list[Any]:
-        with self.runtime.sessions() as session:
-            return list(session.scalars(select(model)))
+        return all_rows(self.runtime, model)
 
 
 @pytest.fixture

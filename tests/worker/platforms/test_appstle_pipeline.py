@@ -16,9 +16,10 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from tests.factories import add_webhook_sink
+from tests.pipeline_support import all_rows, process_event
 from tests.worker.platforms.appstle_support import CUSTOMER, WHSEC, WHSEC_PREVIOUS, credentials
 from web import create_app
-from worker import inbox, outbox, refresh
+from worker import outbox
 from worker.platforms.appstle import AppstlePlatform
 from worker.platforms.base import Platform, SampleDelivery, StoreUpdate
 from worker.platforms.shopify import ShopifyPlatform
@@ -60,16 +61,10 @@ class World:
         return int(response.get_json()["id"])
 
     def process(self, inbox_id: int) -> list[outbox.Due]:
-        deliveries = []
-        for due in inbox.handle(self.runtime, self.platforms, inbox_id):
-            deliveries += refresh.run(self.runtime, self.platforms, due.job_id)
-        for delivery in deliveries:
-            outbox.deliver(self.runtime, delivery.delivery_id)
-        return deliveries
+        return process_event(self.runtime, self.platforms, inbox_id)
 
     def rows(self, model: Any) -> list[Any]:
-        with self.runtime.sessions() as session:
-            return list(session.scalars(select(model)))
+        return all_rows(self.runtime, model)
 
 
 def make_world(runtime: Runtime, serve: Serve, stored: dict[str, Any]) -> World:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from tests.factories import add_webhook_sink
+from tests.pipeline_support import all_rows, process_event
 from tests.worker.platforms.appstle_support import (
     CUSTOMER,
     SHOPIFY_PREVIOUS,
@@ -55,16 +55,10 @@ class World:
         return int(response.get_json()["id"])
 
     def process(self, inbox_id: int) -> list[outbox.Due]:
-        deliveries = []
-        for due in inbox.handle(self.runtime, self.platforms, inbox_id):
-            deliveries += refresh.run(self.runtime, self.platforms, due.job_id)
-        for delivery in deliveries:
-            outbox.deliver(self.runtime, delivery.delivery_id)
-        return deliveries
+        return process_event(self.runtime, self.platforms, inbox_id)
 
     def rows(self, model: Any) -> list[Any]:
-        with self.runtime.sessions() as session:
-            return list(session.scalars(select(model)))
+        return all_rows(self.runtime, model)
 
 
 @pytest.fixture
