@@ -15,8 +15,12 @@ import time
 from types import FrameType
 
 import click
+from kombu import Queue
 
+from worker import dispatch
+from worker.celery_app import create_celery
 from worker.cli.common import open_runtime
+from worker.config import Settings
 
 
 def service_commands(
@@ -49,11 +53,25 @@ def run(host: str, port: int, concurrency: int) -> None:
     click.echo(
         f"database: {runtime.engine.url.get_backend_name()}  broker: {_scheme(settings.broker_url)}"
     )
+    _declare_queues(settings)
     children = {
         name: subprocess.Popen(command, env=env)
         for name, command in service_commands(host, port, concurrency, settings.log_level).items()
     }
     sys.exit(_supervise(children))
+
+
+def _declare_queues(settings: Settings) -> None:
+    """Create the broker's queues before the processes that use them start.
+
+    kombu's SQLAlchemy transport (the embedded broker) creates a queue's row on
+    first use without allowing for another process doing the same at that moment;
+    the loser dies on the unique constraint. Declared once here, nobody races.
+    """
+    app = create_celery(settings)
+    with app.connection_for_write() as connection:
+        for name in sorted(set(dispatch.QUEUES.values())):
+            Queue(name).bind(connection.default_channel).declare()
 
 
 def _scheme(url: str) -> str:

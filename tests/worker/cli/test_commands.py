@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from click.testing import CliRunner, Result
 from tests.conftest import SALLA_SECRET, relay_env
 from web import create_app
 from worker.cli.app import main
-from worker.config import Settings
+from worker.cli.serve import _declare_queues
+from worker.config import Settings, load_settings
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
@@ -192,3 +194,19 @@ def test_it_reports_a_failing_sink_test(
     added = sink_id(add_webhook_sink(cli, f"{endpoint.url}/hook", secret))
     result = cli("sinks", "test", added)
     assert result.exit_code == 1 and "TransientError" in result.output and "503" in result.output
+
+
+def test_run_creates_the_embedded_brokers_queues_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    # kombu's SQLite transport would otherwise have the worker, beat and web race
+    # to insert the same queue row on first use, and the loser dies.
+    env = relay_env(tmp_path, f"sqlite:///{tmp_path}/relay.sqlite3", "")
+    env.pop("REDIS_URL")
+    settings = load_settings(env)
+    assert settings.broker_url.startswith("sqla+sqlite")
+    for _ in range(2):  # idempotent: every start declares them again
+        _declare_queues(settings)
+    with sqlite3.connect(tmp_path / "broker.sqlite3") as broker:
+        names = [name for (name,) in broker.execute("SELECT name FROM kombu_queue ORDER BY name")]
+    assert names == ["deliveries", "events", "refresh"]
