@@ -22,10 +22,7 @@ a correctly signed (Svix) Appstle webhook for the receiver.
 from __future__ import annotations
 
 import json
-import math
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +32,7 @@ from flask import Flask, Response, current_app, request
 
 from worker.platforms.appstle import samples
 from worker.platforms.base import SampleDelivery
+from worker.sandbox.trouble import InjectedFailure, SandboxTrouble
 
 DEMO_SHOP = "relay-demo.myshopify.com"
 DEMO_API_KEY = "sandbox-appstle-api-key"
@@ -86,13 +84,7 @@ class LoyaltyCustomer:
     expire_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class _Failure:
-    status: int
-    retry_after: int | None = None
-
-
-class AppstleSandboxState:
+class AppstleSandboxState(SandboxTrouble[AppstleRequest]):
     """Shops and their API keys, customers, injected trouble and a log; thread-safe."""
 
     def __init__(
@@ -102,15 +94,9 @@ class AppstleSandboxState:
         rate_window: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.rate_limit, self.rate_window = rate_limit, rate_window
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(rate_limit=rate_limit, rate_window=rate_window, clock=clock)
         self._keys: dict[str, str] = {}  # API key → shop
         self._customers: dict[str, dict[str, LoyaltyCustomer]] = {}  # shop → id → customer
-        self._failures: deque[_Failure] = deque()
-        self._windows: dict[str, tuple[float, int]] = {}  # key → (window start, used)
-        self._requests: list[AppstleRequest] = []
-        self._delay = 0.0
 
     @classmethod
     def with_demo_store(cls, now: datetime | None = None) -> AppstleSandboxState:
@@ -169,44 +155,13 @@ class AppstleSandboxState:
             self._customers[shop][customer_id] = updated
             return updated
 
-    def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests with ``status`` (429: with ``retry_after``)."""
-        with self._lock:
-            self._failures.extend([_Failure(status, retry_after)] * count)
-
-    def set_delay(self, seconds: float) -> None:
-        with self._lock:
-            self._delay = seconds
-
-    def set_rate_limit(self, limit: int, window: float) -> None:
-        with self._lock:
-            self.rate_limit, self.rate_window = limit, window
-            self._windows.clear()
-
     # --- reading it ---
 
     def customer(self, shop: str, customer_id: str) -> LoyaltyCustomer | None:
         with self._lock:
             return self._customers.get(shop, {}).get(customer_id)
 
-    def requests(self) -> list[AppstleRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def delay(self) -> float:
-        with self._lock:
-            return self._delay
-
     # --- used by the app ---
-
-    def record(self, seen: AppstleRequest) -> None:
-        with self._lock:
-            self._requests.append(seen)
-
-    def take_failure(self) -> _Failure | None:
-        with self._lock:
-            return self._failures.popleft() if self._failures else None
 
     def shop_for(self, api_key: str) -> str | None:
         with self._lock:
@@ -219,18 +174,6 @@ class AppstleSandboxState:
                 return customers.get(customer_id)
             wanted = email.strip().lower()
             return next((c for c in customers.values() if (c.email or "").lower() == wanted), None)
-
-    def take_budget(self, api_key: str) -> int | None:
-        """Count one request; past the budget, the seconds until the window ends."""
-        with self._lock:
-            now = self._clock()
-            started, used = self._windows.get(api_key, (now, 0))
-            if now >= started + self.rate_window:
-                started, used = now, 0
-            if used >= self.rate_limit:
-                return max(1, math.ceil(started + self.rate_window - now))
-            self._windows[api_key] = (started, used + 1)
-            return None
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -245,7 +188,7 @@ def create_appstle_sandbox(state: AppstleSandboxState | None = None) -> Flask:
     @app.before_request
     def gate() -> Response | None:
         time.sleep(sandbox.delay)
-        failure = sandbox.take_failure()
+        failure = sandbox.take_failure(request.path)
         return _failure_answer(failure) if failure else None
 
     @app.after_request
@@ -268,7 +211,7 @@ def _customer_loyalty() -> Response:
     shop = state.shop_for(api_key)
     if shop is None:
         return _error(401, "Unauthorized")
-    wait = state.take_budget(api_key)
+    wait = state.take_budget(api_key).retry_after
     if wait is not None:
         return _error(429, "Too Many Requests", retry_after=wait)
     customer_id = request.args.get("customerId", "").strip()
@@ -315,7 +258,7 @@ def _reward() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _failure_answer(failure: _Failure) -> Response:
+def _failure_answer(failure: InjectedFailure) -> Response:
     reasons = {401: "Unauthorized", 429: "Too Many Requests"}
     return _error(failure.status, reasons.get(failure.status, "Error"), failure.retry_after)
 

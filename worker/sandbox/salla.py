@@ -38,14 +38,13 @@ from worker.sandbox.salla_state import (
     DEMO_MERCHANT,
     DEMO_REFRESH_TOKEN,
     ENGLISH,
-    InjectedFailure,
-    RateState,
     SallaSandboxState,
     SandboxRequest,
     TokenRefresh,
     points_entry,
     sample_history,
 )
+from worker.sandbox.trouble import InjectedFailure, RateState
 
 __all__ = [
     "DEMO_ACCESS_TOKEN",

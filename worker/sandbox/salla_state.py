@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import copy
 import hmac
-import math
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from worker.sandbox.trouble import SandboxTrouble
 
 DEMO_MERCHANT = "1234509876"
 DEMO_CUSTOMER = "1257881496"
@@ -68,24 +67,6 @@ class TokenRefresh:
     new_refresh_token: str | None = None
 
 
-@dataclass(frozen=True)
-class InjectedFailure:
-    status: int
-    retry_after: int | None = None
-    path: str | None = None  # only requests whose path ends with this; None: any
-
-    def applies_to(self, path: str) -> bool:
-        return self.path is None or path.endswith(self.path)
-
-
-@dataclass(frozen=True)
-class RateState:
-    limit: int
-    remaining: int
-    reset: int  # epoch seconds
-    retry_after: int | None = None  # set when the request was refused
-
-
 @dataclass
 class _Merchant:
     access_token: str | None
@@ -93,13 +74,7 @@ class _Merchant:
     customers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-@dataclass
-class _Window:
-    started: float
-    used: int = 0
-
-
-class SallaSandboxState:
+class SallaSandboxState(SandboxTrouble[SandboxRequest]):
     """Merchants, tokens, histories, injected trouble and a log; every method is thread-safe."""
 
     def __init__(
@@ -111,18 +86,12 @@ class SallaSandboxState:
         rate_window: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(rate_limit=rate_limit, rate_window=rate_window, clock=clock)
         self.client_id, self.client_secret = client_id, client_secret
-        self.rate_limit, self.rate_window = rate_limit, rate_window
         self.token_lifetime = TOKEN_LIFETIME
-        self._clock = clock
-        self._lock = threading.Lock()
         self._merchants: dict[str, _Merchant] = {}
         self._spent: dict[str, str] = {}  # used refresh token → merchant
-        self._failures: deque[InjectedFailure] = deque()
-        self._windows: dict[str, _Window] = {}
-        self._requests: list[SandboxRequest] = []
         self._refreshes: list[TokenRefresh] = []
-        self._delay = 0.0
 
     @classmethod
     def with_demo_store(cls, now: datetime | None = None) -> SallaSandboxState:
@@ -163,31 +132,6 @@ class SallaSandboxState:
         with self._lock:
             self._merchants[merchant_id].access_token = None
 
-    def fail_next(
-        self,
-        count: int,
-        *,
-        status: int = 500,
-        retry_after: int | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests (to ``path``, or any) with ``status``.
-
-        A 429 carries ``retry_after`` as Retry-After when given (else only the
-        X-RateLimit-* headers); a 401 is Salla's ``Invalid-token``.
-        """
-        with self._lock:
-            self._failures.extend([InjectedFailure(status, retry_after, path)] * count)
-
-    def set_delay(self, seconds: float) -> None:
-        with self._lock:
-            self._delay = seconds
-
-    def set_rate_limit(self, limit: int, window: float) -> None:
-        with self._lock:
-            self.rate_limit, self.rate_window = limit, window
-            self._windows.clear()
-
     # --- reading it ---
 
     def tokens(self, merchant_id: str) -> tuple[str | None, str | None]:
@@ -200,10 +144,6 @@ class SallaSandboxState:
         with self._lock:
             return copy.deepcopy(self._merchants[merchant_id].customers.get(customer_id, []))
 
-    def requests(self) -> list[SandboxRequest]:
-        with self._lock:
-            return list(self._requests)
-
     def request_count(self, path: str | None = None, *, customer_id: str | None = None) -> int:
         return sum(
             1
@@ -215,23 +155,7 @@ class SallaSandboxState:
         with self._lock:
             return list(self._refreshes)
 
-    @property
-    def delay(self) -> float:
-        with self._lock:
-            return self._delay
-
     # --- used by the app ---
-
-    def record(self, seen: SandboxRequest) -> None:
-        with self._lock:
-            self._requests.append(seen)
-
-    def take_failure(self, path: str) -> InjectedFailure | None:
-        with self._lock:
-            failure = next((f for f in self._failures if f.applies_to(path)), None)
-            if failure is not None:
-                self._failures.remove(failure)
-            return failure
 
     def merchant_for(self, access_token: str) -> str | None:
         with self._lock:
@@ -244,21 +168,6 @@ class SallaSandboxState:
         with self._lock:
             entries = self._merchants[merchant_id].customers.get(customer_id)
             return copy.deepcopy(entries) if entries is not None else None
-
-    def take_budget(self, key: str) -> RateState:
-        """Count one request against ``key``'s window, or refuse it when the window is spent."""
-        with self._lock:
-            now = self._clock()
-            window = self._window(key, now)
-            if window.used >= self.rate_limit:
-                retry_after = max(1, math.ceil(window.started + self.rate_window - now))
-                return replace(self._rate_state(window), retry_after=retry_after)
-            window.used += 1
-            return self._rate_state(window)
-
-    def peek_budget(self, key: str) -> RateState:
-        with self._lock:
-            return self._rate_state(self._window(key, self._clock()))
 
     def client_matches(self, client_id: str, client_secret: str) -> bool:
         given = f"{client_id}\x00{client_secret}".encode()
@@ -293,16 +202,6 @@ class SallaSandboxState:
         merchant = self._merchants[merchant_id]
         merchant.access_token = merchant.refresh_token = None
         return TokenRefresh(refresh_token, "reused", merchant_id)
-
-    def _window(self, key: str, now: float) -> _Window:
-        window = self._windows.get(key)
-        if window is None or now >= window.started + self.rate_window:
-            window = self._windows[key] = _Window(started=now)
-        return window
-
-    def _rate_state(self, window: _Window) -> RateState:
-        reset = math.ceil(window.started + self.rate_window)
-        return RateState(self.rate_limit, max(0, self.rate_limit - window.used), reset)
 
 
 # --- sample data ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
 
+from worker.sandbox.trouble import InjectedFailure
 from worker.sandbox.zid_records import (
     DEMO_APP_ID,
     DEMO_AUTHORIZATION,
@@ -44,7 +45,6 @@ from worker.sandbox.zid_records import (
     DEMO_STORE,
     TOKEN_LIFETIME,
     AnswerStyle,
-    InjectedFailure,
     RegisteredWebhook,
     TokenRefresh,
     ZidRequest,
@@ -272,7 +272,7 @@ def _token() -> Response:
 
 
 def _spend_budget(state: ZidSandboxState, store_id: str) -> None:
-    wait = state.take_budget(store_id)
+    wait = state.take_budget(store_id).retry_after
     if wait is not None:
         response = _error(429, "too_many_requests", "Too Many Attempts.")
         response.headers["Retry-After"] = str(wait)

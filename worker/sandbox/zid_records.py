@@ -51,16 +51,6 @@ class TokenRefresh:
 
 
 @dataclass(frozen=True)
-class InjectedFailure:
-    status: int
-    retry_after: int | None = None
-    path: str | None = None  # only requests whose path ends with this; None: any
-
-    def applies_to(self, path: str) -> bool:
-        return self.path is None or path.endswith(self.path)
-
-
-@dataclass(frozen=True)
 class AnswerStyle:
     """How the details endpoint spells its answer (Zid's real one is misspelled)."""
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import copy
 import hmac
-import math
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.sandbox.trouble import SandboxTrouble
 from worker.sandbox.zid_records import (
     DEMO_AUTHORIZATION,
     DEMO_CLIENT_ID,
@@ -33,7 +31,6 @@ from worker.sandbox.zid_records import (
     DEMO_REFRESH_TOKEN,
     DEMO_STORE,
     AnswerStyle,
-    InjectedFailure,
     RegisteredWebhook,
     TokenRefresh,
     ZidRequest,
@@ -59,13 +56,7 @@ class _Store:
     webhooks: list[RegisteredWebhook] = field(default_factory=list)
 
 
-@dataclass
-class _Window:
-    started: float
-    used: int = 0
-
-
-class ZidSandboxState:
+class ZidSandboxState(SandboxTrouble[ZidRequest]):
     """Stores, tokens, balances, webhooks, injected trouble and a log; thread-safe."""
 
     def __init__(
@@ -83,17 +74,11 @@ class ZidSandboxState:
             client_secret,
             redirect_uri,
         )
-        self.rate_limit, self.rate_window = rate_limit, rate_window
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(rate_limit=rate_limit, rate_window=rate_window, clock=clock)
         self._stores: dict[str, _Store] = {}
         self._spent: dict[str, str] = {}  # used refresh token → store
-        self._failures: deque[InjectedFailure] = deque()
-        self._windows: dict[str, _Window] = {}
-        self._requests: list[ZidRequest] = []
         self._refreshes: list[TokenRefresh] = []
         self._style = AnswerStyle()
-        self._delay = 0.0
 
     @classmethod
     def with_demo_store(cls, now: datetime | None = None) -> ZidSandboxState:
@@ -184,27 +169,6 @@ class ZidSandboxState:
             store = self._stores[store_id]
             store.authorization = store.manager_token = None
 
-    def fail_next(
-        self,
-        count: int,
-        *,
-        status: int = 500,
-        retry_after: int | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests (to ``path``, or any) with ``status``."""
-        with self._lock:
-            self._failures.extend([InjectedFailure(status, retry_after, path)] * count)
-
-    def set_delay(self, seconds: float) -> None:
-        with self._lock:
-            self._delay = seconds
-
-    def set_rate_limit(self, limit: int, window: float) -> None:
-        with self._lock:
-            self.rate_limit, self.rate_window = limit, window
-            self._windows.clear()
-
     def set_style(self, style: AnswerStyle) -> None:
         with self._lock:
             self._style = style
@@ -221,10 +185,6 @@ class ZidSandboxState:
         with self._lock:
             return list(self._stores[store_id].webhooks)
 
-    def requests(self) -> list[ZidRequest]:
-        with self._lock:
-            return list(self._requests)
-
     def request_count(self, path_end: str | None = None) -> int:
         return sum(
             1 for seen in self.requests() if path_end is None or seen.path.endswith(path_end)
@@ -235,27 +195,11 @@ class ZidSandboxState:
             return list(self._refreshes)
 
     @property
-    def delay(self) -> float:
-        with self._lock:
-            return self._delay
-
-    @property
     def style(self) -> AnswerStyle:
         with self._lock:
             return self._style
 
     # --- used by the app ---
-
-    def record(self, seen: ZidRequest) -> None:
-        with self._lock:
-            self._requests.append(seen)
-
-    def take_failure(self, path: str) -> InjectedFailure | None:
-        with self._lock:
-            failure = next((f for f in self._failures if f.applies_to(path)), None)
-            if failure is not None:
-                self._failures.remove(failure)
-            return failure
 
     def manager_store(self, authorization: str, manager_token: str) -> str | None:
         """The store both tokens belong to, or None."""
@@ -288,18 +232,6 @@ class ZidSandboxState:
                 "used": found.used,
                 "history": copy.deepcopy(found.history),
             }
-
-    def take_budget(self, store_id: str) -> int | None:
-        """Count one request against the store's window; the seconds to wait when it is spent."""
-        with self._lock:
-            now = self._clock()
-            window = self._windows.get(store_id)
-            if window is None or now >= window.started + self.rate_window:
-                window = self._windows[store_id] = _Window(started=now)
-            if window.used >= self.rate_limit:
-                return max(1, math.ceil(window.started + self.rate_window - now))
-            window.used += 1
-            return None
 
     def add_webhook(self, store_id: str, webhook: RegisteredWebhook) -> bool:
         """Register; False when the same event, target and app are already registered."""
