@@ -5,7 +5,7 @@ a token or an address."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,30 @@ def retry_after(headers: Mapping[str, str], default: float) -> float:
     if not math.isfinite(seconds):
         return default
     return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+
+
+def body_kind(response: httpx.Response) -> str:
+    """``non-JSON text/html body``: what came instead of JSON, never the body itself."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    return f"non-JSON {kind[:60]} body"
+
+
+def error_detail(response: httpx.Response, summary: Callable[[Any], str]) -> str:
+    """The platform's summary of a JSON error body, else what kind of body came."""
+    try:
+        return summary(response.json())
+    except ValueError:
+        return body_kind(response)
+
+
+def json_body(response: httpx.Response, what: str) -> Any:
+    """The parsed body; one that is not JSON is a ``PermanentError`` naming ``what``."""
+    try:
+        return response.json()
+    except ValueError:
+        raise PermanentError(
+            f"{what} is not JSON ({body_kind(response)}, HTTP {response.status_code})"
+        ) from None
 
 
 def load_document(schema: Schema, document: Any, what: str) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
 from worker.platforms.common import transport_errors
 from worker.platforms.salla.balance import snapshot_from_entries
@@ -238,20 +239,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float:
 
 def error_detail(response: httpx.Response) -> str:
     """Salla's error code and message, or what kind of body came instead; never the body."""
-    try:
-        return error_summary(response.json())
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-        return f"non-JSON {kind[:60]} body"
+    return common.error_detail(response, error_summary)
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise PermanentError(
-            f"Salla {what} is not JSON ({error_detail(response)}, HTTP {response.status_code})"
-        ) from None
+    return common.json_body(response, f"Salla {what}")
 
 
 def _number(raw: str | None) -> float | None:

@@ -27,7 +27,7 @@ import httpx
 
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
 from worker.platforms.base import StoreApi, StoreUpdate
-from worker.platforms.common import retry_after, transport_errors
+from worker.platforms.common import json_body, retry_after, transport_errors
 from worker.platforms.shopify.balance import snapshot_from_loyalty
 from worker.platforms.shopify.identity import CUSTOMER_ID, email_of
 from worker.platforms.shopify.schemas import load_customer_loyalty
@@ -85,7 +85,7 @@ def read_loyalty(store: StoreApi, query: CustomerQuery) -> Any:
         if response.status_code in REFUSED:
             raise NeedsReauthorization(_refusal(response.status_code))
     raise_for_status(response)
-    return json_body(response)
+    return json_body(response, "Appstle customer loyalty answer")
 
 
 def _get(store: StoreApi, query: CustomerQuery, credentials: Mapping[str, Any]) -> httpx.Response:
@@ -134,16 +134,6 @@ def raise_for_status(response: httpx.Response) -> None:
     if status == 404:
         raise PermanentError("Appstle has no loyalty record for this customer (HTTP 404)")
     raise PermanentError(f"Appstle answered {status}")
-
-
-def json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0][:60]
-        raise PermanentError(
-            f"Appstle customer loyalty answer is not JSON ({kind}, HTTP {response.status_code})"
-        ) from None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
 from worker.platforms.common import retry_after, transport_errors
 from worker.platforms.zid.balance import log_disagreement, snapshot_from_balance
@@ -262,21 +263,12 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
 
 
 def error_detail(response: httpx.Response) -> str:
-    """Zid's message, or what kind of body came instead; never the body."""
-    try:
-        return error_summary(response.json())
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-        return f"non-JSON {kind[:60]} body"
+    """Zid's error code and message, or what kind of body came instead; never the body."""
+    return common.error_detail(response, error_summary)
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise PermanentError(
-            f"Zid {what} is not JSON ({error_detail(response)}, HTTP {response.status_code})"
-        ) from None
+    return common.json_body(response, f"Zid {what}")
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float:
