@@ -34,10 +34,3 @@ def shared_client(timeout: float = 10.0) -> httpx.Client:
         if client is None or client.is_closed:
             client = _clients[timeout] = build_client(timeout)
         return client
-
-
-def close_clients() -> None:
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()

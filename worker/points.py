@@ -3,7 +3,7 @@ that turn two snapshots into change kinds and a sink payload."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -121,7 +121,3 @@ def _utc_iso(moment: datetime | None) -> str | None:
 
 def json_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
-
-
-def with_fetched_at(snapshot: PointsSnapshot, fetched_at: datetime) -> PointsSnapshot:
-    return replace(snapshot, fetched_at=fetched_at)

@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from worker.errors import PermanentError, TransientError
 
 MESSAGE_LIMIT = 300
+ID_LIMIT = 255  # the length of our external id columns
 MAX_RETRY_AFTER = 3600.0
 
 
@@ -98,3 +99,34 @@ def _flatten(messages: Any, path: str = "") -> Iterator[str]:
 
 def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def external_id(value: Any) -> str | None:
+    """Ids arrive as numbers or strings; we keep strings. Anything else is no id."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and len(value) <= ID_LIMIT:
+        return value.strip() or None
+    return None
+
+
+class ExternalId(fields.Field[str | None]):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        return external_id(value)
+
+
+class LooseText(fields.Field[str | None]):
+    """Free text that may arrive as a number."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ValidationError("Not a valid string.")

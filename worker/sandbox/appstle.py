@@ -32,7 +32,7 @@ from flask import Flask, Response, current_app, request
 
 from worker.platforms.appstle import samples
 from worker.platforms.base import SampleDelivery
-from worker.sandbox.trouble import InjectedFailure, SandboxTrouble
+from worker.sandbox.trouble import InjectedFailure, SandboxTrouble, serve_trouble
 
 DEMO_SHOP = "relay-demo.myshopify.com"
 DEMO_API_KEY = "sandbox-appstle-api-key"
@@ -184,17 +184,7 @@ def create_appstle_sandbox(state: AppstleSandboxState | None = None) -> Flask:
     app = Flask(__name__)
     sandbox = state if state is not None else AppstleSandboxState.with_demo_store()
     app.extensions[EXTENSION] = sandbox
-
-    @app.before_request
-    def gate() -> Response | None:
-        time.sleep(sandbox.delay)
-        failure = sandbox.take_failure(request.path)
-        return _failure_answer(failure) if failure else None
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        sandbox.record(_seen(response.status_code))
-        return response
+    serve_trouble(app, sandbox, _failure_answer, _seen)
 
     app.add_url_rule(LOYALTY_PATH, view_func=_customer_loyalty, methods=["GET"])
     return app

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from flask import Flask, Response, request
+
 Seen = TypeVar("Seen")
 
 
@@ -130,3 +132,24 @@ class SandboxTrouble(Generic[Seen]):
     def _rate_state(self, window: _Window) -> RateState:
         reset = math.ceil(window.started + self.rate_window)
         return RateState(self.rate_limit, max(0, self.rate_limit - window.used), reset)
+
+
+def serve_trouble(
+    app: Flask,
+    sandbox: SandboxTrouble[Seen],
+    answer: Callable[[InjectedFailure], Response],
+    seen: Callable[[int], Seen],
+) -> None:
+    """Every request waits the injected delay and may get an injected failure
+    (``answer`` gives the platform's shape of it); every answer is logged as ``seen``."""
+
+    @app.before_request
+    def gate() -> Response | None:
+        time.sleep(sandbox.delay)
+        failure = sandbox.take_failure(request.path)
+        return answer(failure) if failure else None
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        sandbox.record(seen(response.status_code))
+        return response

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
 
-from worker.sandbox.trouble import InjectedFailure
+from worker.sandbox.trouble import InjectedFailure, serve_trouble
 from worker.sandbox.zid_records import (
     DEMO_APP_ID,
     DEMO_AUTHORIZATION,
@@ -101,17 +100,7 @@ def create_zid_sandbox(state: ZidSandboxState | None = None) -> Flask:
     app = Flask(__name__)
     sandbox = state if state is not None else ZidSandboxState.with_demo_store()
     app.extensions[EXTENSION] = sandbox
-
-    @app.before_request
-    def gate() -> Response | None:
-        time.sleep(sandbox.delay)
-        failure = sandbox.take_failure(request.path)
-        return _failure_answer(failure) if failure else None
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        sandbox.record(_seen(response.status_code))
-        return response
+    serve_trouble(app, sandbox, _failure_answer, _seen)
 
     _route(app, "/managers/loyalty-program/customers/details", _details)
     _route(app, "/managers/loyalty-program/points-history/<customer_id>", _history)

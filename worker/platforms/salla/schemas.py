@@ -27,8 +27,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from worker.errors import PermanentError
-from worker.platforms.common import load_document, truncate
-from worker.platforms.salla.webhooks import external_id
+from worker.platforms.common import ExternalId, LooseText, load_document, truncate
 
 ZERO = Decimal(0)
 ZERO_DATE = "0000-00-00"
@@ -140,26 +139,6 @@ class WallClock(fields.Field[datetime | None]):
             return datetime.fromisoformat(text)
         except ValueError:
             raise ValidationError("Not a YYYY-MM-DD HH:MM:SS date.") from None
-
-
-class ExternalId(fields.Field[str | None]):
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str | None:
-        return external_id(value)
-
-
-class LooseText(fields.Field[str | None]):
-    """Free text that may arrive as a number."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str | None:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ValidationError("Not a valid string.")
 
 
 class LinkMap(fields.Field[dict[str, str]]):

@@ -23,6 +23,7 @@ from worker.platforms.base import (
     StoreLookup,
     StoreUpdate,
 )
+from worker.platforms.common import external_id
 from worker.points import CustomerContact
 
 AUTHORIZE = "app.store.authorize"
@@ -127,17 +128,6 @@ def _json_or_none(body: bytes) -> dict[str, Any] | None:
 def _merchant(document: Mapping[str, Any] | None) -> str | None:
     merchant = document.get("merchant") if document else None
     return external_id(merchant)
-
-
-def external_id(value: Any) -> str | None:
-    """Ids arrive as numbers or strings; we keep strings. Anything else is no id."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip() and len(value) <= 255:
-        return value.strip()
-    return None
 
 
 def plan(event_type: str, body: bytes) -> EventPlan:

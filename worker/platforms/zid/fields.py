@@ -12,8 +12,6 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from worker.platforms.zid.webhooks import external_id
-
 
 def decimal_points(value: Any) -> Decimal:
     """An int, a finite float or a numeric string as ``Decimal``; anything else is invalid."""
@@ -52,23 +50,3 @@ class Moment(fields.Field[datetime | None]):
         except ValueError:
             raise ValidationError("Not an ISO 8601 date.") from None
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-class ExternalId(fields.Field[str | None]):
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str | None:
-        return external_id(value)
-
-
-class LooseText(fields.Field[str | None]):
-    """Free text that may arrive as a number."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str | None:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ValidationError("Not a valid string.")

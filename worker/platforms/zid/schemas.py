@@ -24,8 +24,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from worker.errors import PermanentError
-from worker.platforms.common import load_document, truncate
-from worker.platforms.zid.fields import ExternalId, LooseText, Moment, Points
+from worker.platforms.common import ExternalId, LooseText, load_document, truncate
+from worker.platforms.zid.fields import Moment, Points
 
 ZERO = Decimal(0)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from worker.errors import BadPayload, Unauthorized
 from worker.platforms.base import EventPlan, InboundWebhook, ReceivedEvent, StoreLookup
+from worker.platforms.common import external_id
 
 ORDER_EVENTS = ("order.create", "order.status.update", "order.payment_status.update")
 CUSTOMER_EVENTS = (
@@ -32,7 +33,6 @@ CUSTOMER_EVENTS = (
 SUBSCRIBED_EVENTS = ORDER_EVENTS + CUSTOMER_EVENTS
 UNINSTALLED = "uninstalled"
 EVENT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
-STORE_ID_LIMIT = 255
 
 
 def receive(webhook: InboundWebhook, lookup: StoreLookup) -> ReceivedEvent:
@@ -55,8 +55,8 @@ def route(path: tuple[str, ...]) -> tuple[str, str]:
     """(store id, event) from the receiving path; anything else is refused as unauthenticated."""
     if len(path) != 2:
         raise Unauthorized("a Zid webhook path is /webhooks/zid/<store id>/<event>")
-    store_id, event_type = path[0].strip(), path[1]
-    if not store_id or len(store_id) > STORE_ID_LIMIT or not EVENT_NAME.fullmatch(event_type):
+    store_id, event_type = external_id(path[0]), path[1]
+    if store_id is None or not EVENT_NAME.fullmatch(event_type):
         raise Unauthorized("a Zid webhook path is /webhooks/zid/<store id>/<event>")
     return store_id, event_type
 
@@ -116,14 +116,3 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
-
-
-def external_id(value: Any) -> str | None:
-    """Zid sends ids as numbers or strings; we keep strings. Anything else is no id."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip() and len(value) <= STORE_ID_LIMIT:
-        return value.strip()
-    return None
