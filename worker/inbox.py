@@ -29,16 +29,21 @@ def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
     """The inbox row for a verified delivery (written by ``web.ingest.InboxWriter``)."""
     return {
         "platform": platform,
-        "store_ref": event.store_ref,
-        "event_type": event.event_type,
+        "store_ref": _storable(event.store_ref),
+        "event_type": _storable(event.event_type),
         "dedupe_key": event.dedupe_key,
         "body": body,
         "headers": event.headers,
         "status": IGNORED if event.ignored_reason else PENDING,
-        "reason": event.ignored_reason,
+        "reason": _storable(event.ignored_reason),
         "attempts": 0,
         "received_at": utcnow(),
     }
+
+
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: a signed body may still name one (``"\\u0000"``)."""
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}") if text else text
 
 
 def claim(session: Session, inbox_id: int) -> InboxEvent | None:

@@ -222,3 +222,36 @@ def test_it_group_commits_concurrent_webhooks_without_losing_or_doubling(
     rung = [i for m in messages for i in json.loads(base64.b64decode(m["body"]))[0][0]]
     assert sorted(rung) == sorted(row.id for row in rows)  # every new row rung exactly once
     assert len(messages) <= 20  # one doorbell per batch, not per webhook
+
+
+def test_a_signed_event_naming_a_nul_is_stored_not_refused(
+    client: FlaskClient, runtime: Runtime, queue: redis.Redis
+) -> None:
+    # JSON may spell a NUL ("\u0000"); PostgreSQL text cannot hold one.
+    add_salla_store(runtime)
+    document = salla_event()
+    document["event"] = "order.created\u0000"
+    body = encode(document)
+    status, answer = post(client, body, salla_headers(body, SALLA_SECRET))
+    assert (status, answer["status"]) == (200, "ignored")
+    [row] = inbox_rows(runtime)
+    assert row.body == body and "\x00" not in row.event_type
+
+
+def test_a_merchant_id_with_control_characters_is_no_merchant(
+    client: FlaskClient, runtime: Runtime, queue: redis.Redis
+) -> None:
+    add_salla_store(runtime)
+    document = salla_event()
+    document["merchant"] = "12345\u000009876"
+    body = encode(document)
+    status, answer = post(client, body, salla_headers(body, SALLA_SECRET))
+    assert (status, answer["status"]) == (200, "ignored") and answer["reason"] == "unknown merchant"
+    assert queue.llen("events") == 0
+
+
+def test_a_zid_path_with_a_nul_is_unauthenticated(client: FlaskClient) -> None:
+    response = client.post(
+        "/webhooks/zid/30%0059/order.create", data=b"{}", headers={"Authorization": "Basic eDp5"}
+    )
+    assert response.status_code == 401 and "error" in response.get_json()

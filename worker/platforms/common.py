@@ -102,12 +102,13 @@ def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 def external_id(value: Any) -> str | None:
-    """Ids arrive as numbers or strings; we keep strings. Anything else is no id."""
+    """Ids arrive as numbers or strings; we keep strings. Anything else is no id,
+    control characters included (PostgreSQL text cannot even hold a NUL)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and len(value) <= ID_LIMIT:
+    if isinstance(value, str) and len(value) <= ID_LIMIT and value.strip().isprintable():
         return value.strip() or None
     return None
 
