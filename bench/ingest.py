@@ -527,6 +527,7 @@ def interrupt(_signum: int, _frame: object) -> NoReturn:
 
 @dataclass
 class Bench:
+    env: dict[str, str]
     ports: dict[str, int]
     pool: PayloadPool
     loader: Loader
@@ -557,7 +558,7 @@ def bench_environment(options: Options) -> Iterator[Bench]:
         loader = make_loader(directory, options.connections)
         stack.callback(ignore_interrupts)
         pool = PayloadPool(directory / "payloads", loader.files)
-        yield Bench(ports, pool, loader, dsn, client, list(logs.values()))
+        yield Bench(env, ports, pool, loader, dsn, client, list(logs.values()))
 
 
 # The runs ------------------------------------------------------------------------------
@@ -697,7 +698,12 @@ def render_table(results: Results, options: Options) -> str:
 
 
 def _setup_line(setup: dict[str, Any]) -> str:
-    loaders, server = setup["loaders"], f"{setup['workers']} workers x {setup['threads']} threads"
+    per_worker = (
+        f"{setup['threads']} threads"
+        if setup["worker_class"] == "gthread"
+        else f"{setup['worker_connections']} connections"
+    )
+    loaders, server = setup["loaders"], f"{setup['workers']} workers x {per_worker}"
     return (
         f"load: {loaders['throughput']}, fixed rate: {loaders['fixed_rate']}; "
         f"gunicorn {setup['worker_class']} {server}; {setup['cores']} cores; "
@@ -711,13 +717,14 @@ def _met(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def describe(loader: Loader, options: Options) -> dict[str, Any]:
+def describe(loader: Loader, options: Options, env: Mapping[str, str]) -> dict[str, Any]:
     """The server settings both apps ran with (gunicorn_conf reads the same environment)."""
     return {
         "loaders": loader.names(),
-        "worker_class": getattr(gunicorn_conf, "worker_class", "sync"),
-        "workers": options.workers or getattr(gunicorn_conf, "workers", 1),
-        "threads": options.threads or getattr(gunicorn_conf, "threads", 1),
+        "worker_class": gunicorn_conf.choose_worker_class(env),
+        "workers": options.workers or gunicorn_conf.workers,
+        "threads": options.threads or gunicorn_conf.threads,
+        "worker_connections": gunicorn_conf.worker_connections,
         "cores": os.cpu_count(),
         "connections": options.connections,
         "duration": options.duration,
@@ -731,7 +738,7 @@ def run(options: Options) -> Results:
     with bench_environment(options) as bench:
         rounds = [run_round(bench, options, number) for number in range(1, options.rounds + 1)]
         fixed = run_fixed_rate(bench, options)
-        setup = describe(bench.loader, options) | {"load_average_before": busy}
+        setup = describe(bench.loader, options, bench.env) | {"load_average_before": busy}
         return Results(setup, rounds, fixed, verify(bench))
 
 

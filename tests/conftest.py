@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from worker import runtime as runtime_module
 from worker.config import Settings, load_settings
+from worker.dispatch import BELL_KEY
 from worker.runtime import Runtime
 from worker.sandbox.server import RunningServer, serve_in_thread
 from worker.storage.migrate import upgrade
@@ -80,8 +81,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def quiet_broker(redis_url: str) -> None:
+    """No message and no inbox bell left over from an earlier test."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete("events", "refresh", "deliveries", BELL_KEY)
+    client.close()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    quiet_broker(redis_url)
     return load_settings(relay_env(tmp_path, database_url, redis_url))
 
 

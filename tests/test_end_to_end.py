@@ -23,7 +23,7 @@ import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from tests.conftest import SALLA_SECRET, relay_env, truncate
+from tests.conftest import SALLA_SECRET, quiet_broker, relay_env, truncate
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
 from web import create_app
 from worker import runtime as runtime_module
@@ -132,6 +132,7 @@ def service(
     sink_secret: str,
     serve: Callable[[Any], RunningServer],
 ) -> Iterator[Service]:
+    quiet_broker(redis_url)
     api = serve(create_salla_sandbox(salla))
     sink = serve(capture)
     env = relay_env(

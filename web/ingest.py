@@ -1,14 +1,16 @@
-"""Group commit for the receiver: many webhooks, one INSERT, one doorbell.
+"""Group commit for the receiver: many webhooks, one INSERT, at most one doorbell.
 
 A request hands its row to the process's ``InboxWriter`` and waits. Whichever
 request finds no batch being written becomes the *leader*: it takes every row
 waiting at that moment, stores them with one ``INSERT … ON CONFLICT
-(dedupe_key) DO NOTHING RETURNING``, rings the doorbell once for the whole
-batch (``relay.handle_events`` with the new ids), and only then releases the
-requests of that batch. Rows that arrived while it wrote form the next batch:
-the leader hands the lead to the first of them and answers its own request.
-So "200 only after commit" holds for every request, while the round trips and
-the Celery publish are paid once per batch instead of once per webhook.
+(dedupe_key) DO NOTHING RETURNING``, rings the inbox's doorbell once for the
+whole batch (``worker.dispatch.InboxBell``: on Redis a ``SET NX``, and a
+``relay.drain_inbox`` message only when no drain is outstanding), and only
+then releases the requests of that batch. Rows that arrived while it wrote
+form the next batch: the leader hands the lead to the first of them and
+answers its own request. So "200 only after commit" holds for every request,
+while the round trips are paid once per batch instead of once per webhook,
+and under a spike the broker sees a handful of messages instead of thousands.
 
 Nothing waits on a timer and there is no writer thread: at low load a batch is
 one row, written by its own request; under a spike, batches grow by themselves
@@ -16,12 +18,13 @@ while the previous one is written, and each batch costs one hand-over between
 threads instead of two (to a writer and back).
 
 On PostgreSQL the batch is one statement in autocommit: ``INSERT … SELECT FROM
-unnest(<one array per column>)`` with the arrays sent in binary. Its text is
-the same for every batch size, so the server prepares it once, and the whole
-batch is one round trip with no BEGIN/COMMIT of its own (a single statement is
-atomic). SQLAlchemy's multi-row ``VALUES`` would build, parse and plan a new
-statement per batch size, costing the web process about three times the CPU.
-Other databases (SQLite, embedded) take the portable statement.
+unnest(<one array per column>)`` with the arrays sent in binary, straight
+through psycopg on a connection the writer keeps while batches keep coming.
+Its text is the same for every batch size, so the server prepares it once, and
+the whole batch is one round trip with no BEGIN/COMMIT of its own (a single
+statement is atomic). SQLAlchemy's multi-row ``VALUES`` would build, parse and
+plan a new statement per batch size, costing the web process about three times
+the CPU. Other databases (SQLite, embedded) take the portable statement.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
+from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from celery import Celery
-from kombu.exceptions import KombuError
-from sqlalchemy import Connection, Engine
+import psycopg
+from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -74,8 +79,8 @@ class _Pending:
 
 
 class InboxWriter:
-    def __init__(self, runtime: Runtime, celery: Celery) -> None:
-        self._celery = celery
+    def __init__(self, runtime: Runtime, bell: dispatch.InboxBell) -> None:
+        self._bell = bell
         self._insert = _inserter(runtime.engine)
         self._lock = threading.Lock()  # guards _waiting and _writing
         self._waiting: list[_Pending] = []
@@ -129,7 +134,7 @@ class InboxWriter:
         """Insert the batch; None when the database did not take it (nothing stored)."""
         try:
             inserted = self._insert([pending.row for pending in batch])
-        except SQLAlchemyError:
+        except (SQLAlchemyError, psycopg.Error):
             log.exception(
                 "inbox unavailable: %d webhooks will be retried by their platform", len(batch)
             )
@@ -137,10 +142,6 @@ class InboxWriter:
         return _outcomes(batch, inserted)
 
     def _pass_lead(self) -> None:
-        with self._lock:
-            if self._hand_over():
-                return
-        self._insert.release()  # idle: give the connection back while still leading
         with self._lock:
             if not self._hand_over():
                 self._writing = False
@@ -155,24 +156,20 @@ class InboxWriter:
         return True
 
     def _ring(self, outcomes: list[Recorded]) -> list[Recorded]:
-        """One doorbell for the batch's new events; mark them if the broker is down."""
-        ids = [o.inbox_id for o in outcomes if o.queued and o.inbox_id is not None]
-        if not ids:
+        """One ring for the batch's new events; mark them if the broker is down."""
+        new = sum(outcome.queued for outcome in outcomes)
+        if not new:
             return outcomes
         try:
-            dispatch.enqueue_many(self._celery, dispatch.HANDLE_EVENTS, ids)
-        except (KombuError, OSError):
-            log.exception("broker unavailable; %d stored events wait for the sweeper", len(ids))
+            self._bell.ring()
+        except dispatch.BrokerUnavailable:
+            log.exception("broker unavailable; %d stored events wait for the sweeper", new)
             return [_broker_down(outcome) for outcome in outcomes]
         return outcomes
 
 
-class _Inserter(Protocol):
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Store a batch of inbox rows; return the new rows' ids by dedupe key."""
-
-    def release(self) -> None:
-        """Give back any connection held between batches."""
+# Stores a batch of inbox rows; returns the new rows' ids by dedupe key.
+_Inserter = Callable[[list[dict[str, Any]]], dict[str, int]]
 
 
 def _inserter(engine: Engine) -> _Inserter:
@@ -190,63 +187,77 @@ class _PortableInserter:
             .returning(InboxEvent.id, InboxEvent.dedupe_key)
         )
 
-    def release(self) -> None:
-        pass
-
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         with self._engine.begin() as connection:
             result = connection.execute(self._statement, rows)
             return {key: row_id for row_id, key in result}
 
 
-# Inbox columns in insert order with their PostgreSQL array type. Headers travel
-# as JSON text and are cast per row; every inbox row carries each of these keys.
+# Inbox columns in insert order with their PostgreSQL type; every inbox row
+# carries each of these keys. The body travels base64-encoded (JSON has no bytes).
 _COLUMNS = (
     ("platform", "text"),
     ("store_ref", "text"),
     ("event_type", "text"),
     ("dedupe_key", "text"),
-    ("body", "bytea"),
-    ("headers", "text"),
+    ("body", "text"),
+    ("headers", "json"),
     ("status", "text"),
     ("reason", "text"),
     ("attempts", "int4"),
     ("received_at", "timestamptz"),
 )
 _NAMES = ", ".join(name for name, _ in _COLUMNS)
+_DECODED = _NAMES.replace("body", "decode(body, 'base64')")
+
+
+def _batch_document(rows: list[dict[str, Any]]) -> str:
+    """The batch as one JSON array of records: one parameter, whatever the batch size."""
+    records = [
+        row | {"body": b64encode(row["body"]).decode(), "received_at": str(row["received_at"])}
+        for row in rows
+    ]
+    return json.dumps(records, separators=(",", ":"))
 
 
 class _PostgresInserter:
     SQL = (
         f"INSERT INTO {InboxEvent.__tablename__} ({_NAMES}) "
-        f"SELECT {_NAMES.replace('headers', 'headers::json')} "
-        f"FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in _COLUMNS)}) AS batch({_NAMES}) "
+        f"SELECT {_DECODED} "
+        f"FROM json_to_recordset(%s::json) "
+        f"AS batch({', '.join(f'{name} {kind}' for name, kind in _COLUMNS)}) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
     )
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._connection: Connection | None = None  # kept while batches keep coming
-
-    def release(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._engine = engine
+        # A connection of its own in autocommit (taken from the pool and detached),
+        # kept for the life of the writer: no check-out and reset per batch.
+        self._connection: psycopg.Connection[Any] | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        arrays = {name: [row[name] for row in rows] for name, _ in _COLUMNS}
-        arrays["headers"] = [
-            json.dumps(headers, separators=(",", ":")) for headers in arrays["headers"]
-        ]
-        if self._connection is None:
-            self._connection = self._engine.connect()
+        connection = self._connection or self._checkout()
         try:
-            # A tuple: one execution whose parameters are the arrays (``%b``: binary).
-            result = self._connection.exec_driver_sql(self.SQL, tuple(arrays.values()))
-            return {key: row_id for row_id, key in result}
-        except SQLAlchemyError:
-            self.release()  # a broken connection is not reused; the pool replaces it
+            cursor = connection.execute(self.SQL, (_batch_document(rows),), prepare=True)
+            return {key: row_id for row_id, key in cursor}
+        except psycopg.Error:
+            self._discard()  # a broken connection is not reused; the pool replaces it
             raise
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        pooled = self._engine.raw_connection()
+        connection = pooled.driver_connection
+        assert isinstance(connection, psycopg.Connection)
+        pooled.detach()  # it never goes back to the pool: autocommit stays ours
+        connection.autocommit = True
+        weakref.finalize(self, connection.close)
+        self._connection = connection
+        return connection
+
+    def _discard(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
 
 
 def _outcomes(batch: list[_Pending], inserted: dict[str, int]) -> list[Recorded]:

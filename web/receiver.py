@@ -15,13 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import inbox, stores
+from worker import dispatch, inbox, stores
 from worker.celery_app import create_celery
 from worker.errors import BadPayload, Unauthorized
 from worker.platforms import build_platforms
@@ -59,7 +60,8 @@ class Receiver:
     def __init__(self, runtime: Runtime, platforms: dict[str, Platform]) -> None:
         self.runtime = runtime
         self.platforms = platforms
-        self.writer = InboxWriter(runtime, create_celery(runtime.settings))
+        bell = dispatch.inbox_bell(create_celery(runtime.settings), runtime.settings.broker_url)
+        self.writer = InboxWriter(runtime, bell)
         self.lookups = {
             name: StoreLookupCache(self._loader(platform)) for name, platform in platforms.items()
         }
@@ -75,7 +77,7 @@ class Receiver:
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
         body = request.get_data(cache=False)
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
         try:
@@ -89,6 +91,20 @@ class Receiver:
             log.exception("database unavailable; asking %s to retry", platform_name)
             return problem(503, "temporarily unable to store events", RETRY_AFTER)
         return _answer(recorded, event)
+
+
+def _lower_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by lower-case name, read straight from the WSGI environ
+    (what ``request.headers`` would give, at a fraction of its cost per request)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
 
 
 def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:

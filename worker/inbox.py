@@ -1,7 +1,8 @@
 """The inbox: every verified webhook, stored before it is acknowledged.
 
-``row`` is what the receiver stores (``web.ingest`` batches the INSERTs);
-``handle`` runs in a worker and turns an event into coalesced refresh jobs.
+``row`` is what the receiver stores (``web.ingest`` batches the INSERTs). In a
+worker, ``claim_pending`` (a drain) or ``claim`` (one row, from the sweeper)
+takes rows, and ``process`` turns each event into coalesced refresh jobs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker import refresh, stores
@@ -46,22 +47,55 @@ def _storable(text: str | None) -> str | None:
     return text.replace("\x00", "\N{REPLACEMENT CHARACTER}") if text else text
 
 
-def claim(session: Session, inbox_id: int) -> InboxEvent | None:
-    claimed = rows_changed(
+def claim(session: Session, inbox_id: int) -> bool:
+    """Take one pending row; False when another worker has it or it is finished."""
+    return 1 == rows_changed(
         session,
         update(InboxEvent)
         .where(InboxEvent.id == inbox_id, InboxEvent.status == PENDING)
         .values(status=PROCESSING, claimed_at=utcnow(), attempts=InboxEvent.attempts + 1),
     )
-    return session.get(InboxEvent, inbox_id) if claimed else None
+
+
+def claim_pending(runtime: Runtime, limit: int) -> list[int]:
+    """Claim up to ``limit`` pending rows, oldest first. Drains running side by side
+    skip each other's rows (``SKIP LOCKED``; SQLite serializes writers anyway).
+
+    The pick is a materialized CTE: as an ``IN (subquery)`` PostgreSQL may run the
+    subquery more than once and claim more than ``limit`` rows.
+    """
+    oldest = (
+        select(InboxEvent.id)
+        .where(InboxEvent.status == PENDING)
+        .order_by(InboxEvent.received_at, InboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("oldest")
+        .prefix_with("MATERIALIZED")
+    )
+    claim_them = (
+        update(InboxEvent)
+        .where(InboxEvent.id == oldest.c.id, InboxEvent.status == PENDING)
+        .values(status=PROCESSING, claimed_at=utcnow(), attempts=InboxEvent.attempts + 1)
+        .returning(InboxEvent.id)
+        .execution_options(synchronize_session=False)
+    )
+    with runtime.transaction() as session:
+        return sorted(session.scalars(claim_them))
 
 
 def handle(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> list[refresh.Due]:
-    """Process one inbox row; return the refresh jobs to enqueue once committed."""
+    """Claim and process one inbox row (unless another worker has it)."""
     with runtime.transaction() as session:
-        event = claim(session, inbox_id)
-    if event is None:
-        return []
+        claimed = claim(session, inbox_id)
+    return process(runtime, platforms, inbox_id) if claimed else []
+
+
+def process(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> list[refresh.Due]:
+    """Process one claimed inbox row; return the refresh jobs to enqueue once committed."""
+    with runtime.sessions() as session:
+        event = session.get_one(InboxEvent, inbox_id)
+        session.expunge(event)
     try:
         plan = platforms[event.platform].plan(event.event_type, event.body)
     except BadPayload as exc:

@@ -15,6 +15,7 @@ from worker.platforms.base import Platform
 from worker.storage.models import utcnow
 
 log = logging.getLogger(__name__)
+DRAIN_CHUNK = 100  # inbox rows a drain claims at once
 
 
 @cache
@@ -27,11 +28,29 @@ def handle_event(inbox_id: int) -> None:
     _enqueue_refreshes(inbox.handle(runtime.current(), _platforms(), inbox_id))
 
 
-@shared_task(name=dispatch.HANDLE_EVENTS, acks_late=True, soft_time_limit=120, time_limit=180)
-def handle_events(inbox_ids: list[int]) -> None:
-    """A batch from the receiver's group commit; each row is claimed on its own."""
-    for inbox_id in inbox_ids:
-        _enqueue_refreshes(inbox.handle(runtime.current(), _platforms(), inbox_id))
+@cache
+def _inbox_bell() -> dispatch.InboxBell:
+    return dispatch.inbox_bell(app, runtime.current().settings.broker_url)
+
+
+@shared_task(name=dispatch.DRAIN_INBOX, acks_late=True, soft_time_limit=120, time_limit=180)
+def drain_inbox() -> int:
+    """Answer the inbox's doorbell: claim a chunk of pending rows and process them.
+
+    The bell is cleared before claiming (see ``worker.dispatch``). A full chunk
+    rings again first, so that another worker takes the next chunk meanwhile.
+    """
+    relay, bell = runtime.current(), _inbox_bell()
+    bell.answer()
+    claimed = inbox.claim_pending(relay, DRAIN_CHUNK)
+    if len(claimed) == DRAIN_CHUNK:
+        try:
+            bell.ring()
+        except dispatch.BrokerUnavailable:
+            log.warning("could not ring for the rest of the inbox; the sweeper will")
+    for inbox_id in claimed:
+        _enqueue_refreshes(inbox.process(relay, _platforms(), inbox_id))
+    return len(claimed)
 
 
 @shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)

@@ -1,10 +1,9 @@
 """The receiver's group commit (``web.ingest.InboxWriter``) against real PostgreSQL,
-SQLite and Redis: batching, duplicates, a stuck database, an unreachable one, a
-broker that is down, and the lead always passing on."""
+SQLite and Redis: batching, duplicates, the inbox bell, a stuck database, an
+unreachable one, a broker that is down, and the lead always passing on."""
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -18,10 +17,10 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from tests.conftest import relay_env
+from tests.conftest import quiet_broker, relay_env
 from web import ingest
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import inbox
+from worker import dispatch, inbox
 from worker.celery_app import create_celery
 from worker.config import load_settings
 from worker.platforms.base import ReceivedEvent
@@ -39,21 +38,42 @@ def make_row(key: str, *, ignored: bool = False) -> dict[str, Any]:
     return inbox.row("salla", json.dumps({"key": key}).encode(), event)
 
 
-@pytest.fixture
-def writer(runtime: Runtime) -> InboxWriter:
-    return InboxWriter(runtime, create_celery(runtime.settings))
+class CountingBell:
+    """The real Redis bell, counting the rings it was asked for (one per batch)."""
+
+    def __init__(self, bell: dispatch.InboxBell) -> None:
+        self.bell, self.rings = bell, 0
+
+    def ring(self) -> None:
+        self.rings += 1
+        self.bell.ring()
+
+    def answer(self) -> None:
+        self.bell.answer()
 
 
 @pytest.fixture
-def doorbells(redis_url: str) -> Iterator[Callable[[], list[list[int]]]]:
+def bell(runtime: Runtime) -> CountingBell:
+    settings = runtime.settings
+    return CountingBell(dispatch.inbox_bell(create_celery(settings), settings.broker_url))
+
+
+@pytest.fixture
+def writer(runtime: Runtime, bell: CountingBell) -> InboxWriter:
+    return InboxWriter(runtime, bell)
+
+
+@pytest.fixture
+def drains(redis_url: str) -> Iterator[Callable[[], int]]:
+    """How many ``relay.drain_inbox`` messages wait in the broker."""
     client = redis.Redis.from_url(redis_url)
-    client.delete("events")
+    quiet_broker(redis_url)
 
-    def rung() -> list[list[int]]:
+    def waiting() -> int:
         messages = [json.loads(m) for m in client.lrange("events", 0, -1)]
-        return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+        return [m["headers"]["task"] for m in messages].count(dispatch.DRAIN_INBOX)
 
-    yield rung
+    yield waiting
     client.close()
 
 
@@ -96,19 +116,25 @@ def blocked_inserts(runtime: Runtime) -> int:
         return int(connection.exec_driver_sql(query).scalar_one())
 
 
-def test_it_stores_a_row_and_rings_once(
-    writer: InboxWriter, runtime: Runtime, doorbells: Callable[[], list[list[int]]]
+def test_it_stores_a_row_and_rings_the_inbox_bell(
+    writer: InboxWriter, runtime: Runtime, bell: CountingBell, drains: Callable[[], int]
 ) -> None:
     recorded = writer.record(make_row("a"))
     assert recorded.queued and recorded.inbox_id == stored(runtime)["a".ljust(64, "0")].id
-    assert doorbells() == [[recorded.inbox_id]]
+    assert drains() == 1
+    # While that drain is outstanding, later rows need no message of their own ...
+    assert writer.record(make_row("b")).queued and drains() == 1
+    # ... and once a drain has answered the bell, the next row sends a new one.
+    bell.answer()
+    assert writer.record(make_row("c")).queued and drains() == 2
 
 
 @postgresql_only
 def test_rows_waiting_while_a_batch_is_written_go_in_one_batch(
     writer: InboxWriter,
     runtime: Runtime,
-    doorbells: Callable[[], list[list[int]]],
+    bell: CountingBell,
+    drains: Callable[[], int],
     table_lock: Callable[[], Callable[[], None]],
 ) -> None:
     unlock = table_lock()
@@ -122,15 +148,16 @@ def test_rows_waiting_while_a_batch_is_written_go_in_one_batch(
     rows = stored(runtime)
     assert sorted(o.inbox_id for o in outcomes if o.inbox_id) == sorted(r.id for r in rows.values())
     assert len(rows) == 11
-    # One doorbell for the leader's row, one for the ten that waited behind it.
-    assert sorted(len(ids) for ids in doorbells()) == [1, 10]
+    # One ring for the leader's row, one for the ten that waited behind it, and
+    # one drain message for both: the first drain had not answered yet.
+    assert (bell.rings, drains()) == (2, 1)
 
 
 @postgresql_only
 def test_duplicates_in_one_batch_are_stored_once(
     writer: InboxWriter,
     runtime: Runtime,
-    doorbells: Callable[[], list[list[int]]],
+    bell: CountingBell,
     table_lock: Callable[[], Callable[[], None]],
 ) -> None:
     unlock = table_lock()
@@ -144,17 +171,16 @@ def test_duplicates_in_one_batch_are_stored_once(
         first.result(timeout=10)
     assert [o.inbox_id is not None for o in outcomes].count(True) == 1
     assert [o.queued for o in outcomes].count(True) == 1
-    assert len(stored(runtime)) == 2
-    assert sorted(len(ids) for ids in doorbells()) == [1, 1]
+    assert len(stored(runtime)) == 2 and bell.rings == 2
 
 
 def test_ignored_events_are_stored_but_never_rung(
-    writer: InboxWriter, runtime: Runtime, doorbells: Callable[[], list[list[int]]]
+    writer: InboxWriter, runtime: Runtime, bell: CountingBell, drains: Callable[[], int]
 ) -> None:
     recorded = writer.record(make_row("ignored", ignored=True))
     assert recorded.inbox_id is not None and not recorded.queued
     assert stored(runtime)["ignored".ljust(64, "0")].status == "ignored"
-    assert doorbells() == []
+    assert (bell.rings, drains()) == (0, 0)
 
 
 @postgresql_only
@@ -184,7 +210,7 @@ def test_an_unreachable_database_fails_every_request_fast_and_recovers_nothing_t
 ) -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     down = configure(load_settings(relay_env(tmp_path, url, redis_url)))
-    writer = InboxWriter(down, create_celery(down.settings))
+    writer = InboxWriter(down, dispatch.inbox_bell(create_celery(down.settings), redis_url))
     failures: list[Exception] = []
 
     def attempt(index: int) -> None:
@@ -207,7 +233,7 @@ def test_a_broker_that_is_down_keeps_the_row_and_says_so(runtime: Runtime, tmp_p
     settings = load_settings(
         relay_env(tmp_path, runtime.settings.database_url, "redis://127.0.0.1:1/0")
     )
-    writer = InboxWriter(runtime, create_celery(settings))
+    writer = InboxWriter(runtime, dispatch.inbox_bell(create_celery(settings), settings.broker_url))
     recorded = writer.record(make_row("kept"))
     assert recorded.broker_down and not recorded.queued
     assert stored(runtime)["kept".ljust(64, "0")].status == "pending"  # the sweeper rings it

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
+import redis
 from flask.testing import FlaskClient
 
 from tests.conftest import SALLA_SECRET
@@ -24,7 +26,7 @@ from tests.factories import (
 )
 from tests.pipeline_support import all_rows, process_event
 from web import create_app
-from worker import inbox, outbox, refresh, sweeper
+from worker import dispatch, inbox, outbox, refresh, sweeper, tasks
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.runtime import Runtime
@@ -218,3 +220,32 @@ def test_it_keeps_the_contact_an_event_gives_encrypted(world: World) -> None:
     [row] = world.rows(CustomerPoints)
     assert row.contact and b"c@example.com" not in row.contact
     assert world.runtime.cipher.open(row.contact)["email"] == "c@example.com"
+
+
+def test_a_drain_claims_a_chunk_and_rings_for_the_rest(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = redis.Redis.from_url(world.runtime.settings.broker_url)
+    monkeypatch.setattr(tasks, "DRAIN_CHUNK", 2)
+    ids = [world.post("customer.updated", id=1000 + n) for n in range(3)]
+    assert broker.llen("events") == 1 and broker.exists(dispatch.BELL_KEY)
+    # A full chunk: the bell is answered, then rung again for the row left.
+    assert tasks.drain_inbox() == 2
+    assert broker.llen("events") == 2 and broker.exists(dispatch.BELL_KEY)
+    # The last row: nothing rung, the bell stays clear for the receiver's next batch.
+    assert tasks.drain_inbox() == 1
+    assert broker.llen("events") == 2 and not broker.exists(dispatch.BELL_KEY)
+    assert tasks.drain_inbox() == 0
+    assert {e.id: e.status for e in world.rows(InboxEvent)} == dict.fromkeys(ids, "done")
+    assert len(world.rows(RefreshJob)) == 3
+    broker.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_drains_side_by_side_skip_each_others_rows(world: World) -> None:
+    first, *rest = [world.post("customer.updated", id=2000 + n) for n in range(3)]
+    url = world.runtime.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as other:  # another drain holds the oldest row
+        other.execute("SELECT id FROM inbox_events WHERE id = %s FOR UPDATE", (first,))
+        assert inbox.claim_pending(world.runtime, 10) == rest
+    assert inbox.claim_pending(world.runtime, 10) == [first]

@@ -1,0 +1,81 @@
+"""The inbox bell on real Redis and on the embedded SQLite broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.conftest import quiet_broker
+from worker import dispatch
+from worker.celery_app import celery_config
+from worker.config import load_settings
+
+DOWN = "redis://127.0.0.1:1/0"
+
+
+def publisher(broker_url: str, tmp_path: Path) -> Celery:
+    settings = load_settings({"RELAY_DATA_DIR": str(tmp_path), "REDIS_URL": broker_url})
+    app = Celery("bell-test")
+    app.config_from_object(celery_config(settings))
+    return app
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[redis.Redis]:
+    quiet_broker(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def drains(client: redis.Redis) -> int:
+    messages = [json.loads(m) for m in client.lrange("events", 0, -1)]
+    return [m["headers"]["task"] for m in messages].count(dispatch.DRAIN_INBOX)
+
+
+def test_one_drain_is_outstanding_until_it_answers(
+    broker: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    bell = dispatch.inbox_bell(publisher(redis_url, tmp_path), redis_url)
+    bell.ring()
+    bell.ring()
+    assert drains(broker) == 1
+    assert 0 < broker.pttl(dispatch.BELL_KEY) <= dispatch.BELL_TTL_MS  # a lost drain expires
+    bell.answer()
+    assert not broker.exists(dispatch.BELL_KEY)
+    bell.ring()
+    assert drains(broker) == 2
+
+
+def test_a_bell_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
+    bell = dispatch.inbox_bell(publisher(DOWN, tmp_path), DOWN)
+    with pytest.raises(dispatch.BrokerUnavailable):
+        bell.ring()
+    bell.answer()  # a drain goes on claiming rows even if it cannot clear the bell
+
+
+def test_a_drain_that_was_not_sent_leaves_the_bell_clear(
+    broker: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    bell = dispatch.RedisBell(publisher(DOWN, tmp_path), redis_url)
+    with pytest.raises(dispatch.BrokerUnavailable):
+        bell.ring()
+    assert not broker.exists(dispatch.BELL_KEY)  # the next batch rings again
+
+
+def test_the_embedded_broker_gets_a_drain_per_ring(tmp_path: Path) -> None:
+    url = f"sqla+sqlite:///{tmp_path}/broker.sqlite3"
+    app = publisher(url, tmp_path)
+    bell = dispatch.inbox_bell(app, url)
+    assert isinstance(bell, dispatch.EveryTimeBell)
+    bell.ring()
+    bell.ring()
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue("events")
+        assert queue.qsize() == 2
+        queue.close()
