@@ -1,0 +1,100 @@
+"""The receiver as production serves it: gunicorn with ``web.gunicorn_conf`` on
+PostgreSQL and Redis (gevent workers), over real HTTP from many clients at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import select
+
+from tests.conftest import SALLA_SECRET, relay_env
+from tests.factories import MERCHANT, add_salla_store
+from worker import dispatch
+from worker.platforms.salla import samples
+from worker.runtime import Runtime
+from worker.storage.models import InboxEvent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(runtime: Runtime, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The receiver under gunicorn; yields its URL and its log file."""
+    settings = runtime.settings
+    env = relay_env(tmp_path, settings.database_url, settings.broker_url)
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf"]
+    command += ["--bind", f"127.0.0.1:{port}", "--error-logfile", str(log), "web:create_app()"]
+    server = subprocess.Popen(command, cwd=ROOT, env=os.environ | env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{url}/healthz"):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url, log
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_gevent_workers_group_commit_a_burst_and_ring_once(
+    served: tuple[str, Path], runtime: Runtime
+) -> None:
+    url, log = served
+    add_salla_store(runtime)
+    bodies = [
+        samples.encode(samples.sample_event("customer.updated", MERCHANT, str(9000 + n)))
+        for n in range(60)
+    ]
+
+    def send(body: bytes) -> httpx.Response:
+        headers = samples.signed_headers(body, SALLA_SECRET)
+        return httpx.post(f"{url}/webhooks/salla", content=body, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(send, bodies + bodies[:10]))  # ten platform retries too
+    statuses = [(a.status_code, a.json()["status"]) for a in answers]
+    assert statuses.count((200, "accepted")) == 60 and statuses.count((200, "duplicate")) == 10
+    forged = httpx.post(
+        f"{url}/webhooks/salla", content=bodies[0], headers={"X-Salla-Signature": "0" * 64}
+    )
+    assert forged.status_code == 401 and "error" in forged.json()
+    with runtime.sessions() as session:
+        rows = list(session.scalars(select(InboxEvent)))
+    assert len(rows) == 60 and {row.body for row in rows} == set(bodies)
+    broker = redis.Redis.from_url(runtime.settings.broker_url)
+    tasks = [json.loads(m)["headers"]["task"] for m in broker.lrange("events", 0, -1)]
+    broker.close()
+    assert tasks == [dispatch.DRAIN_INBOX]  # no drain ran: the bell kept it at one
+    assert "Using worker: gevent" in log.read_text()
