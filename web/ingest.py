@@ -59,7 +59,7 @@ class StoreUnavailable(Exception):
 @dataclass(frozen=True)
 class Recorded:
     inbox_id: int | None  # None: a duplicate of an event already stored
-    queued: bool  # a worker has been told (False when ignored, duplicate or broker down)
+    queued: bool  # a drain is outstanding for it (False when ignored, duplicate or broker down)
     broker_down: bool = False
 
 
@@ -119,7 +119,7 @@ class InboxWriter:
         try:
             outcomes = self._store(batch)
         finally:
-            # The next batch's round trip overlaps this batch's doorbell and answers.
+            # The next batch's round trip overlaps this batch's ring and answers.
             self._pass_lead()
             if outcomes is None:
                 _release(batch, None)  # nothing stored: every request of it answers 503
