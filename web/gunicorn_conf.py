@@ -18,7 +18,7 @@ from collections.abc import Mapping
 def choose_worker_class(env: Mapping[str, str]) -> str:
     if env.get("RELAY_WEB_WORKER_CLASS"):
         return env["RELAY_WEB_WORKER_CLASS"]
-    return "gevent" if env.get("DATABASE_URL", "").startswith("postgresql") else "gthread"
+    return "gevent" if env.get("DATABASE_URL", "").startswith("postgres") else "gthread"
 
 
 bind = os.environ.get("RELAY_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")

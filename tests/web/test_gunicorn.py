@@ -21,15 +21,12 @@ from sqlalchemy import select
 
 from tests.conftest import SALLA_SECRET, relay_env
 from tests.factories import MERCHANT, add_salla_store
+from web import gunicorn_conf
 from worker import dispatch
 from worker.platforms.salla import samples
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
-]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -68,6 +65,8 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_gevent_workers_group_commit_a_burst_and_ring_once(
     served: tuple[str, Path], runtime: Runtime
 ) -> None:
@@ -98,3 +97,17 @@ def test_gevent_workers_group_commit_a_burst_and_ring_once(
     broker.close()
     assert tasks == [dispatch.DRAIN_INBOX]  # no drain ran: the bell kept it at one
     assert "Using worker: gevent" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATABASE_URL": "postgresql+psycopg://db/relay"}, "gevent"),
+        ({"DATABASE_URL": "postgres://db/relay"}, "gevent"),
+        ({"DATABASE_URL": "sqlite:///var/relay.sqlite3"}, "gthread"),
+        ({}, "gthread"),
+        ({"DATABASE_URL": "postgres://db/relay", "RELAY_WEB_WORKER_CLASS": "gthread"}, "gthread"),
+    ],
+)
+def test_the_worker_class_follows_the_database(env: dict[str, str], expected: str) -> None:
+    assert gunicorn_conf.choose_worker_class(env) == expected
