@@ -8,6 +8,7 @@ takes rows, and ``process`` turns each event into coalesced refresh jobs.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from sqlalchemy import select, update
@@ -42,9 +43,13 @@ def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
     }
 
 
+# What no database text column takes, though a signed JSON body may spell it:
+# NUL ("\u0000", refused by PostgreSQL) and lone surrogates ("\ud800", not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _storable(text: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL: a signed body may still name one (``"\\u0000"``)."""
-    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}") if text else text
+    return _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", text) if text else text
 
 
 def claim(session: Session, inbox_id: int) -> bool:
