@@ -234,6 +234,7 @@ class _PostgresInserter:
         # A connection of its own in autocommit (taken from the pool and detached),
         # kept for the life of the writer: no check-out and reset per batch.
         self._connection: psycopg.Connection[Any] | None = None
+        self._closer: weakref.finalize[[], _PostgresInserter] | None = None  # closes with us
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         connection = self._connection or self._checkout()
@@ -241,7 +242,7 @@ class _PostgresInserter:
             cursor = connection.execute(self.SQL, (_batch_document(rows),), prepare=True)
             return {key: row_id for row_id, key in cursor}
         except psycopg.Error:
-            self._discard()  # a broken connection is not reused; the pool replaces it
+            self._discard()  # a broken connection is not reused; the next batch opens one
             raise
 
     def _checkout(self) -> psycopg.Connection[Any]:
@@ -250,14 +251,13 @@ class _PostgresInserter:
         assert isinstance(connection, psycopg.Connection)
         pooled.detach()  # it never goes back to the pool: autocommit stays ours
         connection.autocommit = True
-        weakref.finalize(self, connection.close)
-        self._connection = connection
+        self._connection, self._closer = connection, weakref.finalize(self, connection.close)
         return connection
 
     def _discard(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = None
+        if self._closer is not None:
+            self._closer()  # closes the connection once; the finalizer is spent
+        self._connection = self._closer = None
 
 
 def _outcomes(batch: list[_Pending], inserted: dict[str, int]) -> list[Recorded]:

@@ -237,3 +237,20 @@ def test_a_broker_that_is_down_keeps_the_row_and_says_so(runtime: Runtime, tmp_p
     recorded = writer.record(make_row("kept"))
     assert recorded.broker_down and not recorded.queued
     assert stored(runtime)["kept".ljust(64, "0")].status == "pending"  # the sweeper rings it
+
+
+@postgresql_only
+def test_a_connection_killed_under_the_writer_fails_one_batch_and_is_replaced(
+    writer: InboxWriter, runtime: Runtime
+) -> None:
+    assert writer.record(make_row("before")).inbox_id is not None
+    with runtime.engine.connect() as admin:  # e.g. a PostgreSQL restart or failover
+        admin.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE 'INSERT INTO inbox_events%%'"
+        )
+    with pytest.raises(StoreUnavailable):
+        writer.record(make_row("lost"))  # answered 503: the platform retries it
+    assert writer.record(make_row("after")).inbox_id is not None
+    assert set(stored(runtime)) == {key.ljust(64, "0") for key in ("before", "after")}
