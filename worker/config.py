@@ -42,6 +42,8 @@ class Settings:
     zid_api_base: str = "https://api.zid.sa/v1"
     zid_app_id: str = ""
     zid_quota: tuple[int, float] = (60, 60.0)
+    zid_app_webhook_token: str = ""
+    zid_refresh_window_days: int = 60
     shopify_webhook_secrets: tuple[str, ...] = ()
     appstle_api_base: str = "https://loyalty-admin.appstle.com"
     appstle_quota: tuple[int, float] = (120, 60.0)
@@ -101,6 +103,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         zid_api_base=env.get("ZID_API_BASE", "https://api.zid.sa/v1").rstrip("/"),
         zid_app_id=env.get("ZID_APP_ID", ""),
         zid_quota=_quota(env, "RELAY_ZID_QUOTA", (60, 60.0)),
+        zid_app_webhook_token=_secret(env, "ZID_APP_WEBHOOK_TOKEN") or "",
+        zid_refresh_window_days=_int(env, "RELAY_ZID_REFRESH_WINDOW_DAYS", 60),
         shopify_webhook_secrets=_secrets(
             env, "SHOPIFY_CLIENT_SECRET", "SHOPIFY_CLIENT_SECRET_PREVIOUS"
         ),

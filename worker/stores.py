@@ -72,7 +72,7 @@ def save_store(
     if update_.token_expires_at is not None:
         store.token_expires_at = update_.token_expires_at
     if update_.status is not None:
-        store.status, store.status_reason = update_.status, None
+        store.status, store.status_reason = update_.status, update_.status_reason
     for name, value in fields.items():
         if value is not None:
             setattr(store, name, value)

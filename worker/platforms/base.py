@@ -56,6 +56,7 @@ class StoreUpdate:
     status: str | None = None
     credentials: dict[str, Any] = field(default_factory=dict)
     token_expires_at: datetime | None = None
+    status_reason: str | None = None  # why, for a paused or uninstalled store
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from tests.worker.platforms.zid_support import (
 from worker.config import load_settings
 from worker.errors import BadPayload, Unauthorized
 from worker.platforms.zid import samples, webhooks
-from worker.platforms.zid.samples import encode, sample_customer, sample_order
+from worker.platforms.zid.examples import ORDER_VARIANTS
+from worker.platforms.zid.samples import encode, sample_resource
 from worker.platforms.zid.subscriptions import BasicCredentials
 from worker.platforms.zid.webhooks import SUBSCRIBED_EVENTS, plan, receive
 from worker.sandbox.zid import DEMO_STORE
 
 CUSTOMER = "7823146"
-ORDER = encode(sample_order(DEMO_STORE, CUSTOMER))
+ORDER = encode(sample_resource("order.create", DEMO_STORE, CUSTOMER))
+APP_TOKEN = "app-events-path-token"
 
 
 def test_it_accepts_the_registered_basic_credentials() -> None:
@@ -151,7 +153,7 @@ def test_it_plans_a_settled_refresh_for_order_events(event: str, customer_id: st
     "event", ["customer.create", "customer.update", "customer.merchant.update", "customer.login"]
 )
 def test_it_plans_a_refresh_for_customer_events(event: str) -> None:
-    result = plan(event, encode(sample_customer(CUSTOMER)))
+    result = plan(event, encode(sample_resource(event, DEMO_STORE, CUSTOMER)))
     assert (result.customer_ids, result.settle, result.ignored_reason) == ((CUSTOMER,), False, None)
 
 
@@ -170,11 +172,13 @@ def test_it_plans_nothing_for_other_events() -> None:
 
 @pytest.mark.parametrize("event", samples.EVENT_NAMES)
 def test_it_builds_samples_the_receiver_accepts(event: str) -> None:
-    delivery = samples.build(event, DEMO_STORE, CUSTOMER, SECRET)
+    secret = APP_TOKEN if event.startswith("app.") else SECRET
+    delivery = samples.build(event, DEMO_STORE, CUSTOMER, secret)
     path = tuple(delivery.path.removeprefix("/webhooks/zid/").split("/"))
     headers = {name.lower(): value for name, value in delivery.headers.items()}
-    received = receive(webhook(delivery.body, headers["authorization"], path), known_store(SECRET))
-    assert received.event_type == event
+    inbound = webhook(delivery.body, headers.get("authorization"), path)
+    received = receive(inbound, known_store(SECRET), APP_TOKEN)
+    assert (received.event_type, received.store_ref) == (event, DEMO_STORE)
     expected = (CUSTOMER,) if event in SUBSCRIBED_EVENTS else ()
     assert plan(event, delivery.body).customer_ids == expected
 
@@ -184,3 +188,77 @@ def test_it_signs_samples_with_the_stores_newest_secret(tmp_path: Path) -> None:
     credentials = {"webhook_secrets": [SECRET, PREVIOUS_SECRET]}
     assert samples.default_secret(settings, credentials) == SECRET
     assert samples.default_secret(settings, {}) is None
+
+
+@pytest.mark.parametrize("flag", [1, True, "1", "true"])
+@pytest.mark.parametrize("order", ORDER_VARIANTS)
+def test_it_ignores_guest_customers_with_a_reason(flag: object, order: dict[str, object]) -> None:
+    body = encode(order | {"is_guest_customer": flag})
+    assert plan("order.create", body).ignored_reason == webhooks.GUEST
+    assert plan("order.create", body).customer_ids == ()
+
+
+@pytest.mark.parametrize("flag", [0, False, "0", None])
+def test_it_refreshes_customers_who_are_not_guests(flag: object) -> None:
+    body = encode(ORDER_VARIANTS[1] | {"is_guest_customer": flag})
+    assert plan("order.status.update", body).customer_ids == ("2083543",)
+
+
+def app_webhook(body: bytes, token: str = APP_TOKEN) -> webhooks.InboundWebhook:
+    return webhook(body, None, ("app", token))
+
+
+def test_it_accepts_app_events_on_the_secret_path_and_reads_event_and_store() -> None:
+    body = encode(sample_resource("app.market.application.uninstall", "507530", None))
+    event = receive(app_webhook(body), known_store(), APP_TOKEN)
+    assert (event.event_type, event.store_ref, event.ignored_reason) == (
+        "app.market.application.uninstall",
+        "507530",
+        None,
+    )
+
+
+@pytest.mark.parametrize("token", ["", "wrong", APP_TOKEN + "x"])
+def test_it_refuses_app_events_on_a_wrong_path(token: str) -> None:
+    body = encode(sample_resource("app.market.application.install", "507530", None))
+    with pytest.raises(Unauthorized):
+        receive(app_webhook(body, token), known_store(), APP_TOKEN)
+
+
+def test_it_refuses_app_events_when_no_token_is_configured() -> None:
+    body = encode(sample_resource("app.market.application.install", "507530", None))
+    with pytest.raises(Unauthorized, match="ZID_APP_WEBHOOK_TOKEN"):
+        receive(app_webhook(body, ""), known_store(), "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"{", encode({"store_id": 1}), encode({"event_name": "order.create", "store_id": 1}),
+     encode({"event_name": "app.market.application.install"})],
+)  # fmt: skip
+def test_it_answers_400_to_app_events_that_name_no_event_or_store(body: bytes) -> None:
+    with pytest.raises(BadPayload):
+        receive(app_webhook(body), known_store(), APP_TOKEN)
+
+
+def test_it_ignores_app_events_of_another_app() -> None:
+    body = encode(sample_resource("app.market.application.uninstall", "507530", None))
+    event = receive(app_webhook(body), known_store(), APP_TOKEN, app_id="999")
+    assert event.ignored_reason == "app event for another app id"
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        ("app.market.application.authorized", "active"),
+        ("app.market.application.install", "active"),
+        ("app.market.subscription.renew", "active"),
+        ("app.market.application.uninstall", "uninstalled"),
+        ("app.market.subscription.suspended", "paused"),
+        ("app.market.subscription.expired", "paused"),
+    ],
+)
+def test_it_plans_the_store_status_an_app_event_brings(event: str, status: str) -> None:
+    update = plan(event, encode(sample_resource(event, "507530", None))).store_update
+    assert update is not None and update.status == status
+    assert (update.status_reason is None) == (status == "active")

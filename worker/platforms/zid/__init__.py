@@ -33,9 +33,11 @@ class ZidPlatform:
         # Reference: PROVIDERS.md Zid auth — 60 requests/min per app per store.
         self.quotas: Mapping[str, tuple[int, float]] = {"api": settings.zid_quota}
         self.api = ZidApi(zid_oauth(settings))
+        self.app_webhook_token = settings.zid_app_webhook_token
+        self.app_id = settings.zid_app_id
 
     def receive(self, webhook: InboundWebhook, lookup: StoreLookup) -> ReceivedEvent:
-        return webhooks.receive(webhook, lookup)
+        return webhooks.receive(webhook, lookup, self.app_webhook_token, self.app_id)
 
     def plan(self, event_type: str, body: bytes) -> EventPlan:
         return webhooks.plan(event_type, body)

@@ -1,61 +1,49 @@
-"""Sample Zid deliveries, shaped like Zid's Order and Customer objects, for
-``loyalty-relay trigger`` and the demo. Reference: PROVIDERS.md (Zid:
-registration, events, payloads — the body is the resource, the event is in the path)."""
+"""Sample Zid deliveries for ``loyalty-relay trigger`` and the demo: Zid's own
+published examples (``worker.platforms.zid.examples``) with only the store and
+customer ids substituted. A store event goes to the store's path with its Basic
+credentials; an app event goes to ``/webhooks/zid/app/<ZID_APP_WEBHOOK_TOKEN>``
+(pass the token as the secret)."""
 
 from __future__ import annotations
 
+import copy
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from worker.config import Settings
 from worker.platforms.base import SampleDelivery
+from worker.platforms.zid.examples import EXAMPLES
 from worker.platforms.zid.subscriptions import target_url
-from worker.platforms.zid.webhooks import SUBSCRIBED_EVENTS
+from worker.platforms.zid.webhooks import APP_EVENT_PREFIX, APP_PATH, SUBSCRIBED_EVENTS
 
-# What ``trigger`` offers: the events we handle, and one we acknowledge and ignore.
-EVENT_NAMES = (*SUBSCRIBED_EVENTS, "product.update")
+# What ``trigger`` offers: every documented example, and one event we acknowledge and ignore.
+EVENT_NAMES = (*SUBSCRIBED_EVENTS, *(e for e in EXAMPLES if e.startswith(APP_EVENT_PREFIX)))
+EVENT_NAMES = (*EVENT_NAMES, "product.update")
 
 
 def sample_resource(event: str, store_id: str, customer: str | None) -> dict[str, Any]:
-    """The body Zid would send for ``event``: an Order, a Customer or a Product."""
+    """The body Zid would send for ``event``, for this store and customer."""
+    example = EXAMPLES.get(event)
+    if example is None:
+        # Not published here: any other event's body is acknowledged and ignored unread.
+        return {"id": "4e1b3c1a-5a51-4a4c-9f0e-0b6c1d2e3f40", "name": {"ar": "قهوة", "en": "Coffee"}}
+    body = copy.deepcopy(example)
     if event.startswith("order."):
-        return sample_order(store_id, customer)
-    if event.startswith("customer."):
-        return sample_customer(customer)
-    return {"id": "4e1b3c1a-5a51-4a4c-9f0e-0b6c1d2e3f40", "name": {"ar": "قهوة", "en": "Coffee"}}
+        body["store_id"] = _same_kind(body.get("store_id"), store_id)
+        body["customer"]["id"] = _same_kind(body["customer"].get("id"), customer)
+    elif event.startswith("customer."):
+        body["id"] = _same_kind(body.get("id"), customer)
+    else:
+        body["store_id"] = _same_kind(body.get("store_id"), store_id)
+    return body
 
 
-def sample_order(store_id: str, customer: str | None) -> dict[str, Any]:
-    number = int(time.time() * 1000) % 10**8
-    return {
-        "id": number,
-        "code": f"x{number:x}",
-        "store_id": int(store_id) if store_id.isdigit() else store_id,
-        "order_status": {"name": "جاري التجهيز", "code": "preparing"},
-        "payment_status": "paid",
-        "customer": {
-            "id": customer,  # Zid sends the customer id in orders as a string
-            "name": "Sara",
-            "email": "sara@example.com",
-            "mobile": "966512345678",
-        },
-        "order_total": "230.00",
-        "currency_code": "SAR",
-        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def sample_customer(customer: str | None) -> dict[str, Any]:
-    return {
-        "id": int(customer) if customer and customer.isdigit() else customer,
-        "name": "Sara",
-        "email": "sara@example.com",
-        "mobile": "966512345678",
-        "verified": True,
-        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+def _same_kind(example: Any, value: str | None) -> Any:
+    """``value`` as a number where the example has a number, else as a string."""
+    if isinstance(example, int) and value is not None and value.isdigit():
+        return int(value)
+    return value
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
@@ -63,11 +51,14 @@ def encode(document: Mapping[str, Any]) -> bytes:
 
 
 def build(event: str, store_id: str, customer: str | None, secret: str) -> SampleDelivery:
-    """``secret`` is the whole Authorization header value, e.g. ``Basic dXNlcjpwYXNz``."""
-    path = target_url("", store_id, event)
+    """``secret``: the Authorization header (``Basic …``) of a store event, or the app
+    event path token."""
     body = encode(sample_resource(event, store_id, customer))
-    headers = {"Content-Type": "application/json", "Authorization": secret}
-    return SampleDelivery(path, body, headers)
+    headers = {"Content-Type": "application/json"}
+    if event.startswith(APP_EVENT_PREFIX):
+        return SampleDelivery(f"/webhooks/zid/{APP_PATH}/{secret}", body, headers)
+    path = target_url("", store_id, event)
+    return SampleDelivery(path, body, headers | {"Authorization": secret})
 
 
 def default_secret(settings: Settings, credentials: Mapping[str, Any]) -> str | None:
