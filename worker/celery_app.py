@@ -14,7 +14,7 @@ from celery.signals import worker_process_init
 
 from worker import runtime
 from worker.config import Settings, load_settings
-from worker.dispatch import EXPIRY_NOTICES, QUEUES, RECONCILE, SWEEP
+from worker.dispatch import EXPIRY_NOTICES, QUEUES, RECONCILE, REFRESH_TOKENS, SWEEP
 from worker.logs import configure_logging
 
 
@@ -58,6 +58,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         # Every quarter hour: reminders go out in each store's local reminder hour.
         "expiry-notices": _every(EXPIRY_NOTICES, 900.0),
         "reconcile-stale-customers": _every(RECONCILE, 3600.0),
+        # Hourly: Zid tokens expiring within RELAY_ZID_REFRESH_WINDOW_DAYS are refreshed early.
+        "refresh-expiring-tokens": _every(REFRESH_TOKENS, 3600.0),
     }
 
 

@@ -38,6 +38,7 @@ DELIVER = "relay.deliver"
 SWEEP = "relay.sweep"
 EXPIRY_NOTICES = "relay.expiry_notices"
 RECONCILE = "relay.reconcile"
+REFRESH_TOKENS = "relay.refresh_tokens"
 
 QUEUES = {
     HANDLE_EVENT: "events",
@@ -47,6 +48,7 @@ QUEUES = {
     SWEEP: "events",
     EXPIRY_NOTICES: "events",
     RECONCILE: "events",
+    REFRESH_TOKENS: "events",
 }
 
 BELL_KEY = "relay:inbox:bell"

@@ -12,6 +12,7 @@ from worker import dispatch, inbox, outbox, refresh, runtime, schedule, sweeper
 from worker.celery_app import app
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
+from worker.platforms.zid import tokens as zid_tokens
 from worker.storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def reconcile() -> int:
     due = schedule.reconcile(runtime.current(), utcnow())
     _enqueue_refreshes(due)
     return len(due)
+
+
+@shared_task(name=dispatch.REFRESH_TOKENS, acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_tokens() -> int:
+    """Refresh platform tokens before they expire (Zid: ``worker.platforms.zid.tokens``)."""
+    return len(zid_tokens.refresh_expiring(runtime.current(), utcnow()).refreshed)
 
 
 def _enqueue_refreshes(due: list[refresh.Due]) -> None:

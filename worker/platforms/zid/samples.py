@@ -27,7 +27,10 @@ def sample_resource(event: str, store_id: str, customer: str | None) -> dict[str
     example = EXAMPLES.get(event)
     if example is None:
         # Not published here: any other event's body is acknowledged and ignored unread.
-        return {"id": "4e1b3c1a-5a51-4a4c-9f0e-0b6c1d2e3f40", "name": {"ar": "قهوة", "en": "Coffee"}}
+        return {
+            "id": "4e1b3c1a-5a51-4a4c-9f0e-0b6c1d2e3f40",
+            "name": {"ar": "قهوة", "en": "Coffee"},
+        }
     body = copy.deepcopy(example)
     if event.startswith("order."):
         body["store_id"] = _same_kind(body.get("store_id"), store_id)
