@@ -155,7 +155,8 @@ def _details() -> Response:
     store_id = _manager_store()
     customer_id = request.args.get("customerId", "").strip()
     if not customer_id:
-        return _error(422, "validation_error", "The customer id field is required.")
+        required = {"customerId": ["The customer id field is required."]}
+        return _error(422, "validation_error", "The customer id field is required.", required)
     customer = _customer(store_id, customer_id)
     style = _state().style
     info: dict[str, Any] = {
@@ -168,7 +169,9 @@ def _details() -> Response:
     info |= _spelled(style, customer["available"], customer["used"])
     if style.numbers_as_strings:
         info = {key: str(value) for key, value in info.items()}
-    return _json(200, _answer(loyalty_points_info=info | {"history": customer["history"][:10]}))
+    if style.history_in_details:
+        info["history"] = customer["history"]
+    return _json(200, _answer(loyalty_points_info=info))
 
 
 def _history(customer_id: str) -> Response:
@@ -277,6 +280,10 @@ def _spelled(style: AnswerStyle, available: int, used: int) -> dict[str, Any]:
 def _failure_answer(failure: InjectedFailure) -> Response:
     if failure.status == 401:
         return _error(401, "unauthenticated", "Unauthenticated.")
+    if 300 <= failure.status < 400:
+        # Not published: where Zid redirects an unauthenticated caller; a login page, as the
+        # official SDK assumes (zidsa/sdk-python zid/http.py: "received redirect to login").
+        return Response("", failure.status, headers={"Location": "https://web.zid.sa/login"})
     response = _error(failure.status, "server_error", "Something went wrong.")
     if failure.retry_after is not None:
         response.headers["Retry-After"] = str(failure.retry_after)
@@ -322,7 +329,12 @@ def _answer(**sections: Any) -> dict[str, Any]:
     }
 
 
-def _error(status: int, code: str, description: str) -> Response:
+def _error(
+    status: int, code: str, description: str, fields: dict[str, list[str]] | None = None
+) -> Response:
+    if _state().style.errors == "envelope":
+        error = {"code": code, "message": description, "fields": fields or {}}
+        return _json(status, {"status": status, "success": False, "error": error})
     message = {"type": "error", "code": code, "name": None, "description": description}
     return _json(status, {"status": "error", "message": message})
 

@@ -57,6 +57,13 @@ class AnswerStyle:
     spelling: str = "misspelled"  # or "correct": available_points / used_points
     points_balance: bool = True  # False: leave points_balance out
     numbers_as_strings: bool = False
+    # The details answer carries the customer's history (zidsa/sdk-python
+    # tests/fixtures/loyalty_customer.json); False: it does not, as on a points-history-only API.
+    history_in_details: bool = True
+    # Errors as ``message{…}`` (the SDK's reading) or as the documented envelope
+    # ``{status, success: false, error: {code, message, fields}}``
+    # (zidsa/zid-agent-skill references/error-handling.md): "message" or "envelope".
+    errors: str = "message"
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,24 @@ def zid(api: RunningServer, clock: FrozenClock) -> ZidApi:
 
 
 def test_it_reads_the_balance_and_the_next_expiry(
-    zid: ZidApi, store: MemoryStore, clock: FrozenClock
+    zid: ZidApi, store: MemoryStore, state: ZidSandboxState, clock: FrozenClock
 ) -> None:
     snapshot = zid.fetch_points(store, CUSTOMER)
     assert (snapshot.available, snapshot.pending, snapshot.used) == (900, 40, 0)
     assert snapshot.next_expiry_at == clock.utc() + timedelta(days=3)
     assert snapshot.next_expiry_points == 100
+    # The details answer carries the history: one call, one unit of the 60/min quota.
+    assert store.quota_taken == {"api": 1}
+    assert [seen.path for seen in state.requests()] == [DETAILS_PATH]
+
+
+def test_it_reads_the_history_when_the_details_do_not_carry_it(
+    zid: ZidApi, store: MemoryStore, state: ZidSandboxState, clock: FrozenClock
+) -> None:
+    state.set_style(AnswerStyle(history_in_details=False))
+    snapshot = zid.fetch_points(store, CUSTOMER)
+    assert (snapshot.available, snapshot.next_expiry_points) == (900, 100)
+    assert snapshot.next_expiry_at == clock.utc() + timedelta(days=3)
     assert store.quota_taken == {"api": 2}
     assert [bucket for bucket, _ in store.rate_headers] == ["api", "api"]
 
@@ -82,6 +94,7 @@ def test_it_reads_the_balance_and_the_next_expiry(
 def test_it_sends_the_headers_zid_expects(
     zid: ZidApi, store: MemoryStore, state: ZidSandboxState
 ) -> None:
+    state.set_style(AnswerStyle(history_in_details=False))
     zid.fetch_points(store, CUSTOMER)
     details, history = state.requests()
     assert (details.path, details.customer_id) == (DETAILS_PATH, CUSTOMER)
@@ -102,6 +115,7 @@ def test_it_sends_the_headers_zid_expects(
         AnswerStyle(spelling="correct", points_balance=False),
         AnswerStyle(spelling="misspelled", points_balance=False),
         AnswerStyle(numbers_as_strings=True),
+        AnswerStyle(history_in_details=False, errors="envelope"),
     ],
 )
 def test_it_reads_both_spellings_and_loose_numbers(
@@ -115,6 +129,7 @@ def test_it_reads_both_spellings_and_loose_numbers(
 def test_it_skips_the_history_when_there_are_no_points(
     zid: ZidApi, store: MemoryStore, state: ZidSandboxState
 ) -> None:
+    state.set_style(AnswerStyle(history_in_details=False))
     state.set_customer(DEMO_STORE, "42", pending=25)
     snapshot = zid.fetch_points(store, "42")
     assert (snapshot.available, snapshot.pending, snapshot.next_expiry_at) == (0, 25, None)
@@ -143,7 +158,7 @@ def test_it_refreshes_an_expired_token_once_and_retries(
         "refresh_token": refresh_token,
     }
     assert update.token_expires_at is not None
-    assert [seen.status for seen in state.requests()] == [401, 200, 200, 200]
+    assert [seen.status for seen in state.requests()] == [401, 200, 200]  # details, token, details
 
 
 def test_it_needs_reauthorization_when_the_refresh_token_is_refused(
@@ -201,6 +216,7 @@ def test_it_waits_as_told_on_a_429(
 def test_it_stops_at_the_stores_budget(
     zid: ZidApi, store: MemoryStore, state: ZidSandboxState
 ) -> None:
+    state.set_style(AnswerStyle(history_in_details=False))
     state.set_rate_limit(1, 60)
     with pytest.raises(TransientError) as limited:
         zid.fetch_points(store, CUSTOMER)  # the details pass, the history is refused
@@ -218,9 +234,33 @@ def test_it_treats_server_errors_as_transient(
     assert failed.value.retry_after is None
 
 
-def test_it_reports_an_unknown_customer_as_permanent(zid: ZidApi, store: MemoryStore) -> None:
-    with pytest.raises(PermanentError, match="404.*not_found: Customer not found"):
+@pytest.mark.parametrize("errors", ["message", "envelope"])
+def test_it_reports_an_unknown_customer_as_permanent(
+    zid: ZidApi, store: MemoryStore, state: ZidSandboxState, errors: str
+) -> None:
+    state.set_style(AnswerStyle(errors=errors))
+    with pytest.raises(PermanentError, match="404.*not_found: Customer not found") as failed:
         zid.fetch_points(store, "nobody")
+    assert not isinstance(failed.value, NeedsReauthorization)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_it_treats_a_redirect_as_refused_tokens_and_refreshes_once(
+    zid: ZidApi, store: MemoryStore, state: ZidSandboxState, status: int
+) -> None:
+    state.fail_next(1, status=status, path=DETAILS_PATH)
+    assert zid.fetch_points(store, CUSTOMER).available == 900
+    assert [refresh.outcome for refresh in state.refreshes()] == ["rotated"]
+
+
+def test_it_needs_reauthorization_when_zid_keeps_redirecting(
+    zid: ZidApi, store: MemoryStore, state: ZidSandboxState
+) -> None:
+    state.fail_next(2, status=302, path=DETAILS_PATH)
+    with pytest.raises(NeedsReauthorization, match="302: a redirect") as refused:
+        zid.fetch_points(store, CUSTOMER)
+    assert "zid.sa/login" not in str(refused.value)
+    assert len(state.refreshes()) == 1
 
 
 def test_it_turns_network_failures_into_transient_errors(

@@ -174,6 +174,20 @@ def test_it_refuses_a_listing_without_data() -> None:
         ({"message": {"code": {"nested": 1}}}, "no error details"),
         (["not", "an", "object"], "no error details"),
         ({"message": "x" * 500}, "x" * 299 + "…"),
+        # The documented envelope (zidsa/zid-agent-skill references/error-handling.md):
+        ({"status": 422, "success": False, "error": {"code": "validation_failed",
+          "message": "Invalid input data.", "fields": {"email": ["Email format is invalid."]}}},
+         "validation_failed: Invalid input data. (fields: email)"),
+        ({"status": 401, "success": False, "error": {"code": "unauthorized", "message": ""}},
+         "unauthorized"),
+        ({"success": False, "error": {"fields": {"mobile": ["taken"]}}}, "fields: mobile"),
+        ({"success": False, "error": {}}, "no error details"),
+        # Values a message quotes are masked, never repeated:
+        ({"success": False, "error": {"code": "validation_failed",
+          "message": "The email sara@example.com or +966 50 123 4567 is taken"}},
+         "validation_failed: The email [email] or [number] is taken"),
+        ({"message": {"code": "taken", "description": "Mobile 966512345678 exists"}},
+         "taken: Mobile [number] exists"),
     ],
 )  # fmt: skip
 def test_it_summarises_error_bodies(document: Any, summary: str) -> None:

@@ -9,9 +9,10 @@ customer's token and refreshes nothing. All HTTP goes through ``store.http``
 (``worker.http``).
 
 Failures: 429 (after ``Retry-After``, else 60 s), 408, 5xx, timeouts and
-connection errors are ``TransientError``; 401 after a refresh and a refused
-refresh token are ``NeedsReauthorization``; anything else is ``PermanentError``
-carrying Zid's message, truncated — never a body.
+connection errors are ``TransientError``; 401 or a redirect (3xx, Zid's way of
+sending an unauthenticated caller to its login page) after a refresh, and a
+refused refresh token, are ``NeedsReauthorization``; anything else is
+``PermanentError`` carrying Zid's code and message, truncated — never a body.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ZidCalls:
 
     def send(self, call: Call) -> httpx.Response:
         response = self._send_once(call)
-        if response.status_code == 401:
+        if refused_tokens(response):
             response = self._retry_with_new_token(call, response)
         raise_for_status(response, call.what)
         return response
@@ -98,7 +99,7 @@ class ZidCalls:
             self.credentials = self.store.refresh_credentials(self.refresh)
             self.refreshed = True
             refused = self._send_once(call)
-            if refused.status_code != 401:
+            if not refused_tokens(refused):
                 return refused
         detail = error_detail(refused)
         raise NeedsReauthorization(f"Zid refused the store's tokens after a refresh ({detail})")
@@ -129,6 +130,13 @@ class ZidCalls:
         }
 
 
+def refused_tokens(response: httpx.Response) -> bool:
+    """401, or a redirect: Zid sends an unauthenticated caller to its login page, and its
+    official SDK reads any 3xx as an authentication failure (zidsa/sdk-python
+    ``zid/http.py``, ``_raise_for_status``: "received redirect to login")."""
+    return response.status_code == 401 or 300 <= response.status_code < 400
+
+
 def stored_token(credentials: Mapping[str, Any], name: str) -> str:
     token = credentials.get(name)
     if not isinstance(token, str) or not token.strip():
@@ -154,6 +162,20 @@ def read_history(calls: ZidCalls, customer_id: str) -> tuple[HistoryEntry, ...]:
     # Reference: PROVIDERS.md Zid loyalty points (GET v1/managers/loyalty-program/points-history/…)
     path = HISTORY_PATH.format(customer_id=quote(customer_id, safe=""))
     return load_history(calls.json(Call("GET", path, "points history request")))
+
+
+def history_for(
+    calls: ZidCalls, customer_id: str, balance: LoyaltyBalance
+) -> tuple[HistoryEntry, ...]:
+    """The history the details answer carried, else one more call — only when it matters.
+
+    Both spare the 60/min quota: Zid's details answer carries the history
+    (zidsa/sdk-python tests/fixtures/loyalty_customer.json), and expiry dates only
+    matter for points the customer has.
+    """
+    if balance.history is not None:
+        return balance.history
+    return read_history(calls, customer_id) if balance.available > ZERO else ()
 
 
 def fetch_storefront_points(calls: ZidCalls, customer_token: str) -> StorefrontPoints:
@@ -193,8 +215,7 @@ class ZidApi:
         calls = self.calls(store)
         balance = read_balance(calls, customer_id)
         log_disagreement(store.external_id, balance)
-        # Expiry dates only matter for points the customer has: spare the 60/min quota.
-        history = read_history(calls, customer_id) if balance.available > ZERO else ()
+        history = history_for(calls, customer_id, balance)
         return snapshot_from_balance(balance, history, timezone=store.timezone, now=self.clock())
 
     def fetch_storefront_points(self, store: StoreApi, customer_token: str) -> StorefrontPoints:
@@ -259,11 +280,15 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
         raise TransientError(f"Zid rate limit reached ({detail})", retry_after=delay)
     if status >= 500 or status == 408:
         raise TransientError(f"Zid answered {status} to the {what} ({detail})")
+    if 300 <= status < 400:
+        raise NeedsReauthorization(f"Zid refused the store's tokens for the {what} ({detail})")
     raise PermanentError(f"Zid answered {status} to the {what} ({detail})")
 
 
 def error_detail(response: httpx.Response) -> str:
     """Zid's error code and message, or what kind of body came instead; never the body."""
+    if 300 <= response.status_code < 400:
+        return f"HTTP {response.status_code}: a redirect, as to Zid's login page"
     return common.error_detail(response, error_summary)
 
 

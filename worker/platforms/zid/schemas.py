@@ -15,6 +15,7 @@ with the offending paths — never the body, which holds customers' data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +60,8 @@ class LoyaltyBalance:
     used: Decimal
     points_balance: Decimal | None  # kept to log against ``available_poitns``
     available_points: Decimal | None
+    # ``loyalty_points_info.history`` when the details answer carries it (None: it did not).
+    history: tuple[HistoryEntry, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class LoyaltyInfoSchema(Schema):
     used_poitns = Points(load_default=None)
     used_points = Points(load_default=None)
     total_positive_points = Points(load_default=None)
+    # Reference: zidsa/sdk-python tests/fixtures/loyalty_customer.json (history in the details).
+    history = fields.List(fields.Nested(HistoryEntrySchema), load_default=None, allow_none=True)
 
     @post_load
     def make_balance(self, data: dict[str, Any], **kwargs: Any) -> LoyaltyBalance:
@@ -150,6 +155,7 @@ class LoyaltyInfoSchema(Schema):
             used=_first(data["used_poitns"], data["used_points"]) or ZERO,
             points_balance=data["points_balance"],
             available_points=available_field,
+            history=None if data["history"] is None else tuple(data["history"]),
         )
 
 
@@ -298,15 +304,47 @@ def load_subscriptions(document: Any) -> list[WebhookSubscription]:
 
 
 def error_summary(document: Any) -> str:
-    """A short, safe summary of an error body: ``message{…}``, a string, or OAuth's ``error``."""
+    """A short, safe summary of an error body, in any of the shapes Zid answers with.
+
+    - ``{success: false, error: {code, message, fields}}`` (Reference:
+      zidsa/zid-agent-skill references/error-handling.md, "Response shape"): the code,
+      the message and the names of the fields at fault — never their values;
+    - ``message{code, name, description}`` (zidsa/sdk-python ``zid/http.py``
+      ``_extract_error_message``);
+    - a string ``error``/``message``/``detail``, or OAuth's ``error``.
+
+    E-mail addresses and long numbers (phones) in a message are masked.
+    """
     if not isinstance(document, Mapping):
         return "no error details"
+    if isinstance(document.get("error"), Mapping):
+        return truncate(mask_personal(_error_text(document["error"])) or "no error details")
     if isinstance(document.get("message"), Mapping):
-        return truncate(_message_text(document["message"]) or "no error details")
+        text = _message_text(document["message"])
+        return truncate(mask_personal(text) or "no error details")
     for key in ("error", "message", "detail"):
         if isinstance(document.get(key), str) and document[key]:
-            return truncate(document[key])
+            return truncate(mask_personal(document[key]))
     return "no error details"
+
+
+EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
+LONG_NUMBER = re.compile(r"\+?\d[\d\s-]{6,}\d")
+
+
+def mask_personal(text: str) -> str:
+    """Zid's messages may quote what was sent (``The email … is taken``): mask it."""
+    return LONG_NUMBER.sub("[number]", EMAIL.sub("[email]", text))
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    parts = [error.get(key) for key in ("code", "message")]
+    text = ": ".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    fields = error.get("fields")
+    if isinstance(fields, Mapping) and fields:
+        names = ", ".join(str(name)[:40] for name in list(fields)[:5])
+        text = f"{text} (fields: {names})" if text else f"fields: {names}"
+    return text
 
 
 def _message_text(message: Mapping[str, Any]) -> str:
