@@ -223,9 +223,19 @@ def _subscription_problem(body: Any) -> str | None:
         return "The target url must be a valid URL."
     if _text(body.get("original_id")) is None:
         return "The original id field is required."
-    if body.get("conditions") is not None and not isinstance(body["conditions"], dict):
+    return _conditions_problem(body["event"], body.get("conditions"))
+
+
+def _conditions_problem(event: str, conditions: Any) -> str | None:
+    """Zid's documented conditions: null, or an object for the two order events only."""
+    if conditions is None:
+        return None
+    if not isinstance(conditions, dict):
         return "The conditions must be null or an object."
-    return None
+    if event not in ("order.create", "order.status.update"):
+        return "The selected event does not support conditions."
+    unknown = set(conditions) - {"status", "delivery_option_id", "payment_method"}
+    return f"Unknown condition: {sorted(unknown)[0]}." if unknown else None
 
 
 # --- storefront and OAuth -------------------------------------------------------------------

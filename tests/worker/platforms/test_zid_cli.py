@@ -296,3 +296,50 @@ def test_it_triggers_a_sample_with_the_registered_credentials(
         "--url", receiver.url, "--secret", "Basic d3Jvbmc6d3Jvbmc=",
     )  # fmt: skip
     assert wrong.exit_code == 1 and ": 401 " in wrong.output
+
+
+def test_it_sets_zids_documented_conditions_on_the_order_events_only(
+    cli: Cli, state: ZidSandboxState
+) -> None:
+    add_store(cli)
+    result = register(
+        cli, "--condition", "status=delivered", "--condition", "payment_method=cash on delivery",
+        "--condition", "order.create:delivery_option_id=55",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    conditions = {w.event: w.conditions for w in state.webhooks(DEMO_STORE)}
+    assert conditions.pop("order.create") == {
+        "status": "delivered", "payment_method": "Cash On Delivery", "delivery_option_id": 55,
+    }  # fmt: skip
+    assert conditions.pop("order.status.update") == {
+        "status": "delivered", "payment_method": "Cash On Delivery",
+    }  # fmt: skip
+    assert set(conditions.values()) == {None}  # null, never [], for every other event
+
+
+def test_it_shows_the_conditions_on_a_dry_run(cli: Cli, state: ZidSandboxState) -> None:
+    add_store(cli)
+    result = register(cli, "--dry-run", "--condition", "order.status.update:status=ready")
+    assert result.exit_code == 0, result.output
+    assert f"{DEMO_STORE}/order.status.update when status=ready" in result.output
+    assert state.webhooks(DEMO_STORE) == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("status=completed", "status is one of new, preparing, ready, inDelivery, delivered"),
+        ("colour=red", "status, delivery_option_id and payment_method"),
+        ("customer.create:status=new", "only order.create and order.status.update"),
+        ("delivery_option_id=fast", "a number"),
+        ("status", "not KEY=VALUE"),
+    ],
+)
+def test_it_refuses_conditions_zid_does_not_document(
+    cli: Cli, state: ZidSandboxState, condition: str, message: str
+) -> None:
+    add_store(cli)
+    result = register(cli, "--condition", condition)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
+    assert state.webhooks(DEMO_STORE) == []

@@ -27,8 +27,10 @@ from worker.platforms.zid.client import bearer
 from worker.platforms.zid.schemas import WebhookSubscription
 from worker.platforms.zid.subscriptions import (
     BasicCredentials,
+    Conditions,
     list_subscriptions,
     ours,
+    parse_conditions,
     register,
     rotated_secrets,
     target_url,
@@ -104,11 +106,29 @@ def _public_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return url
 
 
+def _conditions(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Conditions:
+    try:
+        return parse_conditions(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @zid.command("register-webhooks")
 @click.option("--store", "store_id", required=True, callback=_zid_store, help="zid:<store id>")
 @click.option("--public-url", required=True, callback=_public_url, help="This receiver's URL.")
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    callback=_conditions,
+    metavar="[EVENT:]KEY=VALUE",
+    help="Zid's conditions for order.create/order.status.update: status, "
+    "delivery_option_id, payment_method (e.g. status=delivered). Repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-def register_webhooks(store_id: str, public_url: str, dry_run: bool) -> None:
+def register_webhooks(
+    store_id: str, public_url: str, conditions: Conditions, dry_run: bool
+) -> None:
     """Create (or repair) the store's Zid webhook subscriptions, with new Basic credentials."""
     runtime = open_runtime()
     app_id = runtime.settings.zid_app_id
@@ -118,12 +138,18 @@ def register_webhooks(store_id: str, public_url: str, dry_run: bool) -> None:
     with one_line_errors():
         _active_store(runtime, store_id)
         if dry_run:
-            _dry_run(runtime, platform, store_id, app_id, public_url)
+            _dry_run(runtime, platform, store_id, app_id, public_url, conditions)
             return
         credentials = BasicCredentials.generate()
         kept = _save_secret(runtime, store_id, credentials.header)
         calls = platform.api.calls(_context(runtime, platform, store_id))
-        created = register(calls, app_id=app_id, public_url=public_url, credentials=credentials)
+        created = register(
+            calls,
+            app_id=app_id,
+            public_url=public_url,
+            credentials=credentials,
+            conditions=conditions,
+        )
     click.echo(f"zid:{store_id}: {len(created)} subscriptions of app {app_id}")
     _print_table(created)
     click.echo(f"new Basic credentials stored as the newest of {kept} accepted webhook secrets")
@@ -172,7 +198,12 @@ def _save_secret(runtime: Runtime, store_id: str, header: str) -> int:
 
 
 def _dry_run(
-    runtime: Runtime, platform: ZidPlatform, store_id: str, app_id: str, public_url: str
+    runtime: Runtime,
+    platform: ZidPlatform,
+    store_id: str,
+    app_id: str,
+    public_url: str,
+    conditions: Conditions,
 ) -> None:
     calls = platform.api.calls(_context(runtime, platform, store_id))
     existing = ours(list_subscriptions(calls), app_id)
@@ -181,8 +212,15 @@ def _dry_run(
     _print_table(existing)
     click.echo(f"would create {len(SUBSCRIBED_EVENTS)} subscriptions:")
     for event in SUBSCRIBED_EVENTS:
-        click.echo(f"  {event:<28} {target_url(public_url, store_id, event)}")
+        when = _when(conditions.get(event))
+        click.echo(f"  {event:<28} {target_url(public_url, store_id, event)}{when}")
     click.echo("would store new Basic credentials as the newest webhook secret")
+
+
+def _when(conditions: dict[str, str | int] | None) -> str:
+    if not conditions:
+        return ""
+    return " when " + ", ".join(f"{key}={value}" for key, value in conditions.items())
 
 
 def _print_table(subscriptions: Sequence[WebhookSubscription]) -> None:
