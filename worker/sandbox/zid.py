@@ -1,7 +1,8 @@
 """A local Zid: the manager loyalty endpoints, the storefront points endpoint,
 webhook subscriptions and the OAuth token endpoint.
 
-Reference: PROVIDERS.md (Zid) and seeds/004. The client is given
+Reference: zidsa/sdk-python (fixtures, ``zid/http.py``), zidsa/zid-agent-skill
+references/*.md, https://docs.zid.sa/webhooks and seeds/004. The client is given
 ``http://127.0.0.1:PORT`` as its API base, so routes sit at the root; they are
 served under ``/v1`` too, so a realistic base works. Like Zid, it:
 

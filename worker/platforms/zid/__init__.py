@@ -30,7 +30,7 @@ class ZidPlatform:
 
     def __init__(self, settings: Settings) -> None:
         self.default_api_base = settings.zid_api_base
-        # Reference: PROVIDERS.md Zid auth — 60 requests/min per app per store.
+        # Reference: zidsa/zid-agent-skill references/error-handling.md (60/min per app per store)
         self.quotas: Mapping[str, tuple[int, float]] = {"api": settings.zid_quota}
         self.api = ZidApi(zid_oauth(settings))
         self.app_webhook_token = settings.zid_app_webhook_token

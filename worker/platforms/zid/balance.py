@@ -1,6 +1,7 @@
 """Zid's points balance: Zid computes the balances, we only find the next expiry.
 
-Unlike Salla, Zid answers with balances (PROVIDERS.md, Zid: loyalty points), so
+Unlike Salla, Zid answers with balances (zidsa/sdk-python
+tests/fixtures/loyalty_customer.json, ``loyalty_points_info``), so
 the rules here are few, decided here and only here:
 
 - ``available`` = ``points_balance``, else ``available_poitns`` /

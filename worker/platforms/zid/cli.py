@@ -1,7 +1,7 @@
 """Zid's command line: ``stores add zid`` (``add_zid``) and ``zid register-webhooks``.
 
-Registration is the only way Zid stores get authenticated webhooks (PROVIDERS.md,
-Zid: webhook authenticity), so it is a command an operator can rerun at any
+Registration is the only way Zid stores get authenticated webhooks (Zid signs no
+body; see ``worker.platforms.zid.subscriptions``), so it is a command an operator can rerun at any
 time to repair a store: it replaces our subscriptions and rotates the Basic
 credentials, keeping the previous ones accepted while Zid switches over.
 Credentials are never printed.

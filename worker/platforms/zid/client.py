@@ -153,13 +153,13 @@ def bearer(token: str) -> str:
 
 
 def read_balance(calls: ZidCalls, customer_id: str) -> LoyaltyBalance:
-    # Reference: PROVIDERS.md Zid loyalty points (GET v1/managers/loyalty-program/customers/details)
+    # Reference: zidsa/sdk-python zid/resources/loyalty.py, tests/fixtures/loyalty_customer.json
     call = Call("GET", DETAILS_PATH, "loyalty details request", params={"customerId": customer_id})
     return load_balance(calls.json(call))
 
 
 def read_history(calls: ZidCalls, customer_id: str) -> tuple[HistoryEntry, ...]:
-    # Reference: PROVIDERS.md Zid loyalty points (GET v1/managers/loyalty-program/points-history/…)
+    # Reference: https://docs.zid.sa/loyalty-program-1810991f0 (Customer Points History)
     path = HISTORY_PATH.format(customer_id=quote(customer_id, safe=""))
     return load_history(calls.json(Call("GET", path, "points history request")))
 
@@ -242,7 +242,7 @@ def refresh_tokens(
         "redirect_uri": oauth.redirect_uri,
     }
     with transport_errors("Zid token refresh"):
-        # Reference: PROVIDERS.md Zid auth (oauth/token, grant_type=refresh_token)
+        # Reference: zidsa/zid-agent-skill references/oauth-flow.md (Step 4: refresh_token grant)
         response = http.post(oauth.token_url, data=form, headers={"Accept": "application/json"})
     raise_for_token_status(response)
     grant = load_token_grant(json_body(response, "token response"))

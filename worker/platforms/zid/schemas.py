@@ -1,7 +1,9 @@
 """Schemas for Zid's loyalty answers, its webhook subscriptions and its token answer.
 
-Reference: PROVIDERS.md (Zid: loyalty points, auth, registration) and
-seeds/004 (storefront points). Zid's answers are loose, so the fields are too:
+Reference: zidsa/sdk-python (zid/resources/loyalty.py, tests/fixtures/
+loyalty_customer.json; zid/resources/webhooks.py), zidsa/zid-agent-skill
+references/oauth-flow.md (token answer) and seeds/004 (storefront points).
+Zid's answers are loose, so the fields are too:
 
 - points come as ints, floats or numeric strings → ``Decimal``;
 - ``available_poitns`` / ``used_poitns`` are misspelled in Zid's real answers;

@@ -1,8 +1,11 @@
 """A store's webhook subscriptions at Zid: one per event we handle, each with
 its own target path and our fresh Basic credentials.
 
-Reference: PROVIDERS.md (Zid: webhook authenticity; registration, events,
-payloads). Zid puts no event name in the body, so each event gets its own
+Reference: https://docs.zid.sa/webhooks (events; the body is the resource) and
+zidsa/sdk-python zid/resources/webhooks.py (registration). Not published by Zid
+in a source we could read: that a subscription's top-level ``username`` and
+``password`` come back as Basic auth (reported by integrators; Zid announced Basic
+Auth for all webhooks). Zid puts no event name in the body, so each event gets its own
 target URL, ``<public url>/webhooks/zid/<store id>/<event>``; it signs nothing,
 so each registration carries a random username and password (top-level
 ``username``/``password``: a nested ``authentication{}`` is silently ignored)
@@ -122,7 +125,7 @@ def rotated_secrets(current: Any, newest: str) -> list[str]:
 
 
 def list_subscriptions(calls: ZidCalls) -> list[WebhookSubscription]:
-    # Reference: PROVIDERS.md Zid registration (GET v1/managers/webhooks)
+    # Reference: zidsa/sdk-python zid/resources/webhooks.py (list: GET v1/managers/webhooks)
     return load_subscriptions(calls.json(Call("GET", WEBHOOKS_PATH, "webhook list request")))
 
 
@@ -131,7 +134,7 @@ def ours(subscriptions: Sequence[WebhookSubscription], app_id: str) -> list[Webh
 
 
 def delete_ours(calls: ZidCalls, app_id: str) -> None:
-    # Reference: PROVIDERS.md Zid registration (DELETE v1/managers/webhooks?original_id=…)
+    # Reference: zidsa/sdk-python zid/resources/webhooks.py (delete by original_id)
     params = {"original_id": app_id}
     calls.send(Call("DELETE", WEBHOOKS_PATH, "webhook delete request", params=params))
 
@@ -153,7 +156,7 @@ def create_subscription(
         "password": credentials.password,
         "conditions": dict(conditions) if conditions else None,  # null, not [], when none
     }
-    # Reference: PROVIDERS.md Zid registration (POST v1/managers/webhooks)
+    # Reference: zidsa/sdk-python zid/resources/webhooks.py, https://docs.zid.sa/create-a-webhook
     return load_subscription(
         calls.json(Call("POST", WEBHOOKS_PATH, "webhook create request", body=body))
     )
