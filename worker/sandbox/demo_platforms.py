@@ -87,6 +87,7 @@ def zid() -> DemoPlatform:
             "refresh_token": zid_records.DEMO_REFRESH_TOKEN,
             "webhook_secrets": [ZID_BASIC],
         },
+        # Zid's published Order examples (worker.platforms.zid.examples), ids substituted.
         first=Webhook("zid", "order.create", ZID_BASIC),
         after_credit=Webhook("zid", "order.status.update", ZID_BASIC),
         credit=lambda points: _ignore(

@@ -29,6 +29,7 @@ from worker.storage.models import InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 
 CUSTOMER = "7823146"
+APP_TOKEN = "zid-app-events-token"
 NOW = datetime.now(UTC)
 Serve = Callable[[Any], RunningServer]
 
@@ -93,7 +94,8 @@ def world(runtime: Runtime, serve: Serve) -> World:
         update = StoreUpdate(status="active", credentials=credentials)
         store = save_store(runtime, session, "zid", DEMO_STORE, update, api_base=api.url)
     add_webhook_sink(runtime, store, f"{sink.url}/loyalty", secret)
-    client = create_app(runtime.settings).test_client()
+    app_events = dataclasses.replace(runtime.settings, zid_app_webhook_token=APP_TOKEN)
+    client = create_app(app_events).test_client()
     platforms: dict[str, Platform] = {"zid": ZidPlatform(settings)}
     return World(runtime, platforms, zid, capture_log(capture_app), client, store)
 
@@ -201,3 +203,38 @@ def test_it_waits_out_a_429_without_counting_a_failure(world: World) -> None:
     assert later.value.countdown >= 30
     [job] = world.rows(RefreshJob)
     assert (job.status, job.attempts) == ("retrying", 0) and "rate limit" in (job.last_error or "")
+
+
+def app_event(world: World, event: str) -> None:
+    """Zid's published app event for this store, through the receiver."""
+    delivery = samples.build(event, DEMO_STORE, None, APP_TOKEN)
+    response = world.client.post(delivery.path, data=delivery.body, headers=delivery.headers)
+    assert response.status_code == 200, response.get_json()
+    inbox.handle(world.runtime, world.platforms, int(response.get_json()["id"]))
+
+
+def test_it_calls_zid_for_no_store_the_app_lifecycle_paused_or_removed(world: World) -> None:
+    app_event(world, "app.market.subscription.expired")
+    world.process(world.accepted("order.create"))
+    [store] = world.rows(Store)
+    assert (store.status, store.status_reason) == (
+        "paused", "Zid subscription expired (grace period over)",
+    )  # fmt: skip
+    assert world.zid.requests() == [] and world.capture.received() == []
+    assert all(job.status == "failed" for job in world.rows(RefreshJob))
+
+    app_event(world, "app.market.subscription.renew")
+    world.process(world.accepted("order.status.update"))
+    assert world.rows(Store)[0].status == "active"
+    assert len(world.capture.received()) == 1  # calls Zid again once renewed
+
+    app_event(world, "app.market.application.uninstall")
+    calls = len(world.zid.requests())
+    world.process(world.accepted("customer.update"))  # the receiver's lookup may lag briefly
+    assert world.rows(Store)[0].status == "uninstalled"
+    latest = max(world.rows(InboxEvent), key=lambda row: row.id)
+    assert (latest.event_type, latest.reason) == (
+        "customer.update",
+        "store has uninstalled the app",
+    )
+    assert len(world.zid.requests()) == calls
