@@ -18,8 +18,8 @@ from worker.platforms.zid.subscriptions import target_url
 from worker.platforms.zid.webhooks import APP_EVENT_PREFIX, APP_PATH, SUBSCRIBED_EVENTS
 
 # What ``trigger`` offers: every documented example, and one event we acknowledge and ignore.
-EVENT_NAMES = (*SUBSCRIBED_EVENTS, *(e for e in EXAMPLES if e.startswith(APP_EVENT_PREFIX)))
-EVENT_NAMES = (*EVENT_NAMES, "product.update")
+APP_EVENTS = tuple(event for event in EXAMPLES if event.startswith(APP_EVENT_PREFIX))
+EVENT_NAMES = (*SUBSCRIBED_EVENTS, *APP_EVENTS, "product.update")
 
 
 def sample_resource(event: str, store_id: str, customer: str | None) -> dict[str, Any]:
