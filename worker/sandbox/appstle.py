@@ -24,7 +24,8 @@ its API base. Like Appstle as documented, it:
 
 Error bodies imitate a Java service's default error document and mean nothing
 to the client, which must treat them as opaque. ``sign_appstle_webhook`` makes
-a correctly signed (Svix) Appstle webhook for the receiver.
+a correctly signed (Svix) Appstle webhook for the receiver, its body built
+from ``worker.platforms.appstle.examples`` like ``trigger``'s.
 """
 
 from __future__ import annotations
@@ -336,8 +337,13 @@ def sign_appstle_webhook(
     body: bytes | None = None,
     msg_id: str | None = None,
     timestamp: int | None = None,
+    prefix: str = samples.SVIX,
 ) -> SampleDelivery:
-    """An Appstle webhook signed as Svix signs it (``worker.sinks.signing.sign``)."""
-    payload = samples.encode(samples.sample_event(event, customer)) if body is None else body
-    headers = samples.svix_headers(secret, payload, msg_id=msg_id, timestamp=timestamp)
+    """An Appstle webhook signed as Svix signs it (``worker.sinks.signing.sign``), under
+    Svix's header names or (``prefix="webhook-"``) the white-labelled ones."""
+    document = samples.sample_event(event, customer, shop)
+    payload = samples.encode(document) if body is None else body
+    headers = samples.svix_headers(
+        secret, payload, msg_id=msg_id, timestamp=timestamp, prefix=prefix
+    )
     return SampleDelivery(samples.path_for(shop), payload, headers)

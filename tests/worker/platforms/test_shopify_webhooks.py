@@ -175,7 +175,9 @@ def test_it_dedupes_on_the_body_without_any_id() -> None:
     first = received(inbound("shopify", sent, **bare))
     retry = received(inbound("shopify", sent, **bare))
     topic = "orders/paid"
-    assert first.dedupe_key == retry.dedupe_key == dedupe_key(DEMO_SHOP, topic, None, None, sent.body)
+    assert (
+        first.dedupe_key == retry.dedupe_key == dedupe_key(DEMO_SHOP, topic, None, None, sent.body)
+    )
     body = b'{"id": 1}'
     key = dedupe_key(DEMO_SHOP, topic, None, None, body)
     assert key == dedupe_key(DEMO_SHOP, topic, " ", "  ", body)

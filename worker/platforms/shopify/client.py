@@ -150,7 +150,9 @@ def read_once(store: StoreApi, params: Mapping[str, str]) -> httpx.Response:
     return response
 
 
-def _get(store: StoreApi, params: Mapping[str, str], credentials: Mapping[str, Any]) -> httpx.Response:
+def _get(
+    store: StoreApi, params: Mapping[str, str], credentials: Mapping[str, Any]
+) -> httpx.Response:
     url = f"{store.api_base.rstrip('/')}{LOYALTY_PATH}"
     headers = {"X-API-Key": api_key(credentials), "Accept": "application/json"}
     store.take_quota(QUOTA_BUCKET)
