@@ -259,7 +259,7 @@ def _arg(name: str) -> str:
 
 
 def loyalty_document(customer: LoyaltyCustomer) -> dict[str, Any]:
-    """The seed's answer for ``customer`` (seeds/003), expiry fields when points expire."""
+    """The API reference's answer for ``customer``, expiry fields when points expire."""
     document: dict[str, Any] = {
         "availablePoints": customer.available,
         "pendingPoints": customer.pending,
