@@ -69,6 +69,8 @@ def test_it_reads_each_event_as_appstle_means_it(
     handled = receiver.handled(EXAMPLES[event], prefix)
     assert (handled.store_ref, handled.event_type, handled.status) == (DEMO_SHOP, event, "done")
     assert receiver.refreshes() == {(receiver.store_id, EXAMPLE_CUSTOMER)}
+    with receiver.runtime.sessions() as session:  # a points event already: no settle re-checks
+        assert {job.slot for job in session.scalars(select(RefreshJob))} == {"soon"}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -51,6 +51,10 @@ class Receiver:
             jobs = session.scalars(select(RefreshJob))
             return {(job.store_id, job.customer_id) for job in jobs}
 
+    def slots(self) -> set[str]:
+        with self.runtime.sessions() as session:
+            return {job.slot for job in session.scalars(select(RefreshJob))}
+
     def store_status(self) -> str:
         with self.runtime.sessions() as session:
             return session.get_one(Store, self.store_id).status
@@ -80,6 +84,11 @@ def test_it_reads_each_published_example_as_shopify_means_it(
     if expected is not None:
         assert event.status == "done"
         assert receiver.refreshes() == {(receiver.store_id, expected)}
+        # An order's points may be credited later (Appstle awards on payment or
+        # fulfilment): orders are re-checked at the settle delays, customers are not.
+        settles = {f"settle{i}" for i, _ in enumerate(receiver.runtime.settings.settle_delays, 1)}
+        wanted = {"soon"} | (settles if topic.startswith("orders/") else set())
+        assert receiver.slots() == wanted
     elif topic == "app/uninstalled":
         assert receiver.store_status() == "uninstalled" and not receiver.refreshes()
     else:  # refunds/create names its order only

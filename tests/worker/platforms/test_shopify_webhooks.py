@@ -183,6 +183,7 @@ def test_it_dedupes_on_the_body_without_any_id() -> None:
     assert key == dedupe_key(DEMO_SHOP, topic, " ", "  ", body)
     assert key != dedupe_key(DEMO_SHOP, topic, None, None, b'{"id": 2}')
     assert key != dedupe_key("other.myshopify.com", topic, None, None, body)
+    assert key != dedupe_key(DEMO_SHOP, "orders/create", None, None, body)
 
 
 def test_it_keys_one_webhook_id_per_shop() -> None:

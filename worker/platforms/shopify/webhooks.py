@@ -14,10 +14,10 @@ Dedupe: Shopify's documented duplicate key is ``X-Shopify-Event-Id`` — "the
 same value across more than one webhook indicates a duplicate"
 (https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates); one event
 can reach us as several deliveries with different ``X-Shopify-Webhook-Id``s
-(two subscriptions to one topic), so the event id is keyed first, with the
-shop and topic (so that one event fanned out to two topics loses neither).
-Without an event id the delivery's ``X-Shopify-Webhook-Id`` (stable across
-retries) is the key, and without either the byte-identical body. The trigger
+(two subscriptions to one topic), so the event id is keyed first. Without an
+event id the delivery's ``X-Shopify-Webhook-Id`` (stable across retries) is
+the key, and without either the byte-identical body. Every key is per shop
+and topic, so that one event fanned out to two topics loses neither. The trigger
 time and ids are kept with the row for diagnostics only (Shopify does not
 guarantee ordering, and an event never stops a refresh: the refresh reads the
 current balance).
@@ -133,12 +133,13 @@ def ignored_reason(topic: str | None, shop: str | None, store_status: str | None
 def dedupe_key(
     shop: str | None, topic: str, event_id: str | None, webhook_id: str | None, body: bytes
 ) -> str:
-    """The event id, else the delivery id, else the byte-identical body identifies a repeat."""
-    parts = [b"shopify", (shop or "").encode()]
+    """The event id, else the delivery id, else the byte-identical body identifies a repeat
+    (of one topic: Shopify's samples for several order topics are the same bytes)."""
+    parts = [b"shopify", (shop or "").encode(), topic.encode("utf-8", "replace")]
     event = (event_id or "").strip()
     delivery = (webhook_id or "").strip()
     if event:
-        parts += [b"event", topic.encode("utf-8", "replace"), event.encode("utf-8", "replace")]
+        parts += [b"event", event.encode("utf-8", "replace")]
     elif delivery:
         parts += [b"id", delivery.encode("utf-8", "replace")]
     else:
