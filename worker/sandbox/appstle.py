@@ -1,12 +1,20 @@
 """A local Appstle Loyalty: the customer-loyalty endpoint, and signed Appstle webhooks.
 
-Reference: seeds/003 (``GET /api/external/customer-loyalty`` and its answer)
-and PROVIDERS.md (Appstle Loyalty). The client is given
-``http://127.0.0.1:PORT`` as its API base. Like Appstle as documented, it:
+Reference: https://developers.appstle.com/api-reference/customer-enrollment-&-profile/get-customer-loyalty-details
+(``GET /api/external/customer-loyalty`` and its answer, copied in
+``tests/fixtures/appstle/customer_loyalty_seed_003.json``) and
+https://developers.appstle.com/loyalty/quickstart (the same call as
+``?shop=…&customer_id=…``). The client is given ``http://127.0.0.1:PORT`` as
+its API base. Like Appstle as documented, it:
 
 - wants ``X-API-Key`` (401 for a missing or unknown key; the key names the shop);
-- wants exactly one of ``customerId`` (digits) or ``customerEmail`` (400 otherwise),
-  matches emails case-insensitively, answers 404 for an unknown customer;
+- reads the customer in the forms it is set to accept (``forms``; both by
+  default, one only to stand for an API that reads one spelling): the
+  reference's exactly one of ``customerId`` (digits) or ``customerEmail``, or
+  the quickstart's ``shop`` (the key's shop) with ``customer_id``; a request
+  in no accepted form, or naming the customer in both, is a 400 ("either …
+  not both", as Appstle documents for the same identifiers on ``/add-points``);
+  it matches emails case-insensitively and answers 404 for an unknown customer;
 - answers in the seed's shape, decimals included, with ``expiringPointsAmount``
   and ``pointsExpireAt`` when points are due to expire, and the customer's
   ``customerStatus`` (``EXCLUDED`` … as set);
@@ -16,7 +24,8 @@ and PROVIDERS.md (Appstle Loyalty). The client is given
 
 Error bodies imitate a Java service's default error document and mean nothing
 to the client, which must treat them as opaque. ``sign_appstle_webhook`` makes
-a correctly signed (Svix) Appstle webhook for the receiver.
+a correctly signed (Svix) Appstle webhook for the receiver, its body built
+from ``worker.platforms.appstle.examples`` like ``trigger``'s.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ DEMO_EMAIL = "sara@example.com"
 DEMO_WEBHOOK_SECRET = "whsec_c2FuZGJveC1hcHBzdGxlLXdlYmhvb2stc2VjcmV0LTMyYg=="
 LOYALTY_PATH = "/api/external/customer-loyalty"
 EXTENSION = "appstle_sandbox"
+REFERENCE = "reference"  # customerId / customerEmail
+QUICKSTART = "quickstart"  # shop + customer_id
+BOTH_FORMS = frozenset({REFERENCE, QUICKSTART})
 
 __all__ = [
     "DEMO_API_KEY",
@@ -48,6 +60,9 @@ __all__ = [
     "DEMO_EMAIL",
     "DEMO_SHOP",
     "DEMO_WEBHOOK_SECRET",
+    "BOTH_FORMS",
+    "QUICKSTART",
+    "REFERENCE",
     "AppstleRequest",
     "AppstleSandboxState",
     "LoyaltyCustomer",
@@ -65,8 +80,9 @@ class AppstleRequest:
     path: str
     status: int
     api_key: str | None
-    customer_id: str | None
+    customer_id: str | None  # from ``customerId`` or ``customer_id``
     customer_email: str | None
+    form: str | None = None  # which documented form the request used, if any
 
 
 @dataclass(frozen=True)
@@ -93,8 +109,10 @@ class AppstleSandboxState(SandboxTrouble[AppstleRequest]):
         rate_limit: int = 1000,
         rate_window: float = 60.0,
         clock: Callable[[], float] = time.time,
+        forms: frozenset[str] = BOTH_FORMS,
     ) -> None:
         super().__init__(rate_limit=rate_limit, rate_window=rate_window, clock=clock)
+        self.forms = forms
         self._keys: dict[str, str] = {}  # API key → shop
         self._customers: dict[str, dict[str, LoyaltyCustomer]] = {}  # shop → id → customer
 
@@ -204,18 +222,44 @@ def _customer_loyalty() -> Response:
     wait = state.take_budget(api_key).retry_after
     if wait is not None:
         return _error(429, "Too Many Requests", retry_after=wait)
-    customer_id = request.args.get("customerId", "").strip()
-    email = request.args.get("customerEmail", "").strip()
-    if bool(customer_id) == bool(email) or (customer_id and not customer_id.isdigit()):
+    wanted = customer_wanted(shop, state.forms)
+    if wanted is None:
         return _error(400, "Bad Request")
-    customer = state.find(shop, customer_id=customer_id, email=email)
+    customer = state.find(shop, customer_id=wanted[0], email=wanted[1])
     if customer is None:
         return _error(404, "Not Found")
     return _json(200, loyalty_document(customer))
 
 
+def request_form() -> str | None:
+    """Which documented spelling names the customer: one exactly, else None."""
+    reference = bool(_arg("customerId") or _arg("customerEmail"))
+    quickstart = bool(_arg("customer_id") or _arg("shop"))
+    if reference == quickstart:
+        return None
+    return REFERENCE if reference else QUICKSTART
+
+
+def customer_wanted(shop: str, forms: frozenset[str]) -> tuple[str, str] | None:
+    """(customer id, email) asked for in an accepted form, or None (a 400)."""
+    form = request_form()
+    if form is None or form not in forms:
+        return None
+    if form == QUICKSTART:
+        wanted = _arg("customer_id")
+        return (wanted, "") if _arg("shop") == shop and wanted.isdigit() else None
+    customer_id, email = _arg("customerId"), _arg("customerEmail")
+    if bool(customer_id) == bool(email) or (customer_id and not customer_id.isdigit()):
+        return None
+    return customer_id, email
+
+
+def _arg(name: str) -> str:
+    return request.args.get(name, "").strip()
+
+
 def loyalty_document(customer: LoyaltyCustomer) -> dict[str, Any]:
-    """The seed's answer for ``customer`` (seeds/003), expiry fields when points expire."""
+    """The API reference's answer for ``customer``, expiry fields when points expire."""
     document: dict[str, Any] = {
         "availablePoints": customer.available,
         "pendingPoints": customer.pending,
@@ -259,8 +303,9 @@ def _seen(status: int) -> AppstleRequest:
         path=request.path,
         status=status,
         api_key=request.headers.get("X-API-Key"),
-        customer_id=request.args.get("customerId"),
+        customer_id=request.args.get("customerId") or request.args.get("customer_id"),
         customer_email=request.args.get("customerEmail"),
+        form=request_form(),
     )
 
 
@@ -292,8 +337,13 @@ def sign_appstle_webhook(
     body: bytes | None = None,
     msg_id: str | None = None,
     timestamp: int | None = None,
+    prefix: str = samples.SVIX,
 ) -> SampleDelivery:
-    """An Appstle webhook signed as Svix signs it (``worker.sinks.signing.sign``)."""
-    payload = samples.encode(samples.sample_event(event, customer)) if body is None else body
-    headers = samples.svix_headers(secret, payload, msg_id=msg_id, timestamp=timestamp)
+    """An Appstle webhook signed as Svix signs it (``worker.sinks.signing.sign``), under
+    Svix's header names or (``prefix="webhook-"``) the white-labelled ones."""
+    document = samples.sample_event(event, customer, shop)
+    payload = samples.encode(document) if body is None else body
+    headers = samples.svix_headers(
+        secret, payload, msg_id=msg_id, timestamp=timestamp, prefix=prefix
+    )
     return SampleDelivery(samples.path_for(shop), payload, headers)

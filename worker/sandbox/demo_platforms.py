@@ -106,6 +106,8 @@ def zid() -> DemoPlatform:
 
 
 def shopify() -> DemoPlatform:
+    """Shopify's published ``orders/paid`` sample (``shopify/examples.py``), then Appstle's
+    ``loyalty.earned`` (``appstle/examples.py``), both about the demo customer."""
     state = AppstleSandboxState.with_demo_store()
     return DemoPlatform(
         name="shopify",

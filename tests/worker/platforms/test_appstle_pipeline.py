@@ -26,6 +26,8 @@ from worker.platforms.shopify import ShopifyPlatform
 from worker.runtime import Runtime
 from worker.sandbox.appstle import (
     DEMO_SHOP,
+    QUICKSTART,
+    REFERENCE,
     AppstleSandboxState,
     create_appstle_sandbox,
     sign_appstle_webhook,
@@ -109,6 +111,16 @@ def test_it_delivers_a_signed_update_for_a_loyalty_event(world: World) -> None:
         "appstle", DEMO_SHOP, "loyalty.earned", "done",
     )  # fmt: skip
     assert [job.slot for job in world.rows(RefreshJob)] == ["soon"]
+
+
+@pytest.mark.parametrize("form", [REFERENCE, QUICKSTART])
+def test_it_refreshes_against_an_api_that_reads_only_one_form(world: World, form: str) -> None:
+    """Appstle's two docs spell the customer differently; either API gets its balance read."""
+    world.appstle.forms = frozenset({form})
+    world.process(world.accepted("point.earned"))
+    [received] = world.capture.received()
+    assert received.data["balance_after"] == 120
+    assert world.appstle.requests()[-1].form == form
 
 
 def test_it_sends_the_tier_change_after_a_vip_event(world: World) -> None:

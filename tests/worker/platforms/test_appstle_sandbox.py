@@ -16,6 +16,8 @@ from worker.sandbox.appstle import (
     DEMO_EMAIL,
     DEMO_SHOP,
     DEMO_WEBHOOK_SECRET,
+    QUICKSTART,
+    REFERENCE,
     AppstleSandboxState,
     create_appstle_sandbox,
     sign_appstle_webhook,
@@ -50,10 +52,38 @@ def test_it_wants_a_known_api_key(client: httpx.Client, key: str | None) -> None
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"customerId": CUSTOMER, "customerEmail": "sara@example.com"}, {"customerId": "abc"}],
+    [
+        {},
+        {"customerId": CUSTOMER, "customerEmail": "sara@example.com"},
+        {"customerId": "abc"},
+        {"customerId": CUSTOMER, "shop": DEMO_SHOP, "customer_id": CUSTOMER},
+        {"shop": DEMO_SHOP},
+        {"shop": "other.myshopify.com", "customer_id": CUSTOMER},
+    ],
 )
 def test_it_wants_exactly_one_customer_key(client: httpx.Client, params: dict[str, str]) -> None:
     assert client.get(PATH, params=params).status_code == 400
+
+
+def test_it_reads_the_quickstart_form_too(client: httpx.Client) -> None:
+    answer = client.get(PATH, params={"shop": DEMO_SHOP, "customer_id": CUSTOMER})
+    assert answer.status_code == 200 and answer.json()["availablePoints"] == 10
+
+
+@pytest.mark.parametrize(
+    ("form", "params"),
+    [
+        (REFERENCE, {"shop": DEMO_SHOP, "customer_id": CUSTOMER}),
+        (QUICKSTART, {"customerId": CUSTOMER}),
+    ],
+)
+def test_it_can_stand_for_an_api_that_reads_one_form(
+    state: AppstleSandboxState, form: str, params: dict[str, str]
+) -> None:
+    state.forms = frozenset({form})
+    with serve_in_thread(create_appstle_sandbox(state)) as running:
+        with httpx.Client(base_url=running.url, headers={"X-API-Key": DEMO_API_KEY}) as http:
+            assert http.get(PATH, params=params).status_code == 400
 
 
 def test_it_answers_in_the_seeds_shape(client: httpx.Client) -> None:

@@ -20,7 +20,14 @@ from tests.worker.platforms.appstle_support import (
 from worker.config import Settings
 from worker.errors import BadPayload, Unauthorized
 from worker.platforms.appstle import samples
-from worker.platforms.appstle.webhooks import LOYALTY_EVENTS, dedupe_key, plan, receive
+from worker.platforms.appstle.webhooks import (
+    HANDLED,
+    LOYALTY_EVENTS,
+    POINT_EVENTS,
+    dedupe_key,
+    plan,
+    receive,
+)
 from worker.platforms.base import InboundWebhook, ReceivedEvent, SampleDelivery
 from worker.sandbox.appstle import DEMO_SHOP, sign_appstle_webhook
 from worker.sinks.signing import new_secret
@@ -34,10 +41,12 @@ def delivery(
     body: bytes | None = None,
     msg_id: str | None = None,
     timestamp: int | None = None,
+    prefix: str = "svix-",
 ) -> SampleDelivery:
     return sign_appstle_webhook(
-        event, CUSTOMER, secret=secret, body=body, msg_id=msg_id, timestamp=timestamp
-    )
+        event, CUSTOMER, secret=secret, body=body, msg_id=msg_id, timestamp=timestamp,
+        prefix=prefix,
+    )  # fmt: skip
 
 
 def received(webhook: InboundWebhook, stores: Stores | None = None) -> ReceivedEvent:
@@ -52,6 +61,41 @@ def test_it_accepts_a_signed_loyalty_event() -> None:
         "svix-id": sent.headers["svix-id"],
         "svix-timestamp": sent.headers["svix-timestamp"],
     }
+
+
+def test_it_accepts_the_white_labelled_webhook_header_names() -> None:
+    sent = delivery(prefix="webhook-")
+    assert "svix-id" not in sent.headers
+    event = received(inbound("appstle", sent))
+    assert (event.event_type, event.ignored_reason) == (EARNED, None)
+    assert event.headers == {
+        "webhook-id": sent.headers["webhook-id"],
+        "webhook-timestamp": sent.headers["webhook-timestamp"],
+    }
+
+
+def test_it_reads_each_header_from_svix_first_then_webhook() -> None:
+    sent = delivery()
+    mixed = {"svix_signature": None, "webhook_signature": sent.headers["svix-signature"]}
+    assert received(inbound("appstle", sent, **mixed)).ignored_reason is None
+    wrong_svix = {"webhook_signature": sent.headers["svix-signature"], "svix_signature": "v1,AAAA"}
+    with pytest.raises(Unauthorized):  # the svix- name wins, as in Svix's own verifier
+        received(inbound("appstle", sent, **wrong_svix))
+
+
+def test_it_dedupes_one_message_under_either_header_name() -> None:
+    svix = delivery(msg_id="msg_same")
+    unbranded = delivery(msg_id="msg_same", prefix="webhook-")
+    assert received(inbound("appstle", svix)).dedupe_key == (
+        received(inbound("appstle", unbranded)).dedupe_key
+    )
+
+
+@pytest.mark.parametrize("part", ["id", "timestamp", "signature"])
+def test_it_refuses_a_missing_header_under_both_names(part: str) -> None:
+    sent = delivery(prefix="webhook-")
+    with pytest.raises(Unauthorized, match=f"svix-{part}"):
+        received(inbound("appstle", sent, **{f"webhook_{part}": None}))
 
 
 def test_it_accepts_every_secret_of_a_rotating_shop() -> None:
@@ -95,7 +139,7 @@ def test_it_refuses_a_stale_or_future_timestamp() -> None:
 
 def test_it_refuses_a_signature_of_other_bytes() -> None:
     sent = delivery()
-    tampered = dataclasses.replace(sent, body=sent.body.replace(b"50.0", b"5000.0"))
+    tampered = dataclasses.replace(sent, body=sent.body.replace(b'"points":50', b'"points":5000'))
     with pytest.raises(Unauthorized):
         received(inbound("appstle", tampered))
 
@@ -180,7 +224,7 @@ def encoded(data: object, event: str = EARNED) -> bytes:
     return json.dumps({"type": event, "data": data}).encode()
 
 
-@pytest.mark.parametrize("event", sorted(LOYALTY_EVENTS))
+@pytest.mark.parametrize("event", sorted(HANDLED))
 def test_it_refreshes_the_customer_without_settling(event: str) -> None:
     result = plan(event, delivery(event).body)
     assert (result.customer_ids, result.settle, result.ignored_reason) == ((CUSTOMER,), False, None)
@@ -222,6 +266,12 @@ def test_it_ignores_an_event_naming_no_customer() -> None:
         "event names no customer id or email"
     )
     assert plan(EARNED, b"not json").ignored_reason
+
+
+def test_it_handles_both_documented_families() -> None:
+    assert len(LOYALTY_EVENTS) == 8 and len(POINT_EVENTS) == 11
+    for event in ("loyalty.sign-up", "point.cancelled", "vip.tier_downgraded", "reward.used"):
+        assert received(inbound("appstle", delivery(event))).ignored_reason is None
 
 
 def test_it_plans_nothing_for_other_events() -> None:

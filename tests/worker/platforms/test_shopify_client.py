@@ -19,6 +19,8 @@ from worker.points import ZERO, CustomerContact
 from worker.sandbox.appstle import (
     DEMO_API_KEY,
     DEMO_SHOP,
+    QUICKSTART,
+    REFERENCE,
     AppstleSandboxState,
     create_appstle_sandbox,
 )
@@ -211,9 +213,69 @@ def test_it_gives_up_on_an_unknown_customer(appstle: AppstleApi, store: MemorySt
 def test_it_gives_up_on_other_client_errors(
     appstle: AppstleApi, store: MemoryStore, state: AppstleSandboxState
 ) -> None:
-    state.fail_next(1, status=400)
+    state.fail_next(2, status=400)  # both documented forms refused
     with pytest.raises(PermanentError, match="Appstle answered 400$"):
         appstle.fetch_points(store, CUSTOMER)
+    state.fail_next(1, status=403)
+    with pytest.raises(NeedsReauthorization):
+        appstle.fetch_points(store, CUSTOMER)
+
+
+# --- the two documented spellings of the customer --------------------------------------------
+
+
+def one_form_api(form: str, clock: FrozenClock) -> AppstleSandboxState:
+    only = AppstleSandboxState(clock=clock, forms=frozenset({form}))
+    only.add_shop(DEMO_SHOP, DEMO_API_KEY)
+    only.set_customer(DEMO_SHOP, CUSTOMER, email=EMAIL, available=250.5)
+    return only
+
+
+def test_it_reads_an_api_that_knows_only_the_reference_form(
+    appstle: AppstleApi, http: httpx.Client, clock: FrozenClock
+) -> None:
+    only = one_form_api(REFERENCE, clock)
+    with serve_in_thread(create_appstle_sandbox(only)) as running:
+        store = memory_store(running.url, http)
+        assert appstle.fetch_points(store, CUSTOMER).available == Decimal("250.5")
+        assert appstle.fetch_points(store, "email:sara@example.com").available == Decimal("250.5")
+    assert [(seen.form, seen.status) for seen in only.requests()] == [
+        (REFERENCE, 200), (REFERENCE, 200),
+    ]  # fmt: skip
+    assert store.quota_taken == {"appstle": 2}
+
+
+def test_it_reads_an_api_that_knows_only_the_quickstart_form(
+    appstle: AppstleApi, http: httpx.Client, clock: FrozenClock
+) -> None:
+    only = one_form_api(QUICKSTART, clock)
+    with serve_in_thread(create_appstle_sandbox(only)) as running:
+        store = memory_store(running.url, http)
+        assert appstle.fetch_points(store, CUSTOMER).available == Decimal("250.5")
+        assert appstle.fetch_points(store, CUSTOMER).available == Decimal("250.5")
+    # The reference form once, refused; then the quickstart form, remembered for the shop.
+    assert [(seen.form, seen.status) for seen in only.requests()] == [
+        (REFERENCE, 400), (QUICKSTART, 200), (QUICKSTART, 200),
+    ]  # fmt: skip
+    assert all(seen.customer_id == CUSTOMER for seen in only.requests())
+
+
+def test_it_reports_the_not_found_of_the_form_the_api_understood(
+    appstle: AppstleApi, http: httpx.Client, clock: FrozenClock
+) -> None:
+    only = one_form_api(QUICKSTART, clock)
+    with serve_in_thread(create_appstle_sandbox(only)) as running:
+        with pytest.raises(PermanentError, match="HTTP 404"):
+            appstle.fetch_points(memory_store(running.url, http), "999")
+    assert [seen.status for seen in only.requests()] == [400, 404]
+
+
+def test_it_never_names_the_customer_in_both_forms_at_once(
+    appstle: AppstleApi, store: MemoryStore, state: AppstleSandboxState
+) -> None:
+    appstle.fetch_points(store, CUSTOMER)
+    [seen] = state.requests()
+    assert seen.form == REFERENCE
 
 
 def test_it_refuses_a_customer_ref_it_cannot_ask_for(

@@ -82,7 +82,7 @@ def test_it_refuses_missing_bad_and_malformed_signatures(signature: str | None) 
 
 def test_it_refuses_a_signature_of_other_bytes() -> None:
     sent = delivery()
-    tampered = dataclasses.replace(sent, body=sent.body.replace(b"230.00", b"1.00"))
+    tampered = dataclasses.replace(sent, body=sent.body.replace(b"#9999", b"#1"))
     with pytest.raises(Unauthorized):
         received(inbound("shopify", tampered))
 
@@ -119,7 +119,7 @@ def test_it_ignores_a_delivery_without_a_usable_shop_domain(shop: str | None) ->
     assert event.store_ref is None and "X-Shopify-Shop-Domain" in (event.ignored_reason or "")
 
 
-@pytest.mark.parametrize("topic", ["products/update", "orders/updated", "shop/redact"])
+@pytest.mark.parametrize("topic", ["products/update", "orders/edited", "shop/update"])
 def test_it_records_other_topics_as_ignored(topic: str) -> None:
     event = received(inbound("shopify", delivery(topic)))
     assert event.event_type == topic
@@ -141,30 +141,55 @@ def test_it_ignores_events_of_an_uninstalled_shop_but_not_the_uninstall() -> Non
     assert received(inbound("shopify", delivery("app/uninstalled")), stores).ignored_reason is None
 
 
-def test_it_dedupes_on_the_webhook_id_whatever_the_body() -> None:
+def test_it_dedupes_on_the_event_id_across_deliveries() -> None:
+    """Shopify's documented duplicate key: one event, two deliveries (two webhook ids)."""
+    first = delivery()
+    again = {"x_shopify_event_id": first.headers["X-Shopify-Event-Id"]}
+    twin = received(inbound("shopify", delivery(), **again))
+    assert twin.dedupe_key == received(inbound("shopify", first)).dedupe_key
+    assert received(inbound("shopify", delivery())).dedupe_key != twin.dedupe_key
+
+
+def test_it_keys_an_event_id_per_topic_and_shop() -> None:
+    key = dedupe_key(DEMO_SHOP, "orders/paid", "ev1", "w1", b"")
+    assert key == dedupe_key(DEMO_SHOP, "orders/paid", " ev1 ", "w2", b"{}")
+    assert key != dedupe_key(DEMO_SHOP, "orders/create", "ev1", "w1", b"")
+    assert key != dedupe_key("other.myshopify.com", "orders/paid", "ev1", "w1", b"")
+
+
+def test_it_falls_back_to_the_webhook_id_without_an_event_id() -> None:
     first, second = delivery(), delivery()
     same_id = {"x_shopify_webhook_id": first.headers["X-Shopify-Webhook-Id"]}
-    assert received(inbound("shopify", first)).dedupe_key == (
-        received(inbound("shopify", second, **same_id)).dedupe_key
+    no_event = {"x_shopify_event_id": None}
+    assert received(inbound("shopify", first, **no_event)).dedupe_key == (
+        received(inbound("shopify", second, **same_id, **no_event)).dedupe_key
     )
-    assert received(inbound("shopify", second)).dedupe_key != (
-        received(inbound("shopify", first)).dedupe_key
+    assert received(inbound("shopify", second, **no_event)).dedupe_key != (
+        received(inbound("shopify", first, **no_event)).dedupe_key
     )
 
 
-def test_it_dedupes_on_the_body_without_a_webhook_id() -> None:
+def test_it_dedupes_on_the_body_without_any_id() -> None:
     sent = delivery()
-    first = received(inbound("shopify", sent, x_shopify_webhook_id=None))
-    retry = received(inbound("shopify", sent, x_shopify_webhook_id=None))
-    assert first.dedupe_key == retry.dedupe_key == dedupe_key(DEMO_SHOP, None, sent.body)
+    bare = {"x_shopify_webhook_id": None, "x_shopify_event_id": None}
+    first = received(inbound("shopify", sent, **bare))
+    retry = received(inbound("shopify", sent, **bare))
+    topic = "orders/paid"
+    assert (
+        first.dedupe_key == retry.dedupe_key == dedupe_key(DEMO_SHOP, topic, None, None, sent.body)
+    )
     body = b'{"id": 1}'
-    assert dedupe_key(DEMO_SHOP, None, body) == dedupe_key(DEMO_SHOP, "  ", body)
-    assert dedupe_key(DEMO_SHOP, None, body) != dedupe_key(DEMO_SHOP, None, b'{"id": 2}')
-    assert dedupe_key(DEMO_SHOP, None, body) != dedupe_key("other.myshopify.com", None, body)
+    key = dedupe_key(DEMO_SHOP, topic, None, None, body)
+    assert key == dedupe_key(DEMO_SHOP, topic, " ", "  ", body)
+    assert key != dedupe_key(DEMO_SHOP, topic, None, None, b'{"id": 2}')
+    assert key != dedupe_key("other.myshopify.com", topic, None, None, body)
+    assert key != dedupe_key(DEMO_SHOP, "orders/create", None, None, body)
 
 
-def test_it_keys_one_id_per_shop() -> None:
-    assert dedupe_key(DEMO_SHOP, "abc", b"") != dedupe_key("other.myshopify.com", "abc", b"")
+def test_it_keys_one_webhook_id_per_shop() -> None:
+    assert dedupe_key(DEMO_SHOP, "t/x", None, "abc", b"") != (
+        dedupe_key("other.myshopify.com", "t/x", None, "abc", b"")
+    )
 
 
 # --- plan ----------------------------------------------------------------------------------

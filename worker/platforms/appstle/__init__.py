@@ -25,7 +25,8 @@ class AppstlePlatform:
 
     def __init__(self, settings: Settings) -> None:
         self.default_api_base = settings.appstle_api_base
-        # Appstle documents no limits (PROVIDERS.md): our own budget, RELAY_APPSTLE_QUOTA.
+        # Appstle documents no rate limits (developers.appstle.com API reference): our own
+        # budget, RELAY_APPSTLE_QUOTA.
         self.quotas: Mapping[str, tuple[int, float]] = {QUOTA_BUCKET: settings.appstle_quota}
         self.api = AppstleApi()
 

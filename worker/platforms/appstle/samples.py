@@ -1,10 +1,12 @@
-"""Sample Appstle loyalty webhooks, signed the Svix (Standard Webhooks) way, for
-``loyalty-relay trigger``, the sandbox and the tests. Reference: PROVIDERS.md
-(Appstle Loyalty) and Appstle's webhook page (``{"type", "data": {customerId,
-customerEmail, note, points…}}``)."""
+"""Sample Appstle webhooks for ``loyalty-relay trigger``, the sandbox, the demo and
+the tests: Appstle's events as ``examples.py`` sets them out (the customer and
+shop substituted), signed the Standard Webhooks way under Svix's header names
+(or the unbranded ``webhook-`` ones). Reference: https://docs.svix.com/receiving/verifying-payloads/how-manual
+(the headers and the signed content ``{id}.{timestamp}.{body}``)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -13,29 +15,39 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.config import Settings
-from worker.platforms.appstle.webhooks import LOYALTY_EVENTS, SECRETS_KEY
+from worker.platforms.appstle.examples import EXAMPLES
+from worker.platforms.appstle.webhooks import SECRETS_KEY
 from worker.platforms.base import SampleDelivery
 from worker.platforms.shopify.identity import customer_id, email_ref
 from worker.sinks.signing import sign
 
 # What ``trigger`` offers: the events we handle, and one we acknowledge and ignore.
-EVENT_NAMES = (*sorted(LOYALTY_EVENTS), "loyalty.reward-expired")
+IGNORED_SAMPLE = "loyalty.reward-expired"
+EVENT_NAMES = (*EXAMPLES, IGNORED_SAMPLE)
 SAMPLE_EMAIL = "sara@example.com"
+SVIX = "svix-"
+UNBRANDED = "webhook-"
 
 
-def sample_event(event: str, customer: str | None, points: float = 50.0) -> dict[str, Any]:
-    """The body Appstle would send; ``customer`` is a Shopify customer id or an email."""
+def sample_event(
+    event: str, customer: str | None, shop: str | None = None, points: float | None = None
+) -> dict[str, Any]:
+    """Appstle's ``event`` about ``customer`` (a Shopify customer id or an email)."""
+    document = copy.deepcopy(EXAMPLES.get(event, EXAMPLES["loyalty.earned"]))
+    document["type"] = event
+    document["timestamp"] = datetime.now(UTC).isoformat()
+    data = document["data"]
     found = customer_id(customer)
-    email = customer.strip() if customer and email_ref(customer) else SAMPLE_EMAIL
-    data: dict[str, Any] = {
-        "customerId": int(found) if found else None,
-        "customerEmail": email,
-        "note": f"sample {event}",
-        "points": points,
-    }
-    if event == "loyalty.vip-tier-achieved":
-        data["vipTier"] = "Gold"
-    return {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data}
+    data["customerId"] = int(found) if found else None
+    if "customerEmail" in data or not found:
+        data["customerEmail"] = (
+            customer.strip() if customer and email_ref(customer) else SAMPLE_EMAIL
+        )
+    if shop and "shop" in data:
+        data["shop"] = shop
+    if points is not None:
+        data["points"] = points
+    return document
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
@@ -43,16 +55,21 @@ def encode(document: Mapping[str, Any]) -> bytes:
 
 
 def svix_headers(
-    secret: str, body: bytes, *, msg_id: str | None = None, timestamp: int | None = None
+    secret: str,
+    body: bytes,
+    *,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+    prefix: str = SVIX,
 ) -> dict[str, str]:
-    """``svix-id``, ``svix-timestamp`` and ``svix-signature`` for ``body``, as Svix sends them."""
+    """The id, timestamp and signature headers for ``body``, as Svix sends them."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
     return {
         "Content-Type": "application/json",
-        "svix-id": msg_id,
-        "svix-timestamp": str(timestamp),
-        "svix-signature": sign(secret, msg_id, timestamp, body),
+        f"{prefix}id": msg_id,
+        f"{prefix}timestamp": str(timestamp),
+        f"{prefix}signature": sign(secret, msg_id, timestamp, body),
     }
 
 
@@ -62,7 +79,7 @@ def path_for(shop: str) -> str:
 
 def build(event: str, store_id: str, customer: str | None, secret: str) -> SampleDelivery:
     """``store_id`` is the shop's ``*.myshopify.com`` domain; ``secret`` its ``whsec_`` secret."""
-    body = encode(sample_event(event, customer))
+    body = encode(sample_event(event, customer, store_id))
     return SampleDelivery(path_for(store_id), body, svix_headers(secret, body))
 
 

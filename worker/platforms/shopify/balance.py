@@ -1,6 +1,7 @@
 """Appstle's loyalty record as a ``PointsSnapshot``: a pure mapping, decided here only.
 
-Appstle computes the balances itself (seeds/003), so the rules are few:
+Appstle computes the balances itself (its customer-loyalty answer, see
+``worker.platforms.shopify.schemas``), so the rules are few:
 
 - ``available`` = ``availablePoints`` and ``pending`` = ``pendingPoints``,
   decimals as Appstle sends them, never below zero.

@@ -1,14 +1,19 @@
-"""Sample Shopify deliveries, shaped like Shopify's Order, Refund, Customer and Shop
-webhooks, for ``loyalty-relay trigger`` and the tests. Reference: PROVIDERS.md
-(Appstle Loyalty: Shopify webhooks — headers and the base64 HMAC)."""
+"""Sample Shopify deliveries for ``loyalty-relay trigger``, the demo and the tests:
+Shopify's published sample bodies (``examples.py``) with the store's customer
+substituted, signed and headed as Shopify sends them.
+
+Reference: https://shopify.dev/docs/apps/build/webhooks (the ``X-Shopify-*``
+headers, the base64 HMAC of the raw body) and
+https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates (``X-Shopify-Event-Id``).
+"""
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,57 +21,54 @@ from typing import Any
 
 from worker.config import Settings
 from worker.platforms.base import SampleDelivery
+from worker.platforms.shopify.examples import EXAMPLES
 from worker.platforms.shopify.identity import customer_id, email_ref
 from worker.platforms.shopify.webhooks import CUSTOMER_TOPICS, ORDER_TOPICS, REFUND_TOPIC
 
 API_VERSION = "2025-01"
 # What ``trigger`` offers: the topics we handle, and one we acknowledge and ignore.
+IGNORED_SAMPLE = "products/update"
 EVENT_NAMES = (
     *sorted(ORDER_TOPICS),
     REFUND_TOPIC,
     *sorted(CUSTOMER_TOPICS),
     "app/uninstalled",
-    "products/update",
+    IGNORED_SAMPLE,
 )
 SAMPLE_EMAIL = "sara@example.com"
+# Not a topic we handle, so no published sample is copied: an excerpt of a Product.
+IGNORED_BODY: dict[str, Any] = {"id": 788032119674292922, "title": "Example T-Shirt"}
 
 
 def sample_resource(topic: str, shop: str, customer: str | None) -> dict[str, Any]:
-    """The body Shopify would send for ``topic``; ``customer`` is an id or an email."""
-    if topic.startswith("orders/"):
-        return sample_order(customer)
-    if topic == REFUND_TOPIC:
-        return {"id": _number(), "order_id": _number(), "note": "damaged", "refund_line_items": []}
-    if topic.startswith("customers/"):
-        return _customer(customer)
-    if topic == "app/uninstalled":
-        return {"id": 548380009, "name": "Demo shop", "domain": shop, "myshopify_domain": shop}
-    return {"id": _number(), "title": "Coffee", "vendor": "Demo", "status": "active"}
+    """Shopify's sample body for ``topic``, about ``customer`` (an id or an email)."""
+    body = copy.deepcopy(EXAMPLES.get(topic, IGNORED_BODY))
+    if topic in ORDER_TOPICS:
+        _name_buyer(body, customer)
+    elif topic in CUSTOMER_TOPICS:
+        _name_customer(body, customer)
+    return body
 
 
-def sample_order(customer: str | None) -> dict[str, Any]:
-    buyer = _customer(customer)
-    return {
-        "id": _number(),
-        "name": f"#{_number() % 10_000}",
-        "email": buyer["email"],
-        "financial_status": "paid",
-        "total_price": "230.00",
-        "currency": "USD",
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "customer": buyer,
-    }
+def _name_buyer(order: dict[str, Any], customer: str | None) -> None:
+    email = _email(customer)
+    order["email"] = order["contact_email"] = email
+    _name_customer(order["customer"], customer)
 
 
-def _customer(customer: str | None) -> dict[str, Any]:
-    """A Customer object: the id as Shopify's number, or none when ``customer`` is an email."""
+def _name_customer(resource: dict[str, Any], customer: str | None) -> None:
+    """The id as Shopify's number (and GID), or none when ``customer`` is an email."""
     found = customer_id(customer)
-    email = customer.strip() if customer and email_ref(customer) else SAMPLE_EMAIL
-    return {"id": int(found) if found else None, "email": email, "first_name": "Sara"}
+    resource["id"] = int(found) if found else None
+    resource["admin_graphql_api_id"] = f"gid://shopify/Customer/{found}" if found else None
+    resource["email"] = _email(customer)
+    address = resource.get("default_address")
+    if isinstance(address, dict):
+        address["customer_id"] = resource["id"]
 
 
-def _number() -> int:
-    return time.time_ns() // 1000 % 10**13
+def _email(customer: str | None) -> str:
+    return customer.strip() if customer and email_ref(customer) else SAMPLE_EMAIL
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
@@ -78,13 +80,15 @@ def hmac_header(body: bytes, secret: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def signed_headers(topic: str, shop: str, body: bytes, secret: str) -> dict[str, str]:
+def signed_headers(
+    topic: str, shop: str, body: bytes, secret: str, *, event_id: str | None = None
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
         "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
         "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
         "X-Shopify-API-Version": API_VERSION,
         "X-Shopify-Hmac-Sha256": hmac_header(body, secret),

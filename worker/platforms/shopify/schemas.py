@@ -1,8 +1,10 @@
 """The schema for Appstle's customer-loyalty answer.
 
-Reference: seeds/003 (``GET /api/external/customer-loyalty``) and PROVIDERS.md
-(Appstle Loyalty). Only what the balance needs is loaded; everything else
-(rewards, social flags, referral link…) is ignored. Tolerant where a Java
+Reference: https://developers.appstle.com/api-reference/customer-enrollment-&-profile/get-customer-loyalty-details
+(``GET /api/external/customer-loyalty``; its example is
+``tests/fixtures/appstle/customer_loyalty_seed_003.json``). Only what the
+balance needs is loaded; everything else (rewards, social flags, referral
+link…) is ignored. Tolerant where a Java
 service's JSON may vary:
 
 - points are doubles (``250``, ``250.5``) or numeric strings → ``Decimal``,

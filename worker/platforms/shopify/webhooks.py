@@ -1,6 +1,8 @@
 """Shopify webhooks: verification and what each topic means for Appstle's points.
 
-Reference: PROVIDERS.md (Appstle Loyalty: Shopify webhooks). Shopify signs the
+Reference: https://shopify.dev/docs/apps/build/webhooks (about webhooks: the
+``X-Shopify-*`` headers and HMAC verification) and
+https://shopify.dev/docs/apps/build/webhooks/best-practices. Shopify signs the
 raw body: ``X-Shopify-Hmac-Sha256`` is the base64 HMAC-SHA256 keyed with the
 app's client secret (current and previous while it rotates; a store's own
 ``webhook_secrets`` override the app's). Only ``X-Shopify-Shop-Domain`` is read
@@ -8,10 +10,17 @@ before verification, and only to choose which secrets to try. Whatever is
 wrong with the signature header — missing, not base64, the wrong length — is
 ``Unauthorized`` (401), never an exception that would become a 500.
 
-Shopify gives every delivery an ``X-Shopify-Webhook-Id`` that stays the same
-on retries: that is the dedupe key. The trigger time, topic and event id are
-kept with the row for diagnostics only (Shopify does not guarantee ordering,
-and an event never stops a refresh: the refresh reads the current balance).
+Dedupe: Shopify's documented duplicate key is ``X-Shopify-Event-Id`` — "the
+same value across more than one webhook indicates a duplicate"
+(https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates); one event
+can reach us as several deliveries with different ``X-Shopify-Webhook-Id``s
+(two subscriptions to one topic), so the event id is keyed first. Without an
+event id the delivery's ``X-Shopify-Webhook-Id`` (stable across retries) is
+the key, and without either the byte-identical body. Every key is per shop
+and topic, so that one event fanned out to two topics loses neither. The trigger
+time and ids are kept with the row for diagnostics only (Shopify does not
+guarantee ordering, and an event never stops a refresh: the refresh reads the
+current balance).
 """
 
 from __future__ import annotations
@@ -32,10 +41,12 @@ from worker.platforms.base import (
     StoreLookup,
     StoreUpdate,
 )
-from worker.platforms.shopify.identity import customer_ref, json_object, shop_domain
+from worker.platforms.shopify.identity import customer_id, customer_ref, json_object, shop_domain
 
 UNINSTALLED = "app/uninstalled"
-ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/fulfilled", "orders/cancelled"})
+ORDER_TOPICS = frozenset(
+    {"orders/create", "orders/paid", "orders/updated", "orders/fulfilled", "orders/cancelled"}
+)
 REFUND_TOPIC = "refunds/create"
 CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 REFRESH_TOPICS = ORDER_TOPICS | CUSTOMER_TOPICS | {REFUND_TOPIC}
@@ -66,7 +77,13 @@ def receive(
     return ReceivedEvent(
         event_type=topic if valid else "invalid",
         store_ref=shop,
-        dedupe_key=dedupe_key(shop, webhook.headers.get("x-shopify-webhook-id"), webhook.body),
+        dedupe_key=dedupe_key(
+            shop,
+            topic,
+            webhook.headers.get("x-shopify-event-id"),
+            webhook.headers.get("x-shopify-webhook-id"),
+            webhook.body,
+        ),
         ignored_reason=ignored_reason(
             topic if valid else None, shop, known.status if known else None
         ),
@@ -113,11 +130,20 @@ def ignored_reason(topic: str | None, shop: str | None, store_status: str | None
     return None
 
 
-def dedupe_key(shop: str | None, webhook_id: str | None, body: bytes) -> str:
-    """Shopify's delivery id identifies a retry; without one, the byte-identical body does."""
+def dedupe_key(
+    shop: str | None, topic: str, event_id: str | None, webhook_id: str | None, body: bytes
+) -> str:
+    """The event id, else the delivery id, else the byte-identical body identifies a repeat
+    (of one topic: Shopify's samples for several order topics are the same bytes)."""
+    parts = [b"shopify", (shop or "").encode(), topic.encode("utf-8", "replace")]
+    event = (event_id or "").strip()
     delivery = (webhook_id or "").strip()
-    parts = [b"shopify", (shop or "").encode()]
-    parts += [b"id", delivery.encode("utf-8", "replace")] if delivery else [b"body", body]
+    if event:
+        parts += [b"event", event.encode("utf-8", "replace")]
+    elif delivery:
+        parts += [b"id", delivery.encode("utf-8", "replace")]
+    else:
+        parts += [b"body", body]
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
@@ -149,16 +175,25 @@ def _refund_plan(refund: Mapping[str, Any]) -> EventPlan:
 
 
 def subject(event_type: str, resource: Mapping[str, Any]) -> str | None:
-    """The customer a topic is about: ``id`` of a Customer, ``customer.id`` of an Order."""
+    """The customer a topic is about: ``id`` of a Customer, ``customer.id`` of an Order.
+
+    The id may come as a number, digits or only as ``admin_graphql_api_id``
+    (``gid://shopify/Customer/<id>``); without any id, an email names them.
+    """
     if event_type in CUSTOMER_TOPICS:
-        return customer_ref(resource.get("id"), resource.get("email"))
+        return customer_ref(_id_of(resource), resource.get("email"))
     customer = _mapping(resource.get("customer"))
     return customer_ref(
-        customer.get("id"),
+        _id_of(customer),
         customer.get("email"),
         resource.get("email"),
         resource.get("contact_email"),
     )
+
+
+def _id_of(resource: Mapping[str, Any]) -> Any:
+    found = resource.get("id")
+    return found if customer_id(found) is not None else resource.get("admin_graphql_api_id")
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
