@@ -112,7 +112,10 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 def blocked_inserts(runtime: Runtime) -> int:
     with runtime.engine.connect() as connection:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        query = (  # this test session's database only: other sessions may run beside it
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
         return int(connection.exec_driver_sql(query).scalar_one())
 
 
