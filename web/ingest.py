@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import dispatch
+from worker import dispatch, inbox
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 
@@ -81,6 +81,7 @@ class _Pending:
 class InboxWriter:
     def __init__(self, runtime: Runtime, bell: dispatch.InboxBell) -> None:
         self._bell = bell
+        self._cipher = runtime.cipher
         self._insert = _inserter(runtime.engine)
         self._lock = threading.Lock()  # guards _waiting and _writing
         self._waiting: list[_Pending] = []
@@ -88,6 +89,8 @@ class InboxWriter:
 
     def record(self, row: dict[str, Any]) -> Recorded:
         """Store one inbox row (blocking until written); raise ``StoreUnavailable``."""
+        # Encrypted here, in the request's own thread, not in the leader's batch.
+        row = inbox.sealed(row, self._cipher)
         pending = _Pending(row)
         with self._lock:
             self._waiting.append(pending)

@@ -1,4 +1,6 @@
-"""Credentials at rest: Fernet (AES-128-CBC + HMAC) with a key from RELAY_SECRET_KEY.
+"""Secrets and personal data at rest: Fernet (AES-128-CBC + HMAC) with a key from
+RELAY_SECRET_KEY. Store credentials, sink configs, customer contacts and inbox
+bodies are all sealed with the same ``Cipher``.
 
 Any string works as the secret key: it is stretched with SHA-256 into a Fernet
 key, so operators can use whatever their secret manager generates. Several keys
@@ -32,14 +34,21 @@ class Cipher:
     def open(self, token: bytes | None) -> dict[str, Any]:
         if not token:
             return {}
+        opened: dict[str, Any] = json.loads(self.open_bytes(token, "stored credentials"))
+        return opened
+
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Raw bytes (an inbox body) sealed as they are: no JSON round trip."""
+        return self._fernet.encrypt(data)
+
+    def open_bytes(self, token: bytes, what: str = "stored data") -> bytes:
         try:
-            opened: dict[str, Any] = json.loads(self._fernet.decrypt(token))
+            return self._fernet.decrypt(token)
         except InvalidToken:
             raise CredentialsError(
-                "stored credentials cannot be decrypted: RELAY_SECRET_KEY differs from the "
+                f"{what} cannot be decrypted: RELAY_SECRET_KEY differs from the "
                 "key they were written with"
             ) from None
-        return opened
 
 
 def _fernet_key(secret: str) -> bytes:

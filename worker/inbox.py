@@ -3,6 +3,12 @@
 ``row`` is what the receiver stores (``web.ingest`` batches the INSERTs). In a
 worker, ``claim_pending`` (a drain) or ``claim`` (one row, from the sweeper)
 takes rows, and ``process`` turns each event into coalesced refresh jobs.
+
+Bodies carry tokens (Salla's ``app.store.authorize``) and customers' emails and
+phones, so no body is ever stored in clear: ``sealed`` encrypts it before the
+INSERT (a row recorded as ignored keeps none, it is never read), and once a
+row is processed (done or ignored) its body is dropped. Only rows still to be
+processed, and failed ones kept for ops, hold a body, and only encrypted.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker import refresh, stores
+from worker.crypto import Cipher, CredentialsError
 from worker.errors import BadPayload
 from worker.platforms.base import EventPlan, Platform, ReceivedEvent
 from worker.runtime import Runtime
@@ -46,6 +53,17 @@ def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
 # What no database text column takes, though a signed JSON body may spell it:
 # NUL ("\u0000", refused by PostgreSQL) and lone surrogates ("\ud800", not UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def sealed(row: dict[str, Any], cipher: Cipher) -> dict[str, Any]:
+    """The row as it is stored: its body encrypted, or none for an ignored event."""
+    body = b"" if row["status"] == IGNORED else cipher.seal_bytes(row["body"])
+    return row | {"body": body}
+
+
+def body_of(runtime: Runtime, event: InboxEvent) -> bytes:
+    """The body as the platform sent it (``b""`` once processed and dropped)."""
+    return runtime.cipher.open_bytes(event.body, "an inbox body") if event.body else b""
 
 
 def _storable(text: str | None) -> str | None:
@@ -102,12 +120,14 @@ def process(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> 
         event = session.get_one(InboxEvent, inbox_id)
         session.expunge(event)
     try:
-        plan = platforms[event.platform].plan(event.event_type, event.body)
-    except BadPayload as exc:
+        plan = platforms[event.platform].plan(event.event_type, body_of(runtime, event))
+    except (BadPayload, CredentialsError) as exc:
         _finish(runtime, inbox_id, FAILED, str(exc))
         return []
     with runtime.transaction() as session:
-        event = session.get_one(InboxEvent, inbox_id)
+        event = session.get_one(InboxEvent, inbox_id, with_for_update=True)
+        if event.status != PROCESSING:
+            return []  # erased meanwhile by a privacy request (``worker.privacy``)
         due, reason = _apply(runtime, session, platforms, event, plan)
         _set_status(session, event, IGNORED if reason else DONE, reason)
     return due
@@ -156,3 +176,5 @@ def _finish(runtime: Runtime, inbox_id: int, status: str, reason: str | None) ->
 
 def _set_status(session: Session, event: InboxEvent, status: str, reason: str | None) -> None:
     event.status, event.reason, event.processed_at = status, reason, utcnow()
+    if status in (DONE, IGNORED):
+        event.body = b""  # processed: the personal data it carried is no longer needed

@@ -58,7 +58,7 @@ def test_it_stores_and_enqueues_a_signed_event(
     status, answer = post(client, body, salla_headers(body, SALLA_SECRET))
     assert (status, answer["status"]) == (200, "accepted")
     [row] = inbox_rows(runtime)
-    assert (row.status, row.store_ref, row.body) == ("pending", MERCHANT, body)
+    assert (row.status, row.store_ref, inbox.body_of(runtime, row)) == ("pending", MERCHANT, body)
     assert queue.llen("events") == 1
 
 
@@ -239,7 +239,7 @@ def test_a_signed_event_naming_an_unstorable_character_is_stored_not_refused(
     status, answer = post(client, body, salla_headers(body, SALLA_SECRET))
     assert (status, answer["status"]) == (200, "ignored")
     [row] = inbox_rows(runtime)
-    assert row.body == body and unstorable not in row.event_type
+    assert row.body == b"" and unstorable not in row.event_type  # ignored: no body kept
 
 
 def test_a_merchant_id_with_control_characters_is_no_merchant(
