@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import refresh, stores
+from worker import customers, privacy, refresh, stores
 from worker.crypto import Cipher, CredentialsError
 from worker.errors import BadPayload
 from worker.platforms.base import EventPlan, Platform, ReceivedEvent
@@ -146,12 +146,17 @@ def _apply(
     store = _store_for(runtime, session, store_platform, event, plan)
     if store is None:
         return [], "unknown store"
+    if plan.privacy is not None:  # honoured whatever the store's status (shop/redact)
+        privacy.handle(runtime, session, platforms, store, plan.privacy, event.id)
+        return [], None
     if store.status == stores.UNINSTALLED:
         return [], "store has uninstalled the app"
     due = []
-    for customer_id in plan.customer_ids:
-        if plan.contact is not None:
-            remember_contact(runtime, session, store.id, customer_id, plan.contact)
+    stored = customers.stored_refs(runtime, session, plan.customer_ids)
+    for ref, customer_id in zip(plan.customer_ids, stored, strict=True):
+        contact = customers.contact_for(ref, plan.contact)
+        if contact is not None:
+            remember_contact(runtime, session, store.id, customer_id, contact)
         due += refresh.request(runtime.settings, session, store.id, customer_id, plan.settle)
     return due, None
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from worker import outbox, quota
+from worker import customers, outbox, quota
 from worker.config import Settings
 from worker.errors import NeedsReauthorization, PermanentError, TransientError
 from worker.platforms.base import Platform
@@ -103,6 +103,8 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
         _retry_later(runtime, job, exc)
         return []
     with runtime.transaction() as session:
+        if session.get(RefreshJob, job_id, with_for_update=True) is None:
+            return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
         _set(session, job_id, DONE, _note(snapshot))
     return deliveries
@@ -122,9 +124,11 @@ class Reschedule(Exception):
 
 
 def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str) -> PointsSnapshot:
+    with runtime.sessions() as session:
+        ref = customers.platform_ref(runtime, session, store.id, customer_id)
     context = StoreContext(runtime, store, platform.quotas, platform.default_api_base)
     fetched_at = utcnow()
-    snapshot = platform.fetch_points(context, customer_id)
+    snapshot = platform.fetch_points(context, ref)
     if snapshot.unknown_statuses:
         log.warning(
             "store %s: unknown points status labels %s counted as not available",

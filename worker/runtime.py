@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy import Engine
@@ -27,6 +27,8 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     cipher: Cipher
+    # Keys this installation keeps in its database, once read (``worker.customers``).
+    keys: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def http(self) -> httpx.Client:

@@ -12,6 +12,7 @@ import click
 
 from worker.cli.common import open_runtime
 from worker.cli.dev import demo, sandbox, trigger
+from worker.cli.privacy import privacy
 from worker.cli.serve import run, sweep
 from worker.cli.sinks import add as add_sink
 from worker.cli.sinks import sinks
@@ -39,7 +40,7 @@ def migrate() -> None:
     click.echo(f"database is at the latest schema ({runtime.engine.url.get_backend_name()})")
 
 
-for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid, hubspot, preview):
+for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid, hubspot, preview, privacy):
     main.add_command(command)
 for sink_command in (add_hubspot, add_klaviyo, add_email):
     add_sink.add_command(sink_command)

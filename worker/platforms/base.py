@@ -59,6 +59,19 @@ class StoreUpdate:
     status_reason: str | None = None  # why, for a paused or uninstalled store
 
 
+FORGET_CUSTOMER, FORGET_STORE, EXPORT_CUSTOMER = "forget_customer", "forget_store", "export"
+
+
+@dataclass(frozen=True)
+class PrivacyRequest:
+    """A privacy request an event carries (Shopify's compliance topics); ``worker.privacy``
+    carries it out. ``customer_refs`` name one customer (its id, ``email:<address>``)."""
+
+    kind: str  # FORGET_CUSTOMER | FORGET_STORE | EXPORT_CUSTOMER
+    customer_refs: tuple[str, ...] = ()
+    request_ref: str | None = None  # the platform's id for the request
+
+
 @dataclass(frozen=True)
 class EventPlan:
     customer_ids: tuple[str, ...] = ()
@@ -68,6 +81,7 @@ class EventPlan:
     # How to reach the customer, when the event says (loyalty APIs often do not):
     # kept encrypted with the snapshot; what the platform's API says wins.
     contact: CustomerContact | None = None
+    privacy: PrivacyRequest | None = None
 
 
 class StoreApi(Protocol):

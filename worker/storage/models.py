@@ -200,3 +200,29 @@ class RateBudget(Base):
     tokens: Mapped[float]
     updated_at: Mapped[datetime]
     blocked_until: Mapped[datetime | None]
+
+
+class InstanceKey(Base):
+    """A key this installation made for itself, sealed with RELAY_SECRET_KEY (see
+    ``worker.customers``): rotating the secret key must not rename customers."""
+
+    __tablename__ = "instance_keys"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataRequest(Base):
+    """A customer's request for their data (Shopify ``customers/data_request``), kept
+    until the merchant exports it with ``loyalty-relay privacy export``."""
+
+    __tablename__ = "data_requests"
+    __table_args__ = (Index("ix_data_requests_customer", "store_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    request_ref: Mapped[str | None] = mapped_column(String(100))  # the platform's own id
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    exported_at: Mapped[datetime | None]

@@ -9,7 +9,8 @@ one way everywhere:
 - a customer is the Shopify customer id as decimal digits (a number, a string
   or a ``gid://shopify/Customer/<id>`` all give the same ref), or, when an
   event names no id, ``email:<address>`` lower-cased — Appstle's API looks a
-  customer up by either (seeds/003).
+  customer up by either (seeds/003). An ``email:`` ref is transient: it is
+  stored under a keyed hash and the address kept encrypted (``worker.customers``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import json
 import re
 from typing import Any
 
+from worker.customers import EMAIL_PREFIX
+
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,99}\.myshopify\.com")
 CUSTOMER_GID = re.compile(r"gid://shopify/Customer/([0-9]{1,20})")
 CUSTOMER_ID = re.compile(r"[0-9]{1,20}")
-EMAIL_PREFIX = "email:"
 # customer_id columns hold 255 characters; the prefix takes 6 of them.
 EMAIL_LIMIT = 255 - len(EMAIL_PREFIX)
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

@@ -41,6 +41,7 @@ from worker.platforms.base import (
     StoreLookup,
     StoreUpdate,
 )
+from worker.platforms.shopify import compliance
 from worker.platforms.shopify.identity import customer_id, customer_ref, json_object, shop_domain
 
 UNINSTALLED = "app/uninstalled"
@@ -50,7 +51,7 @@ ORDER_TOPICS = frozenset(
 REFUND_TOPIC = "refunds/create"
 CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 REFRESH_TOPICS = ORDER_TOPICS | CUSTOMER_TOPICS | {REFUND_TOPIC}
-HANDLED = REFRESH_TOPICS | {UNINSTALLED}
+HANDLED = REFRESH_TOPICS | {UNINSTALLED} | compliance.TOPICS
 TOPIC = re.compile(r"[a-z0-9_]{1,50}/[a-z0-9_/]{1,49}")
 DIGEST_SIZE = hashlib.sha256().digest_size
 KEPT_HEADERS = (
@@ -125,7 +126,7 @@ def ignored_reason(topic: str | None, shop: str | None, store_status: str | None
         return "missing or malformed X-Shopify-Shop-Domain"
     if store_status is None:
         return "unknown shop"
-    if store_status == "uninstalled" and topic != UNINSTALLED:
+    if store_status == "uninstalled" and topic not in {UNINSTALLED, *compliance.TOPICS}:
         return "store has uninstalled the app"
     return None
 
@@ -154,6 +155,8 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def plan(event_type: str, body: bytes) -> EventPlan:
     if event_type == UNINSTALLED:
         return EventPlan(store_update=StoreUpdate(status="uninstalled"))
+    if event_type in compliance.TOPICS:
+        return compliance.plan(event_type, body)
     if event_type not in REFRESH_TOPICS:
         return EventPlan(ignored_reason=f"topic {event_type!r} does not affect points")
     resource = json_object(body) or {}
