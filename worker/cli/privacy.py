@@ -102,7 +102,7 @@ def requests(store_key: str | None) -> None:
         platform, external_id = parse_store_key(store_key)
         query = query.where(Store.platform == platform, Store.external_id == external_id)
     with runtime.sessions() as session:
-        rows = list(session.execute(query).tuples())
+        rows = [(request, store) for request, store in session.execute(query)]
     if not rows:
         click.echo("no data requests waiting")
         return
