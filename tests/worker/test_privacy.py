@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from tests.pipeline_support import all_rows, process_event
 from tests.privacy_support import found_in_clear
 from tests.worker.platforms.appstle_support import SHOPIFY_SECRET, credentials
 from web import create_app
-from worker import inbox
+from worker import inbox, privacy, refresh
 from worker import runtime as runtime_module
 from worker.cli.app import main
 from worker.customers import HASHED_PREFIX
@@ -36,7 +38,7 @@ from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
 from worker.sinks.signing import new_secret
-from worker.storage.models import CustomerPoints, DataRequest, InboxEvent, Store
+from worker.storage.models import CustomerPoints, DataRequest, InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 
 Serve = Callable[[Any], RunningServer]
@@ -45,6 +47,7 @@ SALLA_CUSTOMER = "1979797979"  # distinctive: found in no other row by chance
 EMAIL, PHONE = "huda.private@example.com", "0555123987"
 SHOPIFY_CUSTOMER = "7390123456789"
 SHOPPER = "sara.shopper@example.com"
+KNOWN_SHOPPER = {"id": int(SHOPIFY_CUSTOMER), "email": SHOPPER}
 
 
 @dataclasses.dataclass
@@ -314,3 +317,22 @@ def test_it_answers_a_forged_compliance_webhook_with_401(world: World) -> None:
     headers = shopify_samples.signed_headers("customers/redact", DEMO_SHOP, body, "not-the-secret")
     answer = httpx.post(f"{world.url}/webhooks/shopify", content=body, headers=headers)
     assert answer.status_code == 401 and all_rows(world.runtime, InboxEvent) == []
+
+
+def test_it_drops_a_refresh_that_ends_after_its_customer_was_forgotten(world: World) -> None:
+    [due, *_] = inbox.handle(
+        world.runtime, world.platforms, _accepted(world.shopify("customers/update", KNOWN_SHOPPER))
+    )
+    world.appstle.set_delay(1.0)  # the fetch is in flight while the customer is forgotten
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(refresh.run, world.runtime, world.platforms, due.job_id)
+        while not any(job.status == "working" for job in all_rows(world.runtime, RefreshJob)):
+            time.sleep(0.02)
+        with world.runtime.transaction() as session:
+            store = session.get_one(Store, world.shopify_store.id)
+            privacy.forget_customer(
+                world.runtime, session, world.platforms, store, [SHOPIFY_CUSTOMER]
+            )
+        assert running.result() == []
+    assert all_rows(world.runtime, CustomerPoints) == []
+    assert found_in_clear(world.runtime, SHOPIFY_CUSTOMER) == []
