@@ -77,13 +77,26 @@ def customer_ids(
     runtime: Runtime, session: Session, store: Store, refs: Iterable[str]
 ) -> list[str]:
     """The stored ids these refs name: ids as given, hashes of addresses, and the
-    customers whose encrypted contact holds one of the addresses."""
+    customers whose encrypted contact holds one of the addresses — including the
+    address found in the contact of a customer named by id (one person, known
+    under their id and, from an event without it, under their address's hash)."""
     refs = [ref for ref in refs if ref]
     found = dict.fromkeys(customers.stored_refs(runtime, session, refs))
     addresses = {address.lower() for ref in refs if (address := customers.address_in(ref))}
+    addresses |= _addresses_of(runtime, session, store, list(found))
     if addresses:
+        by_address = [customers.EMAIL_PREFIX + address for address in sorted(addresses)]
+        found |= dict.fromkeys(customers.stored_refs(runtime, session, by_address))
         found |= dict.fromkeys(_holding_address(runtime, session, store, addresses))
     return list(found)
+
+
+def _addresses_of(runtime: Runtime, session: Session, store: Store, ids: list[str]) -> set[str]:
+    query = select(CustomerPoints.contact).where(
+        CustomerPoints.store_id == store.id, CustomerPoints.customer_id.in_(ids)
+    )
+    contacts = [runtime.cipher.open(sealed) for sealed in session.scalars(query) if sealed]
+    return {str(contact["email"]).lower() for contact in contacts if contact.get("email")}
 
 
 def _holding_address(
@@ -284,13 +297,13 @@ def export_customer(
     """Everything stored about the customer, as JSON-ready values; marks the
     customer's recorded data requests as exported."""
     ids = customer_ids(runtime, session, store, refs)
-    document = {
-        "store": store.key,
-        "exported_at": _iso(utcnow()),
-        "customers": [
-            _customer_document(runtime, session, store, customer_id) for customer_id in ids
-        ],
-    }
+    found = [_customer_document(runtime, session, store, customer_id) for customer_id in ids]
+    held = [
+        entry
+        for entry in found
+        if any(value for key, value in entry.items() if key != "customer_id")
+    ]
+    document = {"store": store.key, "exported_at": _iso(utcnow()), "customers": held}
     session.execute(
         update(DataRequest)
         .where(DataRequest.store_id == store.id, DataRequest.customer_id.in_(ids))

@@ -31,6 +31,7 @@ from worker.platforms import build_platforms
 from worker.platforms.base import Platform, StoreUpdate
 from worker.platforms.shopify import samples as shopify_samples
 from worker.platforms.shopify.compliance import EXAMPLES
+from worker.points import CustomerContact
 from worker.runtime import Runtime
 from worker.sandbox.appstle import DEMO_SHOP, AppstleSandboxState, create_appstle_sandbox
 from worker.sandbox.capture import create_capture_app
@@ -38,6 +39,7 @@ from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
 from worker.sinks.signing import new_secret
+from worker.snapshots import remember_contact
 from worker.storage.models import CustomerPoints, DataRequest, InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 
@@ -336,3 +338,25 @@ def test_it_drops_a_refresh_that_ends_after_its_customer_was_forgotten(world: Wo
         assert running.result() == []
     assert all_rows(world.runtime, CustomerPoints) == []
     assert found_in_clear(world.runtime, SHOPIFY_CUSTOMER) == []
+
+
+def test_it_forgets_by_id_the_same_person_kept_under_their_address(world: World) -> None:
+    world.process(world.shopify("customers/update", {"id": None, "email": SHOPPER}))  # a hash
+    world.process(world.shopify("customers/update", KNOWN_SHOPPER))  # by id
+    with world.runtime.transaction() as session:  # the contact a platform gave for the id
+        contact = CustomerContact(email=SHOPPER)
+        remember_contact(world.runtime, session, world.shopify_store.id, SHOPIFY_CUSTOMER, contact)
+    assert len(all_rows(world.runtime, CustomerPoints)) == 2
+    store = f"shopify:{DEMO_SHOP}"
+    result = world.cli("privacy", "forget", "--store", store, "--customer", SHOPIFY_CUSTOMER)
+    assert result.exit_code == 0 and "customer_points 2" in result.output, result.output
+    assert found_in_clear(world.runtime, SHOPIFY_CUSTOMER, SHOPPER) == []
+
+
+def test_it_forgets_a_whole_store_from_the_cli(world: World) -> None:
+    world.process(world.salla("customer.updated", salla_customer()))
+    world.salla("customer.login", salla_customer())  # still waiting in the inbox
+    result = world.cli("privacy", "forget", "--store", f"salla:{MERCHANT}", "--whole-store")
+    assert result.exit_code == 0 and "stores 1" in result.output, result.output
+    assert found_in_clear(world.runtime, MERCHANT, SALLA_CUSTOMER, EMAIL, PHONE) == []
+    assert _store(world, world.shopify_store.id).status == "active"
