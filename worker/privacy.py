@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,9 +74,16 @@ def handle(
         record_data_request(runtime, session, store, request)
 
 
-def customer_ids(
-    runtime: Runtime, session: Session, store: Store, refs: Iterable[str]
-) -> list[str]:
+@dataclass(frozen=True)
+class Subject:
+    """Whom a request is about, as stored: ids (as given, or hashes of addresses) and
+    the addresses they are known by."""
+
+    ids: list[str]
+    addresses: set[str]
+
+
+def subject(runtime: Runtime, session: Session, store: Store, refs: Iterable[str]) -> Subject:
     """The stored ids these refs name: ids as given, hashes of addresses, and the
     customers whose encrypted contact holds one of the addresses — including the
     address found in the contact of a customer named by id (one person, known
@@ -88,7 +96,7 @@ def customer_ids(
         by_address = [customers.EMAIL_PREFIX + address for address in sorted(addresses)]
         found |= dict.fromkeys(customers.stored_refs(runtime, session, by_address))
         found |= dict.fromkeys(_holding_address(runtime, session, store, addresses))
-    return list(found)
+    return Subject(list(found), addresses)
 
 
 def _addresses_of(runtime: Runtime, session: Session, store: Store, ids: list[str]) -> set[str]:
@@ -121,8 +129,8 @@ def forget_customer(
     keep_inbox: int | None = None,
 ) -> dict[str, int]:
     """Delete what names the customer; the number of rows affected per table."""
-    refs = list(refs)
-    ids = customer_ids(runtime, session, store, refs)
+    named = subject(runtime, session, store, refs)
+    ids = named.ids
     changes = select(PointsChange.id).where(
         PointsChange.store_id == store.id, PointsChange.customer_id.in_(ids)
     )
@@ -141,8 +149,9 @@ def forget_customer(
         ),
         "data_requests": _delete(session, DataRequest, DataRequest.customer_id.in_(ids), store),
     }
+    addresses = {address.encode() for address in named.addresses}
     counts["inbox_events"] = _erase_inbox(
-        runtime, session, platforms, store, set(ids), _addresses(refs), keep_inbox
+        runtime, session, platforms, store, set(ids), addresses, keep_inbox
     )
     log.info("store %s: a customer was forgotten (%s)", store.key, _summary(counts))
     return counts
@@ -154,10 +163,6 @@ def _delete(session: Session, model: Any, condition: Any, store: Store) -> int:
 
 def _count(session: Session, statement: Any) -> int:
     return rows_changed(session, statement.execution_options(synchronize_session=False))
-
-
-def _addresses(refs: Iterable[str]) -> set[bytes]:
-    return {address.encode() for ref in refs if (address := customers.address_in(ref))}
 
 
 def _erase_inbox(
@@ -277,8 +282,7 @@ def record_data_request(
 ) -> None:
     """Keep the request until the merchant exports it; the export itself is made from
     the live rows then, so no second copy of the personal data is stored meanwhile."""
-    ids = customer_ids(runtime, session, store, request.customer_refs)
-    customer_id = ids[0]
+    customer_id = subject(runtime, session, store, request.customer_refs).ids[0]
     session.add(
         DataRequest(store_id=store.id, customer_id=customer_id, request_ref=request.request_ref)
     )
@@ -296,7 +300,7 @@ def export_customer(
 ) -> dict[str, Any]:
     """Everything stored about the customer, as JSON-ready values; marks the
     customer's recorded data requests as exported."""
-    ids = customer_ids(runtime, session, store, refs)
+    ids = subject(runtime, session, store, refs).ids
     found = [_customer_document(runtime, session, store, customer_id) for customer_id in ids]
     held = [
         entry
