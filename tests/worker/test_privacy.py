@@ -219,7 +219,10 @@ def test_it_forgets_a_salla_customer_from_every_table(world: World) -> None:
 def test_it_forgets_a_customer_named_by_email_from_the_cli(world: World) -> None:
     world.process(world.salla("customer.updated", salla_customer()))  # contact holds EMAIL
     world.process(world.shopify("customers/update", {"id": None, "email": SHOPPER}))  # a hash
-    for store, address in ((f"salla:{MERCHANT}", EMAIL), (f"shopify:{DEMO_SHOP}", SHOPPER)):
+    for store, address in (
+        (f"salla:{MERCHANT}", EMAIL),
+        (f"shopify:{DEMO_SHOP}", f"email:{SHOPPER}"),
+    ):
         result = world.cli("privacy", "forget", "--store", store, "--customer", address.upper())
         assert result.exit_code == 0 and "customer_points 1" in result.output, result.output
     assert all_rows(world.runtime, CustomerPoints) == []
@@ -360,3 +363,23 @@ def test_it_forgets_a_whole_store_from_the_cli(world: World) -> None:
     assert result.exit_code == 0 and "stores 1" in result.output, result.output
     assert found_in_clear(world.runtime, MERCHANT, SALLA_CUSTOMER, EMAIL, PHONE) == []
     assert _store(world, world.shopify_store.id).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("platform", "external_id"),
+    [("salla", "5550001"), ("zid", "3059"), ("shopify", "other-shop.myshopify.com")],
+)
+def test_it_forgets_a_customer_of_any_platform(
+    world: World, platform: str, external_id: str
+) -> None:
+    customer, email, phone = "cust-424242", "any.platform@example.com", "+966500000042"
+    with world.runtime.transaction() as session:
+        store = save_store(world.runtime, session, platform, external_id, StoreUpdate())
+        contact = CustomerContact(email=email, phone=phone, name="Noura")
+        remember_contact(world.runtime, session, store.id, customer, contact)
+        refresh.request(world.runtime.settings, session, store.id, customer, settle=True)
+    result = world.cli(
+        "privacy", "forget", "--store", f"{platform}:{external_id}", "--customer", customer
+    )
+    assert result.exit_code == 0 and "customer_points 1" in result.output, result.output
+    assert found_in_clear(world.runtime, customer, email, phone, "Noura") == []

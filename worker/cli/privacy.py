@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from worker import privacy as privacy_module
 from worker.cli.common import credentials_error, fail, open_runtime, parse_store_key
 from worker.crypto import CredentialsError
+from worker.customers import EMAIL_PREFIX
 from worker.platforms import build_platforms
 from worker.runtime import Runtime
 from worker.storage.models import DataRequest, Store
@@ -38,7 +39,10 @@ def check_customer(_ctx: click.Context, _param: click.Parameter, value: str | No
     text = value.strip()
     if not text or len(text) > CUSTOMER_LIMIT or any(c.isspace() for c in text):
         raise click.BadParameter("give the platform's customer id or the customer's email")
-    return f"email:{text.lower()}" if "@" in text else text
+    if "@" not in text:
+        return text  # an id, or a stored ``email:h:…`` ref as ``privacy requests`` shows it
+    address = text.lower().removeprefix(EMAIL_PREFIX)
+    return EMAIL_PREFIX + address
 
 
 @privacy.command("forget")
