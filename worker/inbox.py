@@ -119,6 +119,8 @@ def process(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> 
     with runtime.sessions() as session:
         event = session.get_one(InboxEvent, inbox_id)
         session.expunge(event)
+    if event.status != PROCESSING:
+        return []  # erased by a privacy request since it was claimed
     try:
         plan = platforms[event.platform].plan(event.event_type, body_of(runtime, event))
     except (BadPayload, CredentialsError) as exc:

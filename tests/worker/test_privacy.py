@@ -383,3 +383,27 @@ def test_it_forgets_a_customer_of_any_platform(
     )
     assert result.exit_code == 0 and "customer_points 1" in result.output, result.output
     assert found_in_clear(world.runtime, customer, email, phone, "Noura") == []
+
+
+def test_it_stops_processing_an_event_erased_while_it_was_claimed(world: World) -> None:
+    inbox_id = _accepted(world.salla("customer.login", salla_customer()))
+    with world.runtime.transaction() as session:
+        assert inbox.claim(session, inbox_id)  # a worker has it
+    store = f"salla:{MERCHANT}"
+    result = world.cli("privacy", "forget", "--store", store, "--customer", SALLA_CUSTOMER)
+    assert "inbox_events 1" in result.output, result.output
+    assert inbox.process(world.runtime, world.platforms, inbox_id) == []
+    [row] = all_rows(world.runtime, InboxEvent)
+    assert (row.status, row.reason, row.body) == ("ignored", privacy.ERASED, b"")
+    assert all_rows(world.runtime, RefreshJob) == []
+
+
+def test_it_fails_a_body_no_configured_key_decrypts_with_a_reason(
+    world: World, runtime: Runtime
+) -> None:
+    inbox_id = _accepted(world.salla("customer.login", salla_customer()))
+    other = runtime_module.configure(dataclasses.replace(runtime.settings, secret_key="other"))
+    assert process_event(other, world.platforms, inbox_id) == []
+    [row] = all_rows(other, InboxEvent)
+    assert row.status == "failed" and "RELAY_SECRET_KEY differs" in (row.reason or "")
+    other.engine.dispose()
