@@ -29,8 +29,8 @@ from worker.cli.app import main
 from worker.customers import HASHED_PREFIX
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform, StoreUpdate
+from worker.platforms.shopify import compliance
 from worker.platforms.shopify import samples as shopify_samples
-from worker.platforms.shopify.compliance import EXAMPLES
 from worker.points import CustomerContact
 from worker.runtime import Runtime
 from worker.sandbox.appstle import DEMO_SHOP, AppstleSandboxState, create_appstle_sandbox
@@ -114,11 +114,11 @@ def salla_customer() -> dict[str, Any]:
     return {"id": int(SALLA_CUSTOMER), "first_name": "Huda", "email": EMAIL, "mobile": PHONE}
 
 
-def shopify_example(topic: str, **customer: Any) -> dict[str, Any]:
+def shopify_example(topic: str, customer: str | None = None, **fields: Any) -> dict[str, Any]:
     """Shopify's published payload for ``topic``, for the demo shop (and this customer)."""
-    document = json.loads(json.dumps(EXAMPLES[topic]).replace("{shop}.myshopify.com", DEMO_SHOP))
-    if customer:
-        document["customer"] = document["customer"] | customer
+    document = compliance.sample(topic, DEMO_SHOP, customer)
+    if fields:
+        document["customer"] |= fields
     return document
 
 
@@ -407,3 +407,16 @@ def test_it_fails_a_body_no_configured_key_decrypts_with_a_reason(
     [row] = all_rows(other, InboxEvent)
     assert row.status == "failed" and "RELAY_SECRET_KEY differs" in (row.reason or "")
     other.engine.dispose()
+
+
+def test_it_triggers_a_compliance_webhook_that_forgets_the_customer(world: World) -> None:
+    world.process(world.shopify("customers/update", KNOWN_SHOPPER))
+    result = world.cli(
+        "trigger", "shopify", "customers/redact", "--store", DEMO_SHOP,
+        "--customer", SHOPIFY_CUSTOMER, "--url", world.url, "--secret", SHOPIFY_SECRET,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [redact] = [e for e in all_rows(world.runtime, InboxEvent) if e.status == "pending"]
+    process_event(world.runtime, world.platforms, redact.id)
+    assert all_rows(world.runtime, CustomerPoints) == []
+    assert found_in_clear(world.runtime, SHOPIFY_CUSTOMER) == []

@@ -19,6 +19,7 @@ email's hash).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +61,19 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
     SHOP_REDACT: {"shop_id": 954889, "shop_domain": "{shop}.myshopify.com"},
 }
+
+
+def sample(topic: str, shop: str, customer: str | None) -> dict[str, Any]:
+    """The published payload for ``shop`` (and ``customer``: an id or an email), for
+    ``loyalty-relay trigger`` and the tests: only the shop and the customer change."""
+    body = copy.deepcopy(EXAMPLES[topic])
+    body["shop_domain"] = shop
+    if "customer" in body and customer:
+        found = customer_id(customer)
+        body["customer"]["id"] = int(found) if found else None
+        if found is None and email_ref(customer):
+            body["customer"]["email"] = customer.strip()
+    return body
 
 
 def plan(topic: str, body: bytes) -> EventPlan:

@@ -21,6 +21,7 @@ from typing import Any
 
 from worker.config import Settings
 from worker.platforms.base import SampleDelivery
+from worker.platforms.shopify import compliance
 from worker.platforms.shopify.examples import EXAMPLES
 from worker.platforms.shopify.identity import customer_id, email_ref
 from worker.platforms.shopify.webhooks import CUSTOMER_TOPICS, ORDER_TOPICS, REFUND_TOPIC
@@ -33,6 +34,7 @@ EVENT_NAMES = (
     REFUND_TOPIC,
     *sorted(CUSTOMER_TOPICS),
     "app/uninstalled",
+    *sorted(compliance.TOPICS),
     IGNORED_SAMPLE,
 )
 SAMPLE_EMAIL = "sara@example.com"
@@ -42,6 +44,8 @@ IGNORED_BODY: dict[str, Any] = {"id": 788032119674292922, "title": "Example T-Sh
 
 def sample_resource(topic: str, shop: str, customer: str | None) -> dict[str, Any]:
     """Shopify's sample body for ``topic``, about ``customer`` (an id or an email)."""
+    if topic in compliance.TOPICS:
+        return compliance.sample(topic, shop, customer)
     body = copy.deepcopy(EXAMPLES.get(topic, IGNORED_BODY))
     if topic in ORDER_TOPICS:
         _name_buyer(body, customer)
