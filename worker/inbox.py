@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -117,22 +117,28 @@ def handle(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> l
 def process(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> list[refresh.Due]:
     """Process one claimed inbox row; return the refresh jobs to enqueue once committed."""
     with runtime.sessions() as session:
-        event = session.get_one(InboxEvent, inbox_id)
-        session.expunge(event)
-    if event.status != PROCESSING:
-        return []  # erased by a privacy request since it was claimed
+        event = session.get(InboxEvent, inbox_id)
+        if event is not None:
+            session.expunge(event)
+    if not _still_mine(event):
+        return []
     try:
         plan = platforms[event.platform].plan(event.event_type, body_of(runtime, event))
     except (BadPayload, CredentialsError) as exc:
         _finish(runtime, inbox_id, FAILED, str(exc))
         return []
     with runtime.transaction() as session:
-        event = session.get_one(InboxEvent, inbox_id, with_for_update=True)
-        if event.status != PROCESSING:
-            return []  # erased meanwhile by a privacy request (``worker.privacy``)
+        event = session.get(InboxEvent, inbox_id, with_for_update=True)
+        if not _still_mine(event):
+            return []
         due, reason = _apply(runtime, session, platforms, event, plan)
         _set_status(session, event, IGNORED if reason else DONE, reason)
     return due
+
+
+def _still_mine(event: InboxEvent | None) -> TypeGuard[InboxEvent]:
+    """False when a privacy request erased the row (or its store) since it was claimed."""
+    return event is not None and event.status == PROCESSING
 
 
 def _apply(
@@ -178,7 +184,9 @@ def _store_for(
 
 def _finish(runtime: Runtime, inbox_id: int, status: str, reason: str | None) -> None:
     with runtime.transaction() as session:
-        _set_status(session, session.get_one(InboxEvent, inbox_id), status, reason)
+        event = session.get(InboxEvent, inbox_id)
+        if _still_mine(event):
+            _set_status(session, event, status, reason)
 
 
 def _set_status(session: Session, event: InboxEvent, status: str, reason: str | None) -> None:

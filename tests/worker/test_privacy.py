@@ -420,3 +420,12 @@ def test_it_triggers_a_compliance_webhook_that_forgets_the_customer(world: World
     process_event(world.runtime, world.platforms, redact.id)
     assert all_rows(world.runtime, CustomerPoints) == []
     assert found_in_clear(world.runtime, SHOPIFY_CUSTOMER) == []
+
+
+def test_it_lets_a_claimed_event_of_a_forgotten_shop_go(world: World) -> None:
+    claimed = _accepted(world.shopify("customers/update", KNOWN_SHOPPER))
+    with world.runtime.transaction() as session:
+        assert inbox.claim(session, claimed)  # a worker has it
+    world.process(world.shopify("shop/redact", shopify_example("shop/redact")))
+    assert inbox.process(world.runtime, world.platforms, claimed) == []
+    assert all_rows(world.runtime, CustomerPoints) == all_rows(world.runtime, RefreshJob) == []
