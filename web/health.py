@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from web.errors import problem
 from worker.runtime import Runtime
-from worker.storage.models import Delivery, InboxEvent, RefreshJob, Store, utcnow
+from worker.storage.models import DataRequest, Delivery, InboxEvent, RefreshJob, Store, utcnow
 
 TABLES: dict[str, tuple[Any, Any]] = {
     "inbox": (InboxEvent, InboxEvent.received_at),
@@ -80,7 +81,17 @@ def _collect(runtime: Runtime) -> CollectorRegistry:
             )
         ):
             stores.labels(platform, status).set(count)
+        _data_requests(session, registry)
     return registry
+
+
+def _data_requests(session: Session, registry: CollectorRegistry) -> None:
+    """Customers' data requests the merchant has not exported yet (``privacy requests``)."""
+    waiting = Gauge(
+        "relay_data_requests_waiting", "Data requests not exported yet", registry=registry
+    )
+    query = select(func.count()).select_from(DataRequest).where(DataRequest.exported_at.is_(None))
+    waiting.set(session.scalar(query) or 0)
 
 
 def _age(first: datetime | str | None, now: datetime) -> float:

@@ -305,6 +305,7 @@ def test_it_records_a_data_request_for_the_merchant_to_export(world: World, tmp_
     assert (recorded.customer_id, recorded.request_ref) == (SHOPIFY_CUSTOMER, "9999")
     waiting = world.cli("privacy", "requests")
     assert f"--customer {SHOPIFY_CUSTOMER}" in waiting.output
+    assert "relay_data_requests_waiting 1.0" in httpx.get(f"{world.url}/metrics").text
     out = tmp_path / "request.json"
     args = ["--store", f"shopify:{DEMO_SHOP}", "--customer", SHOPIFY_CUSTOMER, "--out", str(out)]
     assert world.cli("privacy", "export", *args).exit_code == 0
