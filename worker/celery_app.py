@@ -7,13 +7,14 @@ is redelivered, and every task is idempotent, so redelivery is harmless.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 from worker import runtime
-from worker.config import Settings, load_settings
+from worker.config import ConfigError, Settings, load_settings
 from worker.dispatch import EXPIRY_NOTICES, QUEUES, RECONCILE, REFRESH_TOKENS, SWEEP
 from worker.logs import configure_logging
 
@@ -87,5 +88,28 @@ app = create_celery()
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
     # Forked pool processes must not share the parent's database connections.
-    runtime.configure(load_settings())
-    configure_logging(runtime.current().settings.log_level)
+    settings = runtime.configure(load_settings()).settings
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@setup_logging.connect
+def _one_handler_chain(loglevel: int | str | None = None, **_: Any) -> None:
+    """Celery configures no logging of its own when this signal has a receiver.
+
+    Worker and beat then log through the same scrubbing handler as the web
+    process, once per record. The level is the more verbose of ``--loglevel``
+    and ``RELAY_LOG_LEVEL``.
+    """
+    try:
+        settings = load_settings()
+    except ConfigError as exc:  # the worker reports it again when it reads its settings
+        configure_logging(loglevel or "INFO")
+        logging.getLogger(__name__).error("%s", exc)
+        return
+    level = min(_level(settings.log_level), _level(loglevel or logging.WARNING))
+    configure_logging(level, settings.log_format)
+
+
+def _level(value: int | str) -> int:
+    level = value if isinstance(value, int) else logging.getLevelName(str(value).upper())
+    return level if isinstance(level, int) else logging.INFO

@@ -61,6 +61,8 @@ class Settings:
     retry_max_seconds: float = 3600.0
     http_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line
+    allow_private_urls: bool = False  # local development and the sandboxes only
     templates_dir: Path | None = None  # merchant overrides for every store's emails
 
     @property
@@ -125,7 +127,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_float(env, "RELAY_RETRY_BASE_SECONDS", 10.0),
         retry_max_seconds=_float(env, "RELAY_RETRY_MAX_SECONDS", 3600.0),
         http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
-        log_level=env.get("RELAY_LOG_LEVEL", "INFO").upper(),
+        log_level=_log_level(env, "RELAY_LOG_LEVEL", "INFO"),
+        log_format=_choice(env, "RELAY_LOG_FORMAT", ("text", "json")),
+        allow_private_urls=_bool(env, "RELAY_ALLOW_PRIVATE_URLS", False),
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
     )
 
@@ -248,6 +252,21 @@ def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name}: unknown time zone {value!r}") from None
+    return value
+
+
+def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The first choice is the default."""
+    value = (env.get(name) or choices[0]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

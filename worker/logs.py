@@ -7,8 +7,10 @@ slips through an exception message or a third-party library.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
@@ -40,16 +42,57 @@ class ScrubFilter(logging.Filter):
         record.msg, record.args = scrub(message), None
         if record.exc_text:
             record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``RELAY_LOG_FORMAT=json``), for log shippers that parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "process": record.processName,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            document["exception"] = record.exc_text
+        return json.dumps(document, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+
+
+class RelayHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler every process logs through (web, worker, beat, CLI).
+
+    It writes to the real standard error (``sys.__stderr__``), never to whatever
+    ``sys.stderr`` is at the time: Celery replaces that with a proxy that logs
+    each line again at WARNING, which printed every worker line twice.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(sys.__stderr__)
+        self.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+        self.addFilter(ScrubFilter())
+
+
+def configure_logging(level: str | int = "INFO", fmt: str = "text") -> None:
+    """Install the scrubbing handler on the root logger, alone, once per process.
+
+    Handlers others put on the root logger (a library's ``basicConfig``) are
+    removed: a record must never reach a handler that does not scrub it.
+    """
     root = logging.getLogger()
-    if not any(isinstance(f, ScrubFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
-        )
-        handler.addFilter(ScrubFilter())
-        root.addHandler(handler)
+    ours = [handler for handler in root.handlers if isinstance(handler, RelayHandler)]
+    for handler in root.handlers:
+        if not isinstance(handler, RelayHandler):
+            root.removeHandler(handler)
+    if not ours:
+        root.addHandler(RelayHandler(fmt))
     root.setLevel(level)

@@ -18,7 +18,7 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
         settings = load_settings()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     runtime = runtime_module.configure(settings)
     if migrate:
         try:

@@ -13,9 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """``hide_parameters``: a failed statement's error names the SQL, never the bound
+    values (customer emails, tokens), wherever the exception ends up."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite's own BEGIN is deferred; take the write lock up front so that
         # read-then-write transactions never deadlock between processes.
@@ -24,7 +28,12 @@ def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engin
     # The receiver turns pre-ping off: a dead connection fails one batch with a 503
     # (the platform retries) instead of costing a round trip on every request.
     return create_engine(
-        url, pool_pre_ping=pre_ping, pool_recycle=300, pool_size=pool_size, max_overflow=pool_size
+        url,
+        pool_pre_ping=pre_ping,
+        pool_recycle=300,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        hide_parameters=True,
     )
 
 
