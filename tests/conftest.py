@@ -69,6 +69,7 @@ def relay_env(data_dir: Path, database_url: str, redis_url: str, **extra: str) -
         "RELAY_SETTLE_DELAYS": "",
         "RELAY_RETRY_BASE_SECONDS": "0.2",
         "RELAY_RETRY_MAX_SECONDS": "1",
+        "RELAY_ALLOW_PRIVATE_URLS": "1",  # the sandboxes listen on 127.0.0.1
         **extra,
     }
 

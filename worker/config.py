@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.http import DestinationRefused, check_url
+
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +79,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     database_url = _normalise_db_url(
         env.get("DATABASE_URL") or f"sqlite:///{data_dir}/relay.sqlite3"
     )
+    allow_private = _bool(env, "RELAY_ALLOW_PRIVATE_URLS", False)
+
+    def url(name: str, default: str) -> str:
+        return _url(env, name, default, allow_private)
+
     broker_url = (
         env.get("REDIS_URL")
         or env.get("CELERY_BROKER_URL")
@@ -93,16 +100,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         salla_client_id=_secret(env, "SALLA_CLIENT_ID") or "",
         salla_client_secret=_secret(env, "SALLA_CLIENT_SECRET") or "",
-        salla_oauth_token_url=env.get(
+        salla_oauth_token_url=url(
             "SALLA_OAUTH_TOKEN_URL", "https://accounts.salla.sa/oauth2/token"
         ),
-        salla_api_base=env.get("SALLA_API_BASE", "https://api.salla.dev/admin/v2").rstrip("/"),
+        salla_api_base=url("SALLA_API_BASE", "https://api.salla.dev/admin/v2"),
         salla_quota=_quota(env, "RELAY_SALLA_QUOTA", (500, 600.0)),
         zid_client_id=_secret(env, "ZID_CLIENT_ID") or "",
         zid_client_secret=_secret(env, "ZID_CLIENT_SECRET") or "",
         zid_redirect_uri=env.get("ZID_REDIRECT_URI", ""),
-        zid_oauth_token_url=env.get("ZID_OAUTH_TOKEN_URL", "https://oauth.zid.sa/oauth/token"),
-        zid_api_base=env.get("ZID_API_BASE", "https://api.zid.sa/v1").rstrip("/"),
+        zid_oauth_token_url=url("ZID_OAUTH_TOKEN_URL", "https://oauth.zid.sa/oauth/token"),
+        zid_api_base=url("ZID_API_BASE", "https://api.zid.sa/v1"),
         zid_app_id=env.get("ZID_APP_ID", ""),
         zid_quota=_quota(env, "RELAY_ZID_QUOTA", (60, 60.0)),
         zid_app_webhook_token=_secret(env, "ZID_APP_WEBHOOK_TOKEN") or "",
@@ -110,9 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shopify_webhook_secrets=_secrets(
             env, "SHOPIFY_CLIENT_SECRET", "SHOPIFY_CLIENT_SECRET_PREVIOUS"
         ),
-        appstle_api_base=env.get("APPSTLE_API_BASE", "https://loyalty-admin.appstle.com").rstrip(
-            "/"
-        ),
+        appstle_api_base=url("APPSTLE_API_BASE", "https://loyalty-admin.appstle.com"),
         appstle_quota=_quota(env, "RELAY_APPSTLE_QUOTA", (120, 60.0)),
         default_timezone=_timezone(env, "RELAY_DEFAULT_TIMEZONE", "Asia/Riyadh"),
         max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", 256 * 1024),
@@ -129,7 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
         log_level=_log_level(env, "RELAY_LOG_LEVEL", "INFO"),
         log_format=_choice(env, "RELAY_LOG_FORMAT", ("text", "json")),
-        allow_private_urls=_bool(env, "RELAY_ALLOW_PRIVATE_URLS", False),
+        allow_private_urls=allow_private,
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
     )
 
@@ -253,6 +258,15 @@ def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name}: unknown time zone {value!r}") from None
     return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, allow_private: bool) -> str:
+    """An API base or token URL, held to the outbound URL policy (``worker.http``)."""
+    value = (env.get(name) or default).rstrip("/")
+    try:
+        return check_url(value, allow_private=allow_private, resolve_names=False)
+    except DestinationRefused as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _log_level(env: Mapping[str, str], name: str, default: str) -> str:

@@ -1,36 +1,209 @@
-"""The one place outbound HTTP clients are built.
+"""The one place outbound HTTP clients are built, and the outbound URL policy.
 
 Every platform client and sink gets its ``httpx.Client`` from here so that
 timeouts, User-Agent, ``Accept: application/json`` (Salla's WAF answers an HTML
 403 without both) and connection pooling are the same everywhere. One client
 per process, created lazily; tests point base URLs at local servers.
+
+The policy (DESIGN principle 8): outbound requests go to ``https`` URLs on
+globally routable addresses only — never loopback, private, link-local
+(``169.254.169.254`` is the cloud metadata service), multicast, unspecified or
+reserved ones. The check runs when a URL is configured (``check_url``: a
+readable refusal in the CLI) and again on every new connection
+(``PolicyBackend``): the name is resolved there, each address checked, and the
+socket opened to the checked address itself, so a name that resolves to a
+public address at configuration time and to ``127.0.0.1`` later (DNS
+rebinding) is refused. ``RELAY_ALLOW_PRIVATE_URLS=1`` lifts the policy for
+local development, the sandboxes and the tests. Same approach as
+healthchecks/healthchecks ``hc/lib/curl.py`` (private-IP blocking in the one
+HTTP module).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 import threading
+from collections.abc import Iterable
 
+import httpcore
 import httpx
 
+from worker.errors import PermanentError
+
 USER_AGENT = "loyalty-relay/0.1 (+https://github.com/loyalty-relay)"
+LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IPV4_SPELLING = re.compile(r"[0-9a-fA-FxX.]+")  # 0x7f000001, 2130706433, 0177.0.0.1, 127.1
 
 _lock = threading.Lock()
-_clients: dict[float, httpx.Client] = {}
+_clients: dict[tuple[float, bool], httpx.Client] = {}
 
 
-def build_client(timeout: float = 10.0) -> httpx.Client:
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-    )
+class DestinationRefused(PermanentError):
+    """An outbound URL, or an address its name resolves to, is outside the policy.
+
+    Permanent: retrying cannot make ``10.0.0.5`` public. The message names the
+    host and why, never a path or query (which may carry a token)."""
 
 
-def shared_client(timeout: float = 10.0) -> httpx.Client:
+def build_client(timeout: float = 10.0, *, allow_private: bool = False) -> httpx.Client:
+    options = {
+        "timeout": httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        "follow_redirects": False,
+    }
+    if allow_private:
+        return httpx.Client(limits=LIMITS, **options)  # type: ignore[arg-type]
+    # trust_env=False: an HTTP(S)_PROXY from the environment would get its own
+    # transport, and every request would bypass the policy below.
+    return httpx.Client(transport=PolicyTransport(), trust_env=False, **options)  # type: ignore[arg-type]
+
+
+def shared_client(timeout: float = 10.0, *, allow_private: bool = False) -> httpx.Client:
     """The process-wide client for ``timeout`` (pooled connections, thread-safe)."""
     with _lock:
-        client = _clients.get(timeout)
+        client = _clients.get((timeout, allow_private))
         if client is None or client.is_closed:
-            client = _clients[timeout] = build_client(timeout)
+            client = _clients[timeout, allow_private] = build_client(
+                timeout, allow_private=allow_private
+            )
         return client
+
+
+def check_url(url: str, *, allow_private: bool, resolve_names: bool = True) -> str:
+    """``url`` if it obeys the policy, else ``DestinationRefused`` saying why.
+
+    A name that does not resolve now is accepted: DNS may not be set up yet,
+    and every connection is checked again anyway. ``resolve_names=False``
+    (settings read at start-up) checks the scheme and address literals only."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise DestinationRefused("not a valid URL") from None
+    schemes = ("https", "http") if allow_private else ("https",)
+    if parsed.scheme not in schemes or not parsed.host:
+        raise DestinationRefused(
+            f"only https:// URLs are allowed, got {parsed.scheme or 'no'} scheme"
+            + ("" if allow_private else " (RELAY_ALLOW_PRIVATE_URLS=1 allows http locally)")
+        )
+    if allow_private or not (resolve_names or ip_literal(parsed.host)):
+        return url
+    try:
+        addresses = resolve(parsed.host, parsed.port or 443)
+    except socket.gaierror:
+        return url
+    check_addresses(parsed.host, addresses)
+    return url
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` stands for: a literal in any spelling, or DNS's answer."""
+    literal = ip_literal(host)
+    if literal is not None:
+        return [literal]
+    answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(answer[4][0]).split("%", 1)[0]) for answer in answers]
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """``host`` as an address, including the old IPv4 spellings resolvers accept
+    (``0x7f000001``, ``2130706433``, ``127.1``)."""
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    if not _IPV4_SPELLING.fullmatch(bare):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except OSError:
+        return None
+
+
+def check_addresses(host: str, addresses: Iterable[IPAddress]) -> None:
+    """Refuse the host if any of its addresses is outside the policy (a name that
+    mixes public and private answers is not a public endpoint)."""
+    for address in addresses:
+        reason = refusal(address)
+        if reason:
+            raise DestinationRefused(f"{host} resolves to a {reason} address ({address})")
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why ``address`` is not a destination we call, or ``None`` for a public one."""
+    address = _embedded_ipv4(address)
+    for reason, matches in (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private),
+        ("non-public", not address.is_global),
+    ):
+        if matches:
+            return reason
+    return None
+
+
+def _embedded_ipv4(address: IPAddress) -> IPAddress:
+    """The IPv4 address inside ``::ffff:a.b.c.d``, 6to4 and Teredo forms."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if inner is not None:
+            return inner
+    return address
+
+
+class PolicyBackend(httpcore.SyncBackend):
+    """Opens each connection to an address it has just resolved and checked."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = resolve(host, port)
+        except socket.gaierror as exc:  # transient: DNS may answer next time
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from None
+        check_addresses(host, addresses)
+        # TLS still verifies the certificate against ``host`` (httpcore passes the
+        # origin's name as server_hostname); only the socket uses the checked address.
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address for {host}")
+
+
+class PolicyTransport(httpx.HTTPTransport):
+    """httpx's transport with https enforced per request and ``PolicyBackend`` underneath."""
+
+    def __init__(self) -> None:
+        super().__init__(limits=LIMITS, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=LIMITS.max_connections,
+            max_keepalive_connections=LIMITS.max_keepalive_connections,
+            keepalive_expiry=LIMITS.keepalive_expiry,
+            network_backend=PolicyBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "https":
+            raise DestinationRefused(
+                f"refusing {request.url.scheme}://{request.url.host}: only https is allowed"
+            )
+        return super().handle_request(request)

@@ -32,7 +32,10 @@ class Runtime:
 
     @property
     def http(self) -> httpx.Client:
-        return shared_client(self.settings.http_timeout_seconds)
+        settings = self.settings
+        return shared_client(
+            settings.http_timeout_seconds, allow_private=settings.allow_private_urls
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker import runtime as runtime_module
 from worker.config import ConfigError, load_settings
 from worker.crypto import CredentialsError
+from worker.http import DestinationRefused, check_url
 from worker.logs import configure_logging
 from worker.runtime import Runtime
 from worker.storage.migrate import upgrade
+
+
+def secret_option(
+    flag: str, *, envvar: str, required: bool = False, help: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--name`` (or the ``envvar``) and ``--name-file``: a secret never has to be typed
+    on a command line, where shell history and ``ps`` keep it.
+
+    The command receives one parameter, ``name``, whichever way it came.
+    """
+    name = flag.lstrip("-").replace("-", "_")
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_secret(*args: Any, **kwargs: Any) -> Any:
+            path = kwargs.pop(f"{name}_file")
+            kwargs[name] = _read_secret(flag, kwargs.get(name), path, required)
+            return command(*args, **kwargs)
+
+        file_help = f"Read {flag} from this file (e.g. a mounted secret)."
+        with_file = click.option(
+            f"{flag}-file", f"{name}_file", type=click.Path(dir_okay=False), help=file_help
+        )(with_secret)
+        return click.option(flag, name, envvar=envvar, show_envvar=True, help=help)(with_file)
+
+    return decorate
+
+
+def _read_secret(flag: str, value: str | None, path: str | None, required: bool) -> str | None:
+    if path:
+        try:
+            value = Path(path).read_text()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {path}: {exc.strerror}", param_hint=f"{flag}-file"
+            ) from None
+    value = value.strip() if value else None
+    if required and not value:
+        raise click.UsageError(f"give {flag}, {flag}-file or its environment variable")
+    return value
 
 
 def open_runtime(*, migrate: bool = True) -> Runtime:
@@ -26,6 +72,16 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
         except SQLAlchemyError as exc:
             raise click.ClickException(f"database unreachable: {_first_line(exc)}") from None
     return runtime
+
+
+def check_destination(runtime: Runtime, option: str, url: str | None) -> None:
+    """The outbound URL policy (``worker.http``) as a one-line usage error."""
+    if not url:
+        return
+    try:
+        check_url(url, allow_private=runtime.settings.allow_private_urls)
+    except DestinationRefused as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def fail(message: str) -> click.ClickException:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy import select
 
-from worker.cli.common import open_runtime, parse_store_key
+from worker.cli.common import check_destination, open_runtime, parse_store_key, secret_option
 from worker.errors import RelayError
 from worker.outbox import make_sink
 from worker.points import (
@@ -101,7 +101,12 @@ class Target:
 
 @add.command("webhook")
 @click.option("--url", required=True, help="Endpoint receiving Standard Webhooks POSTs.")
-@click.option("--secret", required=True, help="whsec_… signing secret (space-separate to rotate).")
+@secret_option(
+    "--secret",
+    envvar="RELAY_SINK_SECRET",
+    required=True,
+    help="whsec_… signing secret (space-separate to rotate).",
+)
 @click.pass_obj
 def add_webhook(target: Target, url: str, secret: str) -> None:
     """A signed webhook (Standard Webhooks) to any HTTPS endpoint."""
@@ -114,6 +119,8 @@ def add_webhook(target: Target, url: str, secret: str) -> None:
 
 def _add(target: Target, kind: str, config: dict[str, Any]) -> None:
     runtime = open_runtime()
+    check_destination(runtime, "--url", config.get("url"))
+    check_destination(runtime, "--api-base", config.get("api_base"))
     with runtime.transaction() as session:
         store = find_store(session, target.platform, target.external_id)
         if store is None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from sqlalchemy import select
 
-from worker.cli.common import open_runtime
+from worker.cli.common import check_destination, open_runtime, secret_option
 from worker.platforms.base import StoreUpdate
 from worker.storage.models import Store
 from worker.stores import save_store
@@ -43,11 +43,17 @@ def check_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 @add.command("salla")
 @click.option("--merchant-id", required=True, help="Salla merchant (store) id.")
-@click.option("--access-token", required=True)
-@click.option("--refresh-token")
+@secret_option("--access-token", envvar="SALLA_ACCESS_TOKEN", required=True)
+@secret_option("--refresh-token", envvar="SALLA_REFRESH_TOKEN")
 @click.option("--expires-at", type=int, help="Access token expiry, unix timestamp.")
 @click.option("--api-base", callback=check_url, help="Merchant API base (default: Salla's).")
-@click.option("--webhook-secret", multiple=True, help="This store's own webhook secret(s).")
+@click.option(
+    "--webhook-secret",
+    multiple=True,
+    envvar="SALLA_STORE_WEBHOOK_SECRETS",
+    show_envvar=True,
+    help="This store's own webhook secret(s); the variable holds them space-separated.",
+)
 @click.option("--name")
 @click.option("--timezone", callback=check_timezone, help="Store time zone (default Asia/Riyadh).")
 @click.option("--locale", type=click.Choice(["ar", "en"]), help="Default customer language.")
@@ -78,6 +84,7 @@ def add_salla(
 
 def save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
     runtime = open_runtime()
+    check_destination(runtime, "--api-base", fields.get("api_base"))
     with runtime.transaction() as session:
         store = save_store(runtime, session, platform, external_id, update, **fields)
         click.echo(f"store {store.key} saved ({store.status})")

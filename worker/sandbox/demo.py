@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 
 from worker import runtime as runtime_module
 from worker.config import load_settings
@@ -72,7 +73,8 @@ def _environment(
     }
     env |= {
         "RELAY_DATA_DIR": str(data_dir),
-        "RELAY_SECRET_KEY": "demo-secret-key",
+        "RELAY_SECRET_KEY": Fernet.generate_key().decode(),  # a throwaway data folder
+        "RELAY_ALLOW_PRIVATE_URLS": "1",  # the sandboxes and the capture sink are local
         "RELAY_DEBOUNCE_SECONDS": "1",
         "RELAY_SETTLE_DELAYS": "",
         "RELAY_LOG_LEVEL": "WARNING",

@@ -16,7 +16,9 @@ def serve_sandbox(host: str, port: int, *, echo: Callable[[str], None]) -> None:
             platform = make()
             server = stack.enter_context(platform.server(host, port + offset if port else 0))
             _describe(platform, server.url, echo)
-        echo("\n(Ctrl-C to stop)")
+        # The URL policy refuses loopback addresses unless told otherwise.
+        echo("\nrun the service with RELAY_ALLOW_PRIVATE_URLS=1 and the variables above")
+        echo("(Ctrl-C to stop)")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

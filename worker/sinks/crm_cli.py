@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from worker.cli.common import secret_option
 from worker.cli.sinks import Target, _add
 from worker.sinks import get_sink
 from worker.sinks.hubspot import DEFAULT_API_BASE as HUBSPOT_API_BASE
@@ -20,7 +21,7 @@ from worker.sinks.klaviyo import DEFAULT_REVISION
 
 
 @click.command("hubspot")
-@click.option("--token", envvar="HUBSPOT_TOKEN", required=True, help="Private app access token.")
+@secret_option("--token", envvar="HUBSPOT_TOKEN", required=True, help="Private app access token.")
 @click.option(
     "--create-missing/--no-create-missing",
     default=False,
@@ -37,7 +38,7 @@ def add_hubspot(target: Target, token: str, create_missing: bool, api_base: str)
 
 
 @click.command("klaviyo")
-@click.option("--api-key", envvar="KLAVIYO_API_KEY", required=True, help="Private API key.")
+@secret_option("--api-key", envvar="KLAVIYO_API_KEY", required=True, help="Private API key.")
 @click.option("--revision", default=DEFAULT_REVISION, show_default=True, help="API revision.")
 @click.option("--api-base", default=KLAVIYO_API_BASE, show_default=True)
 @click.pass_obj

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from worker.cli.common import secret_option
 from worker.cli.sinks import Target, _add
 from worker.errors import RelayError
 from worker.points import (
@@ -144,7 +145,7 @@ def _sample_change(
 @click.option("--port", type=int, help="Default: 587 (starttls), 465 (tls), 25 (none).")
 @click.option("--security", type=click.Choice(["starttls", "tls", "none"]), default="starttls")
 @click.option("--user", help="SMTP user name (with --password).")
-@click.option("--password", help="SMTP password; stored encrypted.")
+@secret_option("--password", envvar="SMTP_PASSWORD", help="SMTP password; stored encrypted.")
 @click.option("--from-address", required=True, help="Sender address customers see.")
 @click.option("--from-name", help="Sender name (default: the store's name).")
 @click.option("--reply-to", help="Where customers' replies go.")

@@ -27,15 +27,24 @@ from worker.sinks.base import (
 )
 from worker.sinks.signing import InvalidSecret, decode_secret, sign
 
+# Reference: standard-webhooks/standard-webhooks spec/standard-webhooks.md, "Signature
+# scheme": a symmetric signing secret is "Random. At least 24 bytes (192 bits, 512 maximum)".
+MIN_SECRET_BYTES = 24
+
 
 def _check_secrets(value: str) -> None:
     if not value.split():
         raise ValidationError("give at least one whsec_ secret")
     for secret in value.split():
         try:
-            decode_secret(secret)
+            key = decode_secret(secret)
         except InvalidSecret as exc:
             raise ValidationError(str(exc)) from None
+        if len(key) < MIN_SECRET_BYTES:
+            raise ValidationError(
+                f"a whsec_ secret must hold at least {MIN_SECRET_BYTES} random bytes "
+                f"(this one holds {len(key)}); `loyalty-relay keygen --whsec` prints one"
+            )
 
 
 class WebhookConfigSchema(Schema):

@@ -114,7 +114,7 @@ def sandbox(sandbox_state: SallaSandboxState) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    client = build_client(timeout=2.0)
+    client = build_client(timeout=2.0, allow_private=True)
     yield client
     client.close()
 

@@ -259,7 +259,7 @@ def test_it_retries_later_on_a_timeout(
     salla: SallaApi, sandbox: RunningServer, sandbox_state: SallaSandboxState, customer: str
 ) -> None:
     sandbox_state.set_delay(0.5)
-    with build_client(timeout=0.1) as impatient:
+    with build_client(timeout=0.1, allow_private=True) as impatient:
         store = MemoryStore(api_base=sandbox.url, http=impatient, credentials={"access_token": "x"})
 
         with pytest.raises(TransientError, match="timed out"):

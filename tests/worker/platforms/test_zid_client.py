@@ -267,11 +267,11 @@ def test_it_turns_network_failures_into_transient_errors(
     zid: ZidApi, state: ZidSandboxState, api: RunningServer
 ) -> None:
     state.set_delay(0.5)
-    with build_client(timeout=0.1) as impatient:
+    with build_client(timeout=0.1, allow_private=True) as impatient:
         with pytest.raises(TransientError, match="timed out"):
             zid.fetch_points(memory_store(api.url, impatient), CUSTOMER)
     state.set_delay(0)
-    with build_client(timeout=1.0) as http:
+    with build_client(timeout=1.0, allow_private=True) as http:
         with pytest.raises(TransientError, match="failed"):
             zid.fetch_points(memory_store("http://127.0.0.1:9", http), CUSTOMER)
 

@@ -62,7 +62,7 @@ def start_capture(serve: Serve, secret: str) -> StartCapture:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with build_client(timeout=5.0) as client:
+    with build_client(timeout=5.0, allow_private=True) as client:
         yield client
 
 

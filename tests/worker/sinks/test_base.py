@@ -148,5 +148,8 @@ def test_it_explains_a_bad_webhook_config(config: dict[str, Any], message: str) 
 
 
 def test_it_stops_a_sink_whose_stored_config_went_bad() -> None:
-    with build_client(timeout=1.0) as http, pytest.raises(PermanentError, match="config"):
+    with (
+        build_client(timeout=1.0, allow_private=True) as http,
+        pytest.raises(PermanentError, match="config"),
+    ):
         WebhookSink({"url": "gopher://x", "secret": SECRET}, http)

@@ -133,7 +133,7 @@ def sink(port: int, **config: Any) -> EmailSink:
         "reply_to": "care@rayhan.example",
         "timeout": 5,
     }
-    return EmailSink(values | config, build_client())
+    return EmailSink(values | config, build_client(allow_private=True))
 
 
 def delivery(

@@ -65,7 +65,14 @@ def _locale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 @click.command("shopify")
 @click.option("--shop", required=True, callback=_shop, help="my-shop.myshopify.com")
-@click.option("--appstle-api-key", required=True, callback=_one_word, help="Appstle X-API-Key.")
+@click.option(
+    "--appstle-api-key",
+    envvar="APPSTLE_API_KEY",
+    show_envvar=True,
+    required=True,
+    callback=_one_word,
+    help="Appstle X-API-Key.",
+)
 @click.option("--appstle-api-base", callback=check_url, help="Default: APPSTLE_API_BASE.")
 @click.option(
     "--webhook-secret",

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.cli.common import credentials_error, open_runtime, parse_store_key
+from worker.cli.common import credentials_error, open_runtime, parse_store_key, secret_option
 from worker.cli.stores import check_timezone, check_url, save
 from worker.crypto import CredentialsError
 from worker.errors import RelayError
@@ -45,9 +45,23 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 @click.command("zid")
 @click.option("--store-id", required=True, help="Zid store id.")
-@click.option("--authorization", required=True, help="The token sent as Authorization: Bearer.")
-@click.option("--manager-token", required=True, help="The token sent as X-Manager-Token.")
-@click.option("--refresh-token", help="OAuth refresh token (single use; rotated on refresh).")
+@secret_option(
+    "--authorization",
+    envvar="ZID_AUTHORIZATION",
+    required=True,
+    help="The token sent as Authorization: Bearer.",
+)
+@secret_option(
+    "--manager-token",
+    envvar="ZID_MANAGER_TOKEN",
+    required=True,
+    help="The token sent as X-Manager-Token.",
+)
+@secret_option(
+    "--refresh-token",
+    envvar="ZID_REFRESH_TOKEN",
+    help="OAuth refresh token (single use; rotated on refresh).",
+)
 @click.option("--api-base", callback=check_url, help="API base (default: ZID_API_BASE).")
 @click.option("--name")
 @click.option("--timezone", callback=check_timezone, help="Store time zone (default Asia/Riyadh).")
