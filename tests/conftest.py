@@ -31,6 +31,9 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_BASE = os.environ.get("RELAY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 SALLA_SECRET = "salla-app-webhook-secret"
+TEST_SECRET_KEY = (
+    "bG95YWx0eS1yZWxheSB0ZXN0IGtleSAzMiBieXRlcyE="  # a Fernet key: 32 bytes, URL-safe base64
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +64,7 @@ def relay_env(data_dir: Path, database_url: str, redis_url: str, **extra: str) -
         "RELAY_DATA_DIR": str(data_dir),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "RELAY_SECRET_KEY": "test-secret-key",
+        "RELAY_SECRET_KEY": TEST_SECRET_KEY,
         "SALLA_WEBHOOK_SECRET": SALLA_SECRET,
         "SALLA_CLIENT_ID": "client-id",
         "SALLA_CLIENT_SECRET": "client-secret",

@@ -6,15 +6,14 @@ app factory, the Celery app and the CLI. Secrets may come from ``NAME_FILE``.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.crypto import generate_key, is_fernet_key
 from worker.http import DestinationRefused, check_url
 
 log = logging.getLogger(__name__)
@@ -144,6 +143,11 @@ def _normalise_db_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    if not url.startswith(("postgresql+psycopg://", "sqlite:")):
+        scheme = url.partition(":")[0] or "no scheme"
+        raise ConfigError(
+            f"DATABASE_URL must be postgresql://… or sqlite:///…, got {scheme[:20]}://…"
+        )
     return url
 
 
@@ -162,13 +166,29 @@ def _secrets(env: Mapping[str, str], *names: str) -> tuple[str, ...]:
     return tuple(value for name in names if (value := _secret(env, name)))
 
 
+MIN_PASSPHRASE = 16
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
     key = _secret(env, "RELAY_SECRET_KEY")
     if key:
+        if production:
+            _refuse_weak_keys(key)
         return key
     if production:
         raise ConfigError("RELAY_SECRET_KEY (or RELAY_SECRET_KEY_FILE) is required in production")
     return _generated_key(data_dir)
+
+
+def _refuse_weak_keys(keys: str) -> None:
+    """A Fernet key is 32 random bytes; a passphrase is only what was typed (see
+    ``worker.crypto``), and production refuses a short one."""
+    for key in (part.strip() for part in keys.split(",")):
+        if key and not is_fernet_key(key) and len(key) < MIN_PASSPHRASE:
+            raise ConfigError(
+                f"RELAY_SECRET_KEY: a {len(key)}-character passphrase is too weak; use a "
+                "Fernet key (`loyalty-relay keygen` prints one)"
+            )
 
 
 def _generated_key(data_dir: Path) -> str:
@@ -176,7 +196,7 @@ def _generated_key(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    key = generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")

@@ -2,19 +2,36 @@
 RELAY_SECRET_KEY. Store credentials, sink configs, customer contacts and inbox
 bodies are all sealed with the same ``Cipher``.
 
-Any string works as the secret key: it is stretched with SHA-256 into a Fernet
-key, so operators can use whatever their secret manager generates. Several keys
-separated by commas rotate: the first encrypts, all decrypt.
+RELAY_SECRET_KEY should be a Fernet key (``loyalty-relay keygen`` prints one):
+32 random bytes, used as they are. Any other string is a passphrase: it is
+stretched with HKDF-SHA256 into a Fernet key and a warning says so, because a
+passphrase holds only the entropy someone typed into it (production refuses
+one shorter than 16 characters, ``worker.config``). Several keys separated by
+commas rotate: the first encrypts, all decrypt.
+
+Data written before this scheme used ``SHA-256(key string)`` as the Fernet key,
+for every key, Fernet-shaped or not. Those derivations are kept for decrypting
+only, after the current ones, so existing rows still open; each row is written
+with the current derivation the next time it is saved (a token refresh, a
+``stores add``), and the fallback can go once no row needs it.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import logging
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+log = logging.getLogger(__name__)
+HKDF_SALT = b"loyalty-relay"
+HKDF_INFO = b"RELAY_SECRET_KEY credentials v2"
 
 
 class CredentialsError(ValueError):
@@ -26,7 +43,14 @@ class Cipher:
         keys = [part.strip() for part in secret_key.split(",") if part.strip()]
         if not keys:
             raise CredentialsError("the secret key is empty")
-        self._fernet = MultiFernet([Fernet(_fernet_key(key)) for key in keys])
+        if not all(is_fernet_key(key) for key in keys):
+            log.warning(
+                "RELAY_SECRET_KEY is not a Fernet key: it is stretched with HKDF, but it is "
+                "only as strong as what was typed. Generate one with `loyalty-relay keygen`."
+            )
+        current = [Fernet(fernet_key(key)) for key in keys]
+        legacy = [Fernet(_legacy_sha256_key(key)) for key in keys]
+        self._fernet = MultiFernet(current + legacy)
 
     def seal(self, values: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())
@@ -51,5 +75,26 @@ class Cipher:
             ) from None
 
 
-def _fernet_key(secret: str) -> bytes:
-    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
+def is_fernet_key(key: str) -> bool:
+    """32 bytes in URL-safe base64, as ``Fernet.generate_key()`` makes them."""
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32 and len(key) == 44
+    except (binascii.Error, ValueError):
+        return False
+
+
+def fernet_key(key: str) -> bytes:
+    """A Fernet key used as given, or a passphrase stretched with HKDF-SHA256."""
+    if is_fernet_key(key):
+        return key.encode()
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=HKDF_SALT, info=HKDF_INFO)
+    return base64.urlsafe_b64encode(hkdf.derive(key.encode()))
+
+
+def _legacy_sha256_key(key: str) -> bytes:
+    """The derivation of earlier versions, for reading what they wrote."""
+    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()

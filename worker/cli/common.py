@@ -14,9 +14,9 @@ from worker import runtime as runtime_module
 from worker.config import ConfigError, load_settings
 from worker.crypto import CredentialsError
 from worker.http import DestinationRefused, check_url
-from worker.logs import configure_logging
+from worker.logs import configure_logging, scrub
 from worker.runtime import Runtime
-from worker.storage.migrate import upgrade
+from worker.storage.migrate import schema_is_current, upgrade
 
 
 def secret_option(
@@ -59,19 +59,30 @@ def _read_secret(flag: str, value: str | None, path: str | None, required: bool)
     return value
 
 
-def open_runtime(*, migrate: bool = True) -> Runtime:
+def open_runtime(*, migrate: bool = False, check_schema: bool = True) -> Runtime:
+    """The runtime for a command. Only ``migrate`` and ``run`` change the schema;
+    every other command refuses to work on a missing or older one."""
     try:
         settings = load_settings()
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level, settings.log_format)
     runtime = runtime_module.configure(settings)
-    if migrate:
-        try:
+    try:
+        if migrate:
             upgrade(runtime.engine)
-        except SQLAlchemyError as exc:
-            raise click.ClickException(f"database unreachable: {_first_line(exc)}") from None
+        elif check_schema and not schema_is_current(runtime.engine):
+            raise click.ClickException(
+                "the database schema is missing or older than this version: "
+                "run `loyalty-relay migrate` first"
+            )
+    except SQLAlchemyError as exc:
+        raise database_error(exc) from None
     return runtime
+
+
+def database_error(exc: SQLAlchemyError) -> click.ClickException:
+    return click.ClickException(f"database unreachable or failing: {_first_line(exc)}")
 
 
 def check_destination(runtime: Runtime, option: str, url: str | None) -> None:
@@ -89,7 +100,8 @@ def fail(message: str) -> click.ClickException:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200]
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    return scrub(lines[0])[:200]
 
 
 def credentials_error(exc: CredentialsError) -> click.ClickException:

@@ -46,7 +46,7 @@ def service_commands(
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
 def run(host: str, port: int, concurrency: int) -> None:
     """Run web receiver, worker and scheduler (embedded SQLite unless configured)."""
-    runtime = open_runtime()
+    runtime = open_runtime(migrate=True)
     settings = runtime.settings
     env = os.environ | {"RELAY_DATA_DIR": str(settings.data_dir)}
     click.echo(f"loyalty-relay on http://{host}:{port}  data: {settings.data_dir}")

@@ -7,6 +7,7 @@ subscribing anyone.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,6 +60,13 @@ SAMPLE_PEOPLE = {
     "en": ("Sara", "Al Rayhan", "Gold", "Silver"),
 }
 EXISTING_DIR = click.Path(exists=True, file_okay=False, resolve_path=True)
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")  # the email sink's own rule (worker.sinks.email.COLOR)
+
+
+def _colour(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not COLOUR.fullmatch(value):
+        raise click.BadParameter(f"{value[:20]!r} is not a colour like #0f766e")
+    return value
 
 
 @click.command("preview")
@@ -67,8 +75,8 @@ EXISTING_DIR = click.Path(exists=True, file_okay=False, resolve_path=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
 @click.option("--digits", type=click.Choice(DIGIT_STYLES), default="latin", show_default=True)
 @click.option("--templates-dir", type=EXISTING_DIR, help="Merchant overrides to try out.")
-@click.option("--primary-color", default="#0f766e", show_default=True)
-@click.option("--accent-color", default="#d97706", show_default=True)
+@click.option("--primary-color", default="#0f766e", show_default=True, callback=_colour)
+@click.option("--accent-color", default="#d97706", show_default=True, callback=_colour)
 def preview(
     kind: str,
     lang: str,
