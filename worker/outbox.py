@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 DELIVERED, DEAD, SKIPPED = "delivered", "dead", "skipped"
 MAX_RETRY_AFTER = 3600.0
+MAX_SPREAD = 300.0
 MAX_COUNTDOWN = 900.0  # longer waits are not held in the broker; the sweeper releases them
 CLAIM_SLACK = timedelta(seconds=1)
 EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expiry_changed")
@@ -57,10 +58,26 @@ def retry_delay(
     rng: random.Random | None = None,
 ) -> float:
     """Exponential backoff with equal jitter, capped; never sooner than the server asked
-    (a ``Retry-After`` is honoured up to an hour even when the backoff cap is lower)."""
+    (a ``Retry-After`` is honoured up to an hour even when the backoff cap is lower).
+
+    A server's wait gets jitter too, on top: a 429 with a reset, or a store's
+    budget blocked until one, reschedules every waiting job of the store with
+    the same wait, and without a spread they would all come back at the same
+    instant and meet the limit again together.
+    """
+    rng = rng or random
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    jittered = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-    return float(max(jittered, min(retry_after or 0.0, MAX_RETRY_AFTER)))
+    jittered = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    server = min(retry_after or 0.0, MAX_RETRY_AFTER)
+    if server > 0:
+        server += rng.uniform(0, server_spread(server))
+    return float(max(jittered, server))
+
+
+def server_spread(wait: float) -> float:
+    """How widely jobs told to wait ``wait`` seconds are spread after it: a quarter of
+    the wait, at least a second, at most five minutes."""
+    return min(max(1.0, wait / 4), MAX_SPREAD)
 
 
 def new_delivery_id() -> str:

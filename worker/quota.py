@@ -5,7 +5,9 @@ more than ``limit`` requests (a burst of a tenth of the limit, then a steady
 refill). The platform's own rate-limit headers tighten
 it (``X-RateLimit-Remaining`` caps the tokens, a 0 or a ``Retry-After`` blocks
 until the reset), so several workers — or a second app on the same store — slow
-down together instead of each discovering the limit with a 429.
+down together instead of each discovering the limit with a 429. Jobs told to
+wait are spread over a quarter of the wait after it (``outbox.retry_delay``),
+so the end of a block does not release all of a store's jobs at one instant.
 """
 
 from __future__ import annotations
