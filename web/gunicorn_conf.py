@@ -30,3 +30,12 @@ keepalive = 5
 timeout = 30
 graceful_timeout = 20
 accesslog = os.environ.get("RELAY_ACCESS_LOG") or None
+
+# Control socket (gunicorn 25.1+, ``gunicornc``): its default path,
+# $XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl, is the same for every
+# gunicorn of one user, so a second instance took over the first one's socket. Off
+# unless RELAY_GUNICORN_CONTROL_SOCKET names a path of this instance's own (mode 0600).
+# Reference: https://docs.gunicorn.org/en/stable/settings.html#control-socket
+control_socket_disable = not os.environ.get("RELAY_GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["RELAY_GUNICORN_CONTROL_SOCKET"]
