@@ -65,12 +65,12 @@ def retry_delay(
     the same wait, and without a spread they would all come back at the same
     instant and meet the limit again together.
     """
-    rng = rng or random
+    uniform = rng.uniform if rng else random.uniform
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    jittered = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    jittered = ceiling / 2 + uniform(0, ceiling / 2)
     server = min(retry_after or 0.0, MAX_RETRY_AFTER)
     if server > 0:
-        server += rng.uniform(0, server_spread(server))
+        server += uniform(0, server_spread(server))
     return float(max(jittered, server))
 
 
