@@ -83,16 +83,16 @@ class RelayHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str | int = "INFO", fmt: str = "text") -> None:
-    """Install the scrubbing handler on the root logger, alone, once per process.
+    """Install the scrubbing handler on the root logger, once per process.
 
-    Handlers others put on the root logger (a library's ``basicConfig``) are
-    removed: a record must never reach a handler that does not scrub it.
+    A handler someone else put on the root logger (a library's ``basicConfig``,
+    a test runner's capture) gets the scrubbing filter too: no record reaches a
+    handler that does not scrub it.
     """
     root = logging.getLogger()
-    ours = [handler for handler in root.handlers if isinstance(handler, RelayHandler)]
-    for handler in root.handlers:
-        if not isinstance(handler, RelayHandler):
-            root.removeHandler(handler)
-    if not ours:
+    if not any(isinstance(handler, RelayHandler) for handler in root.handlers):
         root.addHandler(RelayHandler(fmt))
+    for handler in root.handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
     root.setLevel(level)

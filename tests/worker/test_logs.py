@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import pytest
 
-from worker.logs import ScrubFilter, scrub
+from worker.logs import JsonFormatter, RelayHandler, ScrubFilter, configure_logging, scrub
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,29 @@ def test_it_scrubs_records_and_their_tracebacks() -> None:
     ScrubFilter().filter(record)
     assert "ali@example.com" not in record.getMessage()
     assert record.exc_text and "ali@example.com" not in record.exc_text
+
+
+def test_it_installs_one_handler_and_scrubs_for_every_other_one() -> None:
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    stream = io.StringIO()
+    foreign = logging.StreamHandler(stream)  # a library's basicConfig, say
+    root.addHandler(foreign)
+    try:
+        configure_logging("INFO")
+        configure_logging("INFO")
+        assert sum(isinstance(handler, RelayHandler) for handler in root.handlers) == 1
+        logging.getLogger("third.party").warning("login for %s", "ali@example.com")
+        assert "ali@example.com" not in stream.getvalue() and "[email]" in stream.getvalue()
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before[0]:
+                root.removeHandler(handler)
+        root.setLevel(before[1])
+
+
+def test_it_formats_json_lines() -> None:
+    record = logging.LogRecord("relay", logging.ERROR, "f", 1, "for %s", ("ali@example.com",), None)
+    ScrubFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "for [email]" and line["level"] == "ERROR"

@@ -35,11 +35,11 @@ MIN_SECRET_BYTES = 24
 def _check_secrets(value: str) -> None:
     if not value.split():
         raise ValidationError("give at least one whsec_ secret")
-    for secret in value.split():
-        try:
-            key = decode_secret(secret)
-        except InvalidSecret as exc:
-            raise ValidationError(str(exc)) from None
+    try:
+        keys = [decode_secret(secret) for secret in value.split()]
+    except InvalidSecret as exc:
+        raise ValidationError(str(exc)) from None
+    for key in keys:
         if len(key) < MIN_SECRET_BYTES:
             raise ValidationError(
                 f"a whsec_ secret must hold at least {MIN_SECRET_BYTES} random bytes "
