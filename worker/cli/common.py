@@ -53,8 +53,8 @@ def _read_secret(flag: str, value: str | None, path: str | None, required: bool)
             raise click.BadParameter(
                 f"cannot read {path}: {exc.strerror}", param_hint=f"{flag}-file"
             ) from None
-    value = value.strip() if value else None
-    if required and not value:
+    value = value.strip() if value is not None else None
+    if required and value is None:  # a blank one is for the command's own check to name
         raise click.UsageError(f"give {flag}, {flag}-file or its environment variable")
     return value
 
