@@ -7,6 +7,7 @@ refused request must leave them untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
@@ -15,14 +16,21 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
+from worker import outbox, refresh
 from worker.errors import PermanentError
 from worker.http import DestinationRefused, build_client, check_url, ip_literal, refusal
-from worker.points import CustomerContact
+from worker.platforms import build_platforms
+from worker.points import BALANCE_CHANGED, CustomerContact
+from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
+from worker.sandbox.salla import create_salla_sandbox
+from worker.sandbox.salla_state import SallaSandboxState
 from worker.sandbox.server import RunningServer
 from worker.sinks.base import OutboundDelivery, StoreInfo
 from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
+from worker.storage.models import Delivery, RefreshJob
 
 REFUSED_URLS = [
     "https://169.254.169.254/latest/meta-data/",
@@ -138,3 +146,45 @@ def _delivery() -> OutboundDelivery:
         store=StoreInfo("salla:1", "Store", "Asia/Riyadh", "ar"),
         contact=CustomerContact(),
     )
+
+
+def strict_runtime(runtime: Runtime) -> Runtime:
+    """The runtime as production has it: no allowance for private URLs."""
+    settings = dataclasses.replace(runtime.settings, allow_private_urls=False)
+    return dataclasses.replace(runtime, settings=settings)
+
+
+def test_a_delivery_to_a_private_address_goes_dead_with_the_reason(
+    runtime: Runtime, serve: Callable[..., RunningServer]
+) -> None:
+    """A sink stored before the policy (or by hand) is refused when the worker connects."""
+    secret = new_secret()
+    app = create_capture_app(secret)
+    url = serve(app).url.replace("http://", "https://") + "/hooks"
+    store = add_salla_store(runtime)
+    add_webhook_sink(runtime, store, url, secret)
+    with runtime.transaction() as session:
+        payload = {"customer_id": "7", "kinds": [BALANCE_CHANGED], "balance_after": 5}
+        [due] = outbox.create_deliveries(session, store, None, payload)
+    assert outbox.deliver(strict_runtime(runtime), due.delivery_id) == []
+    with runtime.sessions() as session:
+        delivery = session.get_one(Delivery, due.delivery_id)
+    assert delivery.status == "dead" and "loopback" in (delivery.last_error or "")
+    assert capture_log(app).requests() == []
+
+
+def test_a_refresh_against_a_private_api_base_fails_with_the_reason(
+    runtime: Runtime, serve: Callable[..., RunningServer]
+) -> None:
+    salla = SallaSandboxState()
+    salla.add_merchant(MERCHANT, access_token="access-1", refresh_token="refresh-1")
+    sandbox = serve(create_salla_sandbox(salla))
+    store = add_salla_store(runtime, api_base=sandbox.url.replace("http://", "https://"))
+    with runtime.transaction() as session:
+        [due] = refresh.request(runtime.settings, session, store.id, CUSTOMER, False)
+    strict = strict_runtime(runtime)
+    assert refresh.run(strict, build_platforms(strict.settings), due.job_id) == []
+    with runtime.sessions() as session:
+        job = session.get_one(RefreshJob, due.job_id)
+    assert job.status == "failed" and "loopback" in (job.last_error or "")
+    assert salla.requests() == []
