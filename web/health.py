@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from web.errors import problem
+from worker import refresh
 from worker.runtime import Runtime
 from worker.storage.models import DataRequest, Delivery, InboxEvent, RefreshJob, Store, utcnow
 
@@ -66,6 +67,12 @@ def _collect(runtime: Runtime) -> CollectorRegistry:
     stores = Gauge(
         "relay_stores", "Stores by platform and status", ["platform", "status"], registry=registry
     )
+    attention = Gauge(
+        "relay_customers_needing_attention",
+        "Customers whose latest refresh was held on an unknown points label, by store",
+        ["store"],
+        registry=registry,
+    )
     now = utcnow()
     with runtime.sessions() as session:
         for table, (model, due) in TABLES.items():
@@ -82,6 +89,7 @@ def _collect(runtime: Runtime) -> CollectorRegistry:
         ):
             stores.labels(platform, status).set(count)
         _data_requests(session, registry)
+        _attention(session, attention)
     return registry
 
 
@@ -92,6 +100,15 @@ def _data_requests(session: Session, registry: CollectorRegistry) -> None:
     )
     query = select(func.count()).select_from(DataRequest).where(DataRequest.exported_at.is_(None))
     waiting.set(session.scalar(query) or 0)
+
+
+def _attention(session: Session, gauge: Gauge) -> None:
+    held = refresh.needing_attention(session)
+    if held:
+        keys = session.execute(select(Store.id, Store.platform, Store.external_id))
+        names = {store_id: f"{platform}:{external}" for store_id, platform, external in keys}
+        for store_id, count in held.items():
+            gauge.labels(names.get(store_id, str(store_id))).set(count)
 
 
 def _age(first: datetime | str | None, now: datetime) -> float:

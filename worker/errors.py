@@ -18,6 +18,14 @@ class TransientError(RelayError):
         self.retry_after = retry_after
 
 
+class TemporarilyBlocked(TransientError):
+    """The platform refuses us for a while (Salla's 403 after sustained overuse).
+
+    Retried after ``retry_after`` like a rate limit, but each try counts as a failed
+    attempt: a "temporary" block that never lifts ends as a failed job with a reason.
+    """
+
+
 class PermanentError(RelayError):
     pass
 

@@ -157,8 +157,8 @@ def _apply(
     if plan.privacy is not None:  # honoured whatever the store's status (shop/redact)
         privacy.handle(runtime, session, platforms, store, plan.privacy, event.id)
         return [], None
-    if store.status == stores.UNINSTALLED:
-        return [], "store has uninstalled the app"
+    if store.status in stores.STOPPED and plan.customer_ids:
+        return [], stores.stopped_reason(store)
     due = []
     stored = customers.stored_refs(runtime, session, plan.customer_ids)
     for ref, customer_id in zip(plan.customer_ids, stored, strict=True):
@@ -179,6 +179,8 @@ def _store_for(
         return existing
     store = stores.save_store(runtime, session, platform, event.store_ref, plan.store_update)
     log.info("store %s updated by %s (status %s)", store.key, event.event_type, store.status)
+    if store.status in stores.STOPPED:
+        refresh.end_for_store(session, store.id, stores.stopped_reason(store))
     return store
 
 

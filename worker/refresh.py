@@ -12,23 +12,29 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import distinct, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from worker import customers, outbox, quota
 from worker.config import Settings
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.errors import (
+    NeedsReauthorization,
+    PermanentError,
+    TemporarilyBlocked,
+    TransientError,
+)
 from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.snapshots import apply_snapshot
 from worker.storage.models import RefreshJob, Store, utcnow
 from worker.storage.upsert import insert_ignore, rows_changed
-from worker.stores import ACTIVE, StoreContext
+from worker.stores import ACTIVE, StoreContext, stopped_reason
 
 log = logging.getLogger(__name__)
 
 PENDING, WORKING, RETRYING, DONE, FAILED = "pending", "working", "retrying", "done", "failed"
+HELD = "held"  # fetched, but with a points label we cannot interpret: nothing applied or sent
 SOON = "soon"
 MAX_ATTEMPTS = 8
 
@@ -88,7 +94,8 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     if job is None or store is None:
         return []
     if store.status != ACTIVE:
-        _finish(runtime, job_id, FAILED, f"store is {store.status}: {store.status_reason or ''}")
+        # The gate every platform shares: a paused, uninstalled or refused store makes no call.
+        _finish(runtime, job_id, FAILED, stopped_reason(store))
         return []
     platform = platforms[store.platform]
     try:
@@ -102,19 +109,52 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     except TransientError as exc:
         _retry_later(runtime, job, exc)
         return []
+    if snapshot.unknown_statuses:
+        _finish(runtime, job_id, HELD, held_note(snapshot))
+        return []
     with runtime.transaction() as session:
         if session.get(RefreshJob, job_id, with_for_update=True) is None:
             return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
-        _set(session, job_id, DONE, _note(snapshot))
+        _set(session, job_id, DONE, None)
     return deliveries
 
 
-def _note(snapshot: PointsSnapshot) -> str | None:
-    """Kept on the finished job so that ops see labels we could not classify."""
-    if not snapshot.unknown_statuses:
-        return None
-    return f"unknown status labels counted as not available: {', '.join(snapshot.unknown_statuses)}"
+def held_note(snapshot: PointsSnapshot) -> str:
+    """Kept on a held job: the labels we could not classify, so ops can add them."""
+    labels = ", ".join(snapshot.unknown_statuses)
+    return f"unknown points status labels: {labels}; balance not computed, nothing sent"[:500]
+
+
+def end_for_store(session: Session, store_id: int, reason: str) -> int:
+    """End a stopped store's waiting jobs with ``reason`` (no API call will be made)."""
+    ended = rows_changed(
+        session,
+        update(RefreshJob)
+        .where(RefreshJob.store_id == store_id, RefreshJob.status.in_((PENDING, RETRYING)))
+        .values(status=FAILED, last_error=reason[:500], finished_at=utcnow()),
+    )
+    return ended
+
+
+def needing_attention(session: Session) -> dict[int, int]:
+    """Store id → customers whose latest refresh was held (unknown labels), for ops.
+
+    A customer stops needing attention once a later refresh of theirs is done.
+    """
+    later = aliased(RefreshJob)
+    resolved = (
+        select(later.id)
+        .where(later.store_id == RefreshJob.store_id, later.customer_id == RefreshJob.customer_id)
+        .where(later.status == DONE, later.finished_at > RefreshJob.finished_at)
+        .exists()
+    )
+    query = (
+        select(RefreshJob.store_id, func.count(distinct(RefreshJob.customer_id)))
+        .where(RefreshJob.status == HELD, ~resolved)
+        .group_by(RefreshJob.store_id)
+    )
+    return {store_id: count for store_id, count in session.execute(query)}
 
 
 class Reschedule(Exception):
@@ -131,7 +171,7 @@ def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str)
     snapshot = platform.fetch_points(context, ref)
     if snapshot.unknown_statuses:
         log.warning(
-            "store %s: unknown points status labels %s counted as not available",
+            "store %s: unknown points status labels %s; the change is held",
             store.key,
             ", ".join(snapshot.unknown_statuses),
         )
@@ -141,6 +181,7 @@ def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str)
 def _retry_later(runtime: Runtime, job: RefreshJob, exc: TransientError) -> None:
     """Put the job back with a due time and raise ``Reschedule``, or give up."""
     rate_limited = isinstance(exc, quota.RateLimited) or exc.retry_after is not None
+    rate_limited = rate_limited and not isinstance(exc, TemporarilyBlocked)
     attempts = job.attempts - 1 if rate_limited else job.attempts  # a 429 is not a failure
     if attempts >= MAX_ATTEMPTS:
         _finish(runtime, job.id, FAILED, f"gave up after {attempts} attempts: {exc}")

@@ -30,8 +30,11 @@ from worker.storage.upsert import rows_changed
 REFRESH_LEASE = timedelta(seconds=60)
 REFRESH_WAIT_SECONDS = 30.0
 ACTIVE = "active"
+PAUSED = "paused"  # the app's subscription or trial lapsed: no API calls until it resumes
 NEEDS_REAUTH = "needs_reauth"
 UNINSTALLED = "uninstalled"
+# Stores that make no API calls and take no new work, whatever the platform.
+STOPPED = frozenset({PAUSED, UNINSTALLED})
 
 
 def find_store(session: Session, platform: str, external_id: str) -> Store | None:
@@ -71,13 +74,37 @@ def save_store(
         store.token_version = (store.token_version or 0) + 1
     if update_.token_expires_at is not None:
         store.token_expires_at = update_.token_expires_at
-    if update_.status is not None:
-        store.status, store.status_reason = update_.status, update_.status_reason
+    status = next_status(store.status, update_)
+    if status is not None:
+        store.status, store.status_reason = status, update_.status_reason
     for name, value in fields.items():
         if value is not None:
             setattr(store, name, value)
     session.flush()
     return store
+
+
+def stopped_reason(store: Store) -> str:
+    """Why a store takes no work: ``store is paused: trial expired``."""
+    return f"store is {store.status}" + (f": {store.status_reason}" if store.status_reason else "")
+
+
+def next_status(current: str | None, update_: StoreUpdate) -> str | None:
+    """The status an update leads to, or None to leave the store as it is.
+
+    New credentials (an install, an authorization, ``stores add``) set any status.
+    Without them an event may uninstall any store and pause an active one, but it
+    only resumes a *paused* one: an uninstalled store, or one whose tokens were
+    refused, needs new credentials before it may call the API again.
+    """
+    wanted = update_.status
+    if wanted is None or update_.credentials or current is None or wanted == UNINSTALLED:
+        return wanted
+    if wanted == PAUSED:
+        return wanted if current in (ACTIVE, PAUSED) else None
+    if wanted == ACTIVE:
+        return wanted if current in (ACTIVE, PAUSED) else None
+    return wanted
 
 
 class StoreContext:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from sqlalchemy import select
 
+from worker import refresh
 from worker.cli.common import check_destination, open_runtime, secret_option
 from worker.platforms.base import StoreUpdate
 from worker.storage.models import Store
@@ -92,10 +93,11 @@ def save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str,
 
 @stores.command("list")
 def list_stores() -> None:
-    """Stores with their status; never their secrets."""
+    """Stores with their status and whatever needs ops' attention; never their secrets."""
     runtime = open_runtime()
     with runtime.sessions() as session:
         rows = list(session.scalars(select(Store).order_by(Store.platform, Store.external_id)))
+        held = refresh.needing_attention(session)
     if not rows:
         click.echo("no stores yet: loyalty-relay stores add salla --help")
         return
@@ -106,5 +108,16 @@ def list_stores() -> None:
         )
         click.echo(
             f"{store.key:<28} {store.status:<13} {store.timezone:<16} {expires:<20} "
-            f"{store.status_reason or ''}"
+            f"{_reason(store, held.get(store.id, 0))}"
         )
+
+
+def _reason(store: Store, held: int) -> str:
+    """The status reason, and customers whose balance is held (an unknown points label)."""
+    parts = [store.status_reason] if store.status_reason else []
+    if held:
+        parts.append(
+            f"NEEDS ATTENTION: {held} customer(s) held on unknown points labels "
+            "(see refresh jobs with status 'held')"
+        )
+    return "; ".join(parts)

@@ -51,7 +51,9 @@ class ReceivedEvent:
 
 @dataclass(frozen=True)
 class StoreUpdate:
-    """Credentials or status an event brings for its store (install, authorize, uninstall)."""
+    """Credentials or status an event brings for its store (install, authorize, uninstall,
+    subscription lapsed): ``status`` is ``active``, ``paused`` or ``uninstalled``, and
+    ``status_reason`` says why for ops (``"subscription expired"``)."""
 
     status: str | None = None
     credentials: dict[str, Any] = field(default_factory=dict)

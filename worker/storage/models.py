@@ -2,7 +2,8 @@
 
 State machines (the ``status`` columns):
 - InboxEvent:   pending → processing → done | ignored | failed
-- RefreshJob:   pending → working → done | failed      (one pending row per customer and slot)
+- RefreshJob:   pending → working → done | held | failed  (one pending row per customer and slot;
+                held: a points label we cannot interpret, nothing applied or sent)
 - Delivery:     pending → sending → delivered | retrying → … | dead | skipped
 Rows stuck in pending/processing/working/sending longer than the stale window
 are put back by the sweeper, so a lost message or a killed worker loses nothing.

@@ -19,7 +19,7 @@ class SallaPlatform:
 
     def __init__(self, settings: Settings) -> None:
         self.default_api_base = settings.salla_api_base
-        # Reference: PROVIDERS.md Salla rate limits — customer endpoints 500 per 10 minutes.
+        # Reference: https://docs.salla.dev/421125m0 — customer endpoints: 500 per 10 minutes.
         self.quotas: Mapping[str, tuple[int, float]] = {"customers": settings.salla_quota}
         self._app_secrets = settings.salla_webhook_secrets
         self._api = SallaApi(

@@ -1,17 +1,20 @@
 """Salla's points balance, computed from the history its API returns.
 
-Salla sends entries, not a balance (PROVIDERS.md, Salla: loyalty points), so
-these are our rules, decided here and only here:
+Salla sends entries, not a balance (https://docs.salla.dev/12250577e0: "the
+history of a customer's loyalty points"), so these are our rules, decided here
+and only here:
 
 - A status label is matched exactly after stripping, collapsing inner spaces
-  and case-folding, in Arabic or English (the language follows
-  ``Accept-Language``). Confirmed: مؤكدة / confirmed / active. Pending: قيد
-  الانتظار / معلقة / غير مؤكدة / pending / unconfirmed (points awaiting the
-  order's completion — a guess to confirm on a live store). Expired: منتهية /
-  منتهية الصلاحية / expired. Cancelled: ملغاة / ملغية / cancelled / canceled.
-  Exact matching matters: "غير مؤكدة" (unconfirmed) contains "مؤكدة".
-- Any other label counts as not available and is listed, deduplicated and
-  sorted, in ``unknown_statuses`` so ops can see it; it never raises.
+  and case-folding. Labels are Arabic: the client asks with ``Accept-Language:
+  ar``, and the only label Salla documents is Arabic — مؤكدة (confirmed), in
+  the endpoint's example. The others are our reading of Salla's Arabic
+  vocabulary, not published: pending قيد الانتظار / معلقة / غير مؤكدة (points
+  awaiting the order's completion), expired منتهية / منتهية الصلاحية, cancelled
+  ملغاة / ملغية. Exact matching matters: "غير مؤكدة" (unconfirmed) contains "مؤكدة".
+  No English label is published, so none is accepted.
+- Any other label is listed, deduplicated and sorted, in ``unknown_statuses``;
+  it never raises here, and the refresh holds such a snapshot: nothing is
+  stored or sent until ops know the label (``worker.refresh``).
 - ``available`` = Σ(points − used_points) over confirmed entries whose expiry
   is absent or later than ``now``; a confirmed entry past its expiry is expired
   whatever its label says. Negative entries (deductions) subtract. The total is
@@ -45,10 +48,10 @@ CANCELLED = "cancelled"
 LABEL_LIMIT = 64
 
 STATUS_LABELS: dict[str, tuple[str, ...]] = {
-    CONFIRMED: ("مؤكدة", "مؤكد", "confirmed", "active"),
-    PENDING: ("قيد الانتظار", "معلقة", "غير مؤكدة", "pending", "unconfirmed"),
-    EXPIRED: ("منتهية", "منتهية الصلاحية", "expired"),
-    CANCELLED: ("ملغاة", "ملغية", "cancelled", "canceled"),
+    CONFIRMED: ("مؤكدة", "مؤكد"),
+    PENDING: ("قيد الانتظار", "معلقة", "غير مؤكدة"),
+    EXPIRED: ("منتهية", "منتهية الصلاحية"),
+    CANCELLED: ("ملغاة", "ملغية"),
 }
 STATUS_KINDS: dict[str, str] = {
     label.casefold(): kind for kind, labels in STATUS_LABELS.items() for label in labels

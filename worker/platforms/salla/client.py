@@ -7,10 +7,23 @@ Pages are requested by number until ``currentPage == totalPages``; the
 one token refresh per fetch, run through ``store.refresh_credentials`` so that
 of all the workers only one spends the single-use refresh token.
 
+Points are asked for in Arabic (``Accept-Language: ar``, Salla's default,
+https://docs.salla.dev/421122m0): the only status label Salla documents is
+Arabic (``مؤكدة``, https://docs.salla.dev/12250577e0); no English label is
+published, so none is relied on.
+
 Failures: 429, 408, 5xx, timeouts and connection errors are ``TransientError``
-(429 with the delay Salla asked for); 401 after a refresh and a refused
-refresh token are ``NeedsReauthorization``; anything else is ``PermanentError``
-carrying Salla's error code and message, truncated.
+(429 with the delay Salla asked for). A JSON 403 is Salla's temporary block
+after sustained overuse ("Exceeding rate limits or exhibiting unusual behavior
+may result in temporary access restrictions", https://docs.salla.dev/421125m0;
+403 ``forbidden``, "access refused or temporarily blocked", in
+SallaApp/salla-partners-agent-kit .agents/skills/salla-api-core/SKILL.md): a
+``TemporarilyBlocked`` (transient) that holds the whole store's budget for ``BLOCK_SECONDS`` (or
+the ``Retry-After`` given). An HTML 403 is Salla's firewall refusing a request
+without ``User-Agent``/``Accept: application/json`` — our HTTP seam's defaults
+are wrong, no wait fixes that: ``PermanentError``. 401 after a refresh and a
+refused refresh token are ``NeedsReauthorization``; anything else is
+``PermanentError`` carrying Salla's error code and message, truncated.
 """
 
 from __future__ import annotations
@@ -23,7 +36,12 @@ from typing import Any
 
 import httpx
 
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.errors import (
+    NeedsReauthorization,
+    PermanentError,
+    TemporarilyBlocked,
+    TransientError,
+)
 from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
 from worker.platforms.common import transport_errors
@@ -44,6 +62,8 @@ QUOTA_BUCKET = "customers"
 DEFAULT_RETRY_AFTER = 60.0
 MAX_RETRY_AFTER = 3600.0
 EPOCH_THRESHOLD = 1_000_000_000  # X-RateLimit-Reset below this is a delay, not a timestamp
+BLOCK_SECONDS = 600.0  # a temporary block's length is not published: wait one customer window
+LANGUAGE = "ar"
 
 Refresh = Callable[[dict[str, Any]], StoreUpdate]
 Clock = Callable[[], datetime]
@@ -62,17 +82,15 @@ class SallaApi:
         client_id: str,
         client_secret: str,
         *,
-        language: str = "en",
         clock: Clock = utc_now,
     ) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
-        self.language = language
         self.clock = clock
 
     def fetch_points(self, store: StoreApi, customer_id: str) -> PointsSnapshot:
-        reader = PointsReader(store, self.refresher(store.http), self.language, self.clock)
+        reader = PointsReader(store, self.refresher(store.http), self.clock)
         entries = reader.all_entries(customer_id)
         return snapshot_from_entries(entries, timezone=store.timezone, now=self.clock())
 
@@ -91,10 +109,9 @@ class SallaApi:
 class PointsReader:
     """One fetch of a customer's history: the credentials in use, refreshed at most once."""
 
-    def __init__(self, store: StoreApi, refresh: Refresh, language: str, clock: Clock) -> None:
+    def __init__(self, store: StoreApi, refresh: Refresh, clock: Clock) -> None:
         self.store = store
         self.refresh = refresh
-        self.language = language
         self.clock = clock
         self.credentials = store.credentials()
         self.refreshed = False
@@ -112,6 +129,8 @@ class PointsReader:
         response = self._get(customer_id, number)
         if response.status_code == 401:
             response = self._retry_with_new_token(customer_id, number, response)
+        if is_temporary_block(response):
+            self._hold_store(response)
         raise_for_status(response, self.clock())
         document = json_body(response, "loyalty points response")
         if isinstance(document, Mapping) and document.get("success") is False:
@@ -131,6 +150,11 @@ class PointsReader:
             f"Salla refused the access token after a refresh ({error_detail(refused)})"
         )
 
+    def _hold_store(self, blocked: httpx.Response) -> None:
+        """Make every worker wait out the block, not only this job."""
+        wait = common.retry_after(blocked.headers, BLOCK_SECONDS)
+        self.store.observe_rate_headers(QUOTA_BUCKET, {"Retry-After": f"{wait:.0f}"})
+
     def _get(self, customer_id: str, number: int) -> httpx.Response:
         url = f"{self.store.api_base.rstrip('/')}{POINTS_PATH}"
         query: dict[str, str | int] = {
@@ -140,7 +164,7 @@ class PointsReader:
         }
         self.store.take_quota(QUOTA_BUCKET)
         with transport_errors("Salla loyalty points request"):
-            # Reference: seeds/001 (Salla OpenAPI) GET /customers/loyalty/points
+            # Reference: https://docs.salla.dev/12250577e0 (GET /customers/loyalty/points)
             response = self.store.http.get(url, params=query, headers=self._headers())
         self.store.observe_rate_headers(QUOTA_BUCKET, response.headers)
         return response
@@ -152,7 +176,7 @@ class PointsReader:
         return {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
-            "Accept-Language": self.language,
+            "Accept-Language": LANGUAGE,
         }
 
 
@@ -192,7 +216,9 @@ def refresh_tokens(
         "client_secret": client_secret,
     }
     with transport_errors("Salla token refresh"):
-        # Reference: PROVIDERS.md Salla OAuth (form-encoded refresh_token grant, single use)
+        # Reference: https://docs.salla.dev/421118m0 (Refresh Token Endpoint
+        # https://accounts.salla.sa/oauth2/token) and SallaApp/salla-partners-agent-kit
+        # .agents/skills/salla-app-auth/references/token-refresh.md (form-encoded, single use)
         response = http.post(token_url, data=form, headers={"Accept": "application/json"})
     raise_for_token_status(response, clock())
     grant = load_token_grant(json_body(response, "token response"))
@@ -223,7 +249,22 @@ def raise_for_status(response: httpx.Response, now: datetime) -> None:
         raise TransientError(f"Salla rate limit reached ({detail})", retry_after=delay)
     if status >= 500 or status == 408:
         raise TransientError(f"Salla answered {status} ({detail})")
+    if is_temporary_block(response):
+        delay = common.retry_after(response.headers, BLOCK_SECONDS)
+        raise TemporarilyBlocked(f"Salla blocked access for now (403, {detail})", retry_after=delay)
+    if status == 403:
+        raise PermanentError(f"Salla's firewall refused the request (403, {detail})")
     raise PermanentError(f"Salla answered {status} ({detail})")
+
+
+def is_temporary_block(response: httpx.Response) -> bool:
+    """A 403 in Salla's JSON error shape (the firewall's 403 is an HTML page)."""
+    if response.status_code != 403:
+        return False
+    try:
+        return isinstance(response.json(), Mapping)
+    except ValueError:
+        return False
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float:
