@@ -18,10 +18,26 @@ CUSTOMER = "1257881496"
 def salla_event(
     event: str = "order.status.updated", merchant: str = MERCHANT, **data: Any
 ) -> dict[str, Any]:
+    customer = {"id": int(CUSTOMER), "email": "c@example.com"}
+    if not data and event == "order.status.updated":
+        # Reference: https://docs.salla.dev/433804m0#order-status-updated-webhook-event-model
+        # (the status change in data, the order and its customer under data.order).
+        data = {
+            "id": 198290473,
+            "status": "تم التنفيذ",
+            "order": {"id": 98787845454, "customer": customer},
+        }
     if not data and event.startswith("order."):
-        data = {"id": 98787845454, "customer": {"id": int(CUSTOMER), "email": "c@example.com"}}
+        # Reference: https://docs.salla.dev/433804m0#orders-webhook-events-model
+        data = {"id": 98787845454, "customer": customer}
     if not data and event.startswith("customer."):
-        data = {"id": int(CUSTOMER), "email": "c@example.com", "mobile": "0512345678"}
+        # Reference: https://docs.salla.dev/doc-433808 (mobile is a number beside mobile_code)
+        data = {
+            "id": int(CUSTOMER),
+            "email": "c@example.com",
+            "mobile": 512345678,
+            "mobile_code": "+966",
+        }
     return {
         "event": event,
         "merchant": int(merchant) if merchant.isdigit() else merchant,

@@ -206,13 +206,14 @@ def test_the_sweeper_finds_rows_whose_message_was_lost(world: World) -> None:
     assert event.status == "pending"
 
 
-def test_it_reports_unknown_status_labels_on_the_job(world: World) -> None:
+def test_it_holds_a_balance_read_with_an_unknown_status_label(world: World) -> None:
     odd = entry(500, expires_in=30) | {"status": "معلّقة للمراجعة"}
     world.salla.set_entries(MERCHANT, CUSTOMER, [entry(900, expires_in=400), odd])
     world.process(world.post())
     [job] = world.rows(RefreshJob)
-    assert job.status == "done" and "معلّقة للمراجعة" in (job.last_error or "")
-    assert world.capture.received()[0].data["balance_after"] == 900
+    assert job.status == "held" and "معلّقة للمراجعة" in (job.last_error or "")
+    assert world.capture.received() == [] and world.rows(Delivery) == []
+    assert all(row.fetched_at is None for row in world.rows(CustomerPoints))
 
 
 def test_it_keeps_the_contact_an_event_gives_encrypted(world: World) -> None:

@@ -176,6 +176,12 @@ def _token_answer(state: SallaSandboxState) -> Response:
 def _failure_answer(state: SallaSandboxState, failure: InjectedFailure) -> Response:
     if failure.status == 401:
         return _error(401, "Invalid-token", "please provide a valid API Key")
+    if failure.status == 403:
+        # The temporary block after sustained overuse (https://docs.salla.dev/421125m0).
+        response = _error(403, "forbidden", "Access refused or temporarily blocked")
+        if failure.retry_after is not None:
+            response.headers["Retry-After"] = str(failure.retry_after)
+        return response
     if failure.status != 429:
         return _error(failure.status, "server_error", "Something went wrong")
     response = _error(429, "too_many_requests", "Too Many Attempts.")

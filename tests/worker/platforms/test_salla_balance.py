@@ -41,8 +41,8 @@ def snapshot(*entries: PointsEntry, timezone: str = "Asia/Riyadh") -> PointsSnap
     return snapshot_from_entries(entries, timezone=timezone, now=NOW)
 
 
-@pytest.mark.parametrize("label", ["مؤكدة", "confirmed", "Confirmed", " CONFIRMED ", "active"])
-def test_it_counts_confirmed_points_in_arabic_and_english(label: str) -> None:
+@pytest.mark.parametrize("label", ["مؤكدة", " مؤكدة ", "مؤكد"])
+def test_it_counts_confirmed_points(label: str) -> None:
     result = snapshot(entry(100, label, used=30), entry(5, label))
 
     assert result.available == Decimal(75)
@@ -50,7 +50,7 @@ def test_it_counts_confirmed_points_in_arabic_and_english(label: str) -> None:
     assert result.unknown_statuses == ()
 
 
-@pytest.mark.parametrize("label", ["غير مؤكدة", "unconfirmed", "Unconfirmed"])
+@pytest.mark.parametrize("label", ["غير مؤكدة", "غير  مؤكدة"])
 def test_it_does_not_count_unconfirmed_points_as_confirmed(label: str) -> None:
     result = snapshot(entry(100, label))
 
@@ -58,7 +58,7 @@ def test_it_does_not_count_unconfirmed_points_as_confirmed(label: str) -> None:
     assert result.pending == Decimal(100)
 
 
-@pytest.mark.parametrize("label", ["قيد الانتظار", "قيد  الانتظار", "معلقة", "pending", "Pending"])
+@pytest.mark.parametrize("label", ["قيد الانتظار", "قيد  الانتظار", "معلقة"])
 def test_it_counts_pending_points_apart(label: str) -> None:
     result = snapshot(entry(80, label, expiry="2025-03-02 10:00:00"), entry(20))
 
@@ -69,7 +69,7 @@ def test_it_counts_pending_points_apart(label: str) -> None:
 
 @pytest.mark.parametrize(
     "label",
-    ["منتهية", "منتهية الصلاحية", "expired", "Expired", "ملغاة", "ملغية", "cancelled", "Canceled"],
+    ["منتهية", "منتهية الصلاحية", "ملغاة", "ملغية"],
 )
 def test_it_never_counts_expired_or_cancelled_entries(label: str) -> None:
     result = snapshot(entry(100, label, expiry="2030-01-01 00:00:00"), entry(10))
@@ -90,12 +90,16 @@ def test_it_treats_a_confirmed_entry_past_its_expiry_as_expired() -> None:
 
 def test_it_lists_unknown_labels_without_counting_them() -> None:
     result = snapshot(
-        entry(100, "مجمدة"), entry(50, "frozen"), entry(5, " frozen "), entry(7, "confirmed")
+        entry(100, "مجمدة"),
+        entry(50, "frozen"),
+        entry(5, " frozen "),
+        entry(7, "مؤكدة"),
+        entry(3, "confirmed"),  # no English label is published (Accept-Language: ar)
     )
 
     assert result.available == Decimal(7)
     assert result.pending == Decimal(0)
-    assert result.unknown_statuses == ("frozen", "مجمدة")
+    assert result.unknown_statuses == ("confirmed", "frozen", "مجمدة")
 
 
 def test_it_groups_the_next_expiry_by_local_day_in_riyadh() -> None:
@@ -161,7 +165,7 @@ def test_it_sums_used_points_over_every_status() -> None:
     result = snapshot(
         entry(100, used=40),
         entry(100, "منتهية", used=25),
-        entry(100, "cancelled", used=5),
+        entry(100, "ملغاة", used=5),
         entry(100, "unheard of", used="2.5"),
     )
 

@@ -10,9 +10,15 @@ import httpx
 import pytest
 
 from tests.worker.platforms.conftest import FrozenClock, MemoryStore
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.errors import (
+    NeedsReauthorization,
+    PermanentError,
+    TemporarilyBlocked,
+    TransientError,
+)
 from worker.http import USER_AGENT, build_client
 from worker.platforms.salla.client import (
+    BLOCK_SECONDS,
     MAX_PAGES,
     POINTS_PATH,
     SallaApi,
@@ -21,7 +27,8 @@ from worker.platforms.salla.client import (
     refresh_tokens,
     retry_after_seconds,
 )
-from worker.platforms.salla.schemas import Pagination, PointsPage
+from worker.platforms.salla.balance import snapshot_from_entries
+from worker.platforms.salla.schemas import Pagination, PointsEntry, PointsPage
 from worker.sandbox.salla import (
     DEMO_ACCESS_TOKEN,
     DEMO_CLIENT_ID,
@@ -106,22 +113,15 @@ def test_it_sends_user_agent_accept_and_the_bearer_token(
         assert seen.user_agent == USER_AGENT
         assert seen.accept == "application/json"
         assert seen.token == DEMO_ACCESS_TOKEN
-        assert seen.accept_language == "en"
+        assert seen.accept_language == "ar"  # the only documented labels are Arabic
         assert seen.status == 200
 
 
-@pytest.mark.parametrize("language", ["ar", "en"])
-def test_it_reads_the_same_balance_in_arabic_and_english(
-    store: MemoryStore,
-    sandbox: RunningServer,
-    sandbox_state: SallaSandboxState,
-    clock: FrozenClock,
-    language: str,
+def test_it_reads_the_balance_from_arabic_labels(
+    salla: SallaApi, store: MemoryStore, sandbox_state: SallaSandboxState, clock: FrozenClock
 ) -> None:
     sandbox_state.set_entries(DEMO_MERCHANT, DEMO_CUSTOMER, sample_history(clock.utc()))
-    salla = SallaApi(
-        f"{sandbox.url}/oauth2/token", "id", "secret", language=language, clock=clock.utc
-    )
+    salla.clock = clock.utc
 
     snapshot = salla.fetch_points(store, DEMO_CUSTOMER)
 
@@ -130,7 +130,23 @@ def test_it_reads_the_same_balance_in_arabic_and_english(
     assert snapshot.available == Decimal(100 * 9 + 200 * 9 + 20 * 8)
     assert snapshot.pending == Decimal(80 * 9)
     assert snapshot.unknown_statuses == ()
-    assert points_requests(sandbox_state)[0].accept_language == language
+    assert points_requests(sandbox_state)[0].accept_language == "ar"
+
+
+def test_it_knows_no_english_label_because_none_is_published(
+    store: MemoryStore, sandbox: RunningServer, sandbox_state: SallaSandboxState
+) -> None:
+    sandbox_state.set_entries(DEMO_MERCHANT, DEMO_CUSTOMER, history(2))
+    english = store.http.get(
+        f"{sandbox.url}{POINTS_PATH}",
+        params={"customer_id": DEMO_CUSTOMER},
+        headers={"Authorization": f"Bearer {DEMO_ACCESS_TOKEN}", "Accept-Language": "en"},
+    ).json()
+    assert {entry["status"] for entry in english["data"]} == {"Confirmed"}
+
+    labels = [PointsEntry(name="x", points=Decimal(1), used_points=Decimal(0), status="Confirmed")]
+    snapshot = snapshot_from_entries(labels, timezone="Asia/Riyadh", now=datetime.now(UTC))
+    assert snapshot.unknown_statuses == ("Confirmed",) and snapshot.available == 0
 
 
 def test_it_refreshes_once_on_401_and_hands_back_both_new_tokens(
@@ -301,8 +317,31 @@ def test_it_stops_with_a_clear_error_when_the_waf_refuses(
         del bare.headers["User-Agent"]
         store = MemoryStore(api_base=sandbox.url, http=bare, credentials={"access_token": "x"})
 
-        with pytest.raises(PermanentError, match="403 \\(non-JSON text/html body\\)"):
+        with pytest.raises(PermanentError, match="firewall.*403, non-JSON text/html body"):
             salla.fetch_points(store, customer)
+
+
+def test_it_backs_off_from_a_temporary_block_and_holds_the_whole_store(
+    salla: SallaApi, store: MemoryStore, sandbox_state: SallaSandboxState, customer: str
+) -> None:
+    sandbox_state.fail_next(1, status=403)
+
+    with pytest.raises(TemporarilyBlocked, match="blocked access for now.*forbidden") as raised:
+        salla.fetch_points(store, customer)
+
+    assert isinstance(raised.value, TransientError) and raised.value.retry_after == BLOCK_SECONDS
+    assert store.rate_headers[-1] == ("customers", {"retry-after": f"{BLOCK_SECONDS:.0f}"})
+
+
+def test_it_waits_as_long_as_a_block_s_retry_after_says(
+    salla: SallaApi, store: MemoryStore, sandbox_state: SallaSandboxState, customer: str
+) -> None:
+    sandbox_state.fail_next(1, status=403, retry_after=1200)
+
+    with pytest.raises(TemporarilyBlocked) as raised:
+        salla.fetch_points(store, customer)
+
+    assert raised.value.retry_after == 1200
 
 
 def test_it_stops_on_a_non_json_success() -> None:
