@@ -17,6 +17,7 @@ from worker.errors import (
     TransientError,
 )
 from worker.http import USER_AGENT, build_client
+from worker.platforms.salla.balance import snapshot_from_entries
 from worker.platforms.salla.client import (
     BLOCK_SECONDS,
     MAX_PAGES,
@@ -27,7 +28,6 @@ from worker.platforms.salla.client import (
     refresh_tokens,
     retry_after_seconds,
 )
-from worker.platforms.salla.balance import snapshot_from_entries
 from worker.platforms.salla.schemas import Pagination, PointsEntry, PointsPage
 from worker.sandbox.salla import (
     DEMO_ACCESS_TOKEN,

@@ -1,8 +1,12 @@
-"""Sample Salla deliveries, shaped like Salla's documented webhooks, for
-``loyalty-relay trigger`` and the demo. Reference: PROVIDERS.md (envelope)."""
+"""Sample Salla deliveries for ``loyalty-relay trigger`` and the demo: Salla's
+published examples (``examples.py``) with only the store and customer put in,
+and — so that two triggers are two deliveries rather than one delivery and its
+retry (Salla sends no delivery id; the receiver dedupes on the body) — the
+event time and, for order events, the order id set to now."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -12,50 +16,42 @@ from typing import Any
 
 from worker.config import Settings
 from worker.platforms.base import SampleDelivery
+from worker.platforms.salla.examples import EXAMPLES
 
-EVENT_NAMES = (
-    "order.created",
-    "order.updated",
-    "order.status.updated",
-    "order.cancelled",
-    "order.refunded",
-    "customer.created",
-    "customer.updated",
-    "customer.login",
-    "app.store.authorize",
-    "app.uninstalled",
-)
+EVENT_NAMES = tuple(sorted(EXAMPLES))
+# Salla's created_at as its store-event examples spell it ("Sun Jun 26 2022 12:21:48 GMT+0300").
+CREATED_AT_FORMAT = "%a %b %d %Y %H:%M:%S GMT+0300"
 
 
 def sample_event(event: str, merchant: str, customer: str | None = None) -> dict[str, Any]:
-    return {
-        "event": event,
-        "merchant": int(merchant) if merchant.isdigit() else merchant,
-        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "data": _data(event, customer),
-    }
-
-
-def _data(event: str, customer: str | None) -> dict[str, Any]:
-    customer_id = int(customer) if customer and customer.isdigit() else customer
+    document = copy.deepcopy(EXAMPLES[event])
+    document["merchant"] = _number_if_digits(merchant)
+    document["created_at"] = time.strftime(CREATED_AT_FORMAT, time.gmtime(time.time() + 3 * 3600))
+    data = document["data"]
     if event.startswith("order."):
-        return {
-            "id": int(time.time() * 1000) % 10**10,
-            "reference_id": 12345678,
-            "status": {"slug": "completed", "name": "تم التنفيذ"},
-            "customer": {"id": customer_id, "first_name": "Sara", "email": "sara@example.com"},
-        }
+        order = data["order"] if event == "order.status.updated" else data
+        order["id"] = int(time.time() * 1000) % 10**10
+    holder = _customer_holder(event, data)
+    if holder is not None:
+        holder["id"] = _number_if_digits(customer) if customer else None
+    return document
+
+
+def _customer_holder(event: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the documented example names its customer (``webhooks`` module docstring)."""
     if event.startswith("customer."):
-        return {"id": customer_id, "first_name": "Sara", "email": "sara@example.com"}
-    if event == "app.store.authorize":
-        return {
-            "access_token": "sandbox-access-token",
-            "refresh_token": "sandbox-refresh-token",
-            "expires": int(time.time()) + 14 * 86400,
-            "scope": "customers.read offline_access",
-            "token_type": "bearer",
-        }
-    return {}
+        return data
+    if event == "order.status.updated":
+        holder: dict[str, Any] = data["order"]["customer"]
+        return holder
+    if event.startswith(("order.", "invoice.")):
+        customer: dict[str, Any] = data["customer"]
+        return customer
+    return None
+
+
+def _number_if_digits(value: str | None) -> int | str | None:
+    return int(value) if value and value.isdigit() else value
 
 
 def encode(document: dict[str, Any]) -> bytes:
