@@ -1,18 +1,24 @@
 """A local Salla: the Merchant API's loyalty-points endpoint and the OAuth token endpoint.
 
-Reference: seeds/000-002 (response shapes) and PROVIDERS.md (Salla: OAuth,
-rate limits, loyalty points). The client is given ``http://127.0.0.1:PORT`` as
-its API base, so routes sit at the root; they are served under ``/admin/v2``
-too, so a realistic base works. Like Salla, it:
+Reference: https://docs.salla.dev/12250577e0 (Customer Loyalty Points: the
+history's envelope and entries, as in ``tests/fixtures/salla/points_*.json``),
+https://docs.salla.dev/421125m0 (rate limits) and https://docs.salla.dev/421118m0
+(OAuth). The client is given ``http://127.0.0.1:PORT`` as its API base, so
+routes sit at the root; they are served under ``/admin/v2`` too, so a realistic
+base works. Like Salla, it:
 
-- pages the history (``page``, ``per_page`` up to 65) in the seeds' envelope,
-  with a ``links.next`` that is ``http://`` and lacks ``per_page``, as in the seed;
-- labels statuses in Arabic, or English under ``Accept-Language: en``;
+- pages the history (``page``, ``per_page`` up to 65) in the documented envelope,
+  with a ``links.next`` that is ``http://`` and lacks ``per_page``, as published;
+- labels statuses in Arabic (مؤكدة, as documented). Not published: what Salla
+  answers under ``Accept-Language: en``; the sandbox then makes up English labels,
+  so that tests show they are never trusted;
 - answers 401 ``Invalid-token`` to an unknown or revoked bearer token, 422
   ``alert.invalid_fields`` without ``customer_id``, 404 for an unknown customer;
 - counts a budget per token (429 with ``Retry-After`` past it) and sends
-  ``X-RateLimit-*`` headers on every answer;
-- answers an HTML 403, as its WAF does, without ``User-Agent`` and ``Accept: application/json``;
+  ``X-RateLimit-*`` headers on every answer; an injected 403 is the JSON
+  ``forbidden`` of a temporary block after sustained overuse;
+- answers an HTML 403, as its firewall does, without ``User-Agent`` and
+  ``Accept: application/json``;
 - treats refresh tokens as single use: a reused one gets 401 ``invalid_grant``
   and revokes both of the merchant's tokens.
 

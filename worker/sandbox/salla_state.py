@@ -28,6 +28,8 @@ DEMO_CLIENT_ID = "sandbox-client-id"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"
 STORE_ZONE = ZoneInfo("Asia/Riyadh")
 TOKEN_LIFETIME = 14 * 24 * 3600  # Salla's access tokens last about 14 days
+# Only مؤكدة is published (https://docs.salla.dev/12250577e0); the other three are the
+# labels ``worker.platforms.salla.balance`` reads as pending, expired and cancelled.
 CONFIRMED, PENDING, EXPIRED, CANCELLED = "مؤكدة", "قيد الانتظار", "منتهية", "ملغاة"
 CUSTOM, ORDER_REWARD = "مخصصة", "مكافأة طلب"
 ENGLISH = {

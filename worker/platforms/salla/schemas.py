@@ -1,8 +1,10 @@
 """Schemas for Salla's loyalty-points responses, its error envelope and its token answer.
 
-Reference: seeds/000-002 (``GET /customers/loyalty/points``) and PROVIDERS.md
-(Salla: loyalty points, OAuth). Salla's answers stray from its own schema, so
-the fields here are tolerant where the seeds and PROVIDERS.md say they must be:
+Reference: https://docs.salla.dev/12250577e0 (``GET /customers/loyalty/points``:
+its two published examples, kept in ``tests/fixtures/salla/points_*.json``),
+https://docs.salla.dev/421123m0 (error envelope) and https://docs.salla.dev/421118m0
+(OAuth). Salla's answers stray from its own schema, so the fields here are
+tolerant where its examples show they must be:
 
 - ids (``order_id``, ``reference_id``) come as numbers, strings or null → ``str | None``;
 - ``used_at`` comes as ``{}``, ``[]``, null, a date string or a ``Date`` object → ``str | None``;
