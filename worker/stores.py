@@ -86,7 +86,12 @@ def save_store(
 
 def stopped_reason(store: Store) -> str:
     """Why a store takes no work: ``store is paused: trial expired``."""
-    return f"store is {store.status}" + (f": {store.status_reason}" if store.status_reason else "")
+    what = (
+        "store has uninstalled the app"
+        if store.status == UNINSTALLED
+        else f"store is {store.status}"
+    )
+    return what + (f": {store.status_reason}" if store.status_reason else "")
 
 
 def next_status(current: str | None, update_: StoreUpdate) -> str | None:

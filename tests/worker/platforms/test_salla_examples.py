@@ -48,7 +48,7 @@ CUSTOMERS = {
 # App event → the store status it leaves an active store in, and the reason.
 STORE_STATUS = {
     "app.store.authorize": ("active", None),
-    "app.uninstalled": ("uninstalled", "app uninstalled"),
+    "app.uninstalled": ("uninstalled", None),
     "app.subscription.started": ("active", None),
     "app.subscription.renewed": ("active", None),
     "app.subscription.expired": ("paused", "subscription expired"),

@@ -165,7 +165,7 @@ def test_an_uninstalled_store_needs_a_new_authorization(world: World) -> None:
     later = world.post("order.refunded")
     inbox.handle(world.runtime, world.platforms, later)
     event = next(e for e in all_rows(world.runtime, InboxEvent) if e.id == later)
-    assert event.reason == "store is uninstalled: app uninstalled"
+    assert event.reason == "store has uninstalled the app"
     world.handle("app.store.authorize")
     assert world.store_row().status == "active"
     assert world.points_calls() == 0

@@ -189,9 +189,7 @@ def _app_plan(event_type: str, data: Mapping[str, Any]) -> EventPlan:
     if event_type == AUTHORIZE:
         return EventPlan(store_update=_authorization(data))
     if event_type == UNINSTALLED:
-        return EventPlan(
-            store_update=StoreUpdate(status="uninstalled", status_reason="app uninstalled")
-        )
+        return EventPlan(store_update=StoreUpdate(status="uninstalled"))
     if event_type in APP_NOTICES:
         return EventPlan(ignored_reason=APP_NOTICES[event_type])
     if data.get("item_type") == "addon":
