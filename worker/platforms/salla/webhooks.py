@@ -144,9 +144,7 @@ def _ignored_reason(event_type: str, store_status: str | None) -> str | None:
         return "unknown merchant"
     if store_status == "uninstalled":
         return "store has uninstalled the app"
-    if store_status == "paused":
-        return "store is paused"  # the pipeline's gate records why (worker.inbox)
-    return None
+    return None  # a paused store's events are ignored by the pipeline's gate, with its reason
 
 
 def _dedupe_key(merchant: str | None, body: bytes) -> str:
