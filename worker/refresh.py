@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import distinct, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, distinct, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from worker import customers, outbox, quota
 from worker.config import Settings
@@ -27,7 +27,7 @@ from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.snapshots import apply_snapshot
-from worker.storage.models import RefreshJob, Store, utcnow
+from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
 from worker.storage.upsert import insert_ignore, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
@@ -128,30 +128,32 @@ def held_note(snapshot: PointsSnapshot) -> str:
 
 def end_for_store(session: Session, store_id: int, reason: str) -> int:
     """End a stopped store's waiting jobs with ``reason`` (no API call will be made)."""
-    ended = rows_changed(
+    return rows_changed(
         session,
         update(RefreshJob)
         .where(RefreshJob.store_id == store_id, RefreshJob.status.in_((PENDING, RETRYING)))
         .values(status=FAILED, last_error=reason[:500], finished_at=utcnow()),
     )
-    return ended
 
 
 def needing_attention(session: Session) -> dict[int, int]:
     """Store id → customers whose latest refresh was held (unknown labels), for ops.
 
-    A customer stops needing attention once a later refresh of theirs is done.
+    A customer stops needing attention once a later fetch of theirs is applied
+    (their snapshot's ``fetched_at`` is newer than the held job): a primary-key
+    lookup per held job, and held jobs are few.
     """
-    later = aliased(RefreshJob)
-    resolved = (
-        select(later.id)
-        .where(later.store_id == RefreshJob.store_id, later.customer_id == RefreshJob.customer_id)
-        .where(later.status == DONE, later.finished_at > RefreshJob.finished_at)
-        .exists()
+    snapshot = and_(
+        CustomerPoints.store_id == RefreshJob.store_id,
+        CustomerPoints.customer_id == RefreshJob.customer_id,
+    )
+    unresolved = or_(
+        CustomerPoints.fetched_at.is_(None), CustomerPoints.fetched_at < RefreshJob.finished_at
     )
     query = (
         select(RefreshJob.store_id, func.count(distinct(RefreshJob.customer_id)))
-        .where(RefreshJob.status == HELD, ~resolved)
+        .outerjoin(CustomerPoints, snapshot)
+        .where(RefreshJob.status == HELD, unresolved)
         .group_by(RefreshJob.store_id)
     )
     return {store_id: count for store_id, count in session.execute(query)}

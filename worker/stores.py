@@ -105,10 +105,8 @@ def next_status(current: str | None, update_: StoreUpdate) -> str | None:
     wanted = update_.status
     if wanted is None or update_.credentials or current is None or wanted == UNINSTALLED:
         return wanted
-    if wanted == PAUSED:
-        return wanted if current in (ACTIVE, PAUSED) else None
-    if wanted == ACTIVE:
-        return wanted if current in (ACTIVE, PAUSED) else None
+    if wanted in (ACTIVE, PAUSED) and current not in (ACTIVE, PAUSED):
+        return None
     return wanted
 
 

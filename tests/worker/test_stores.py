@@ -13,7 +13,7 @@ from worker.errors import NeedsReauthorization
 from worker.platforms.base import StoreUpdate
 from worker.runtime import Runtime
 from worker.storage.models import Store
-from worker.stores import StoreContext
+from worker.stores import StoreContext, next_status, save_store, stopped_reason
 
 QUOTAS = {"customers": (500, 600.0)}
 
@@ -70,3 +70,36 @@ def test_it_keeps_credentials_encrypted_at_rest(runtime: Runtime) -> None:
     with runtime.sessions() as session:
         raw = session.get_one(Store, store_id).credentials
     assert raw and b"very-secret-access-token" not in raw
+
+
+@pytest.mark.parametrize(
+    ("current", "update", "after"),
+    [
+        ("active", StoreUpdate(status="paused", status_reason="trial expired"), "paused"),
+        ("paused", StoreUpdate(status="active"), "active"),
+        ("paused", StoreUpdate(status="uninstalled"), "uninstalled"),
+        # Without new credentials nothing revives an uninstalled or refused store…
+        ("uninstalled", StoreUpdate(status="active"), None),
+        ("needs_reauth", StoreUpdate(status="active"), None),
+        ("uninstalled", StoreUpdate(status="paused", status_reason="x"), None),
+        # …and new credentials always do.
+        ("uninstalled", StoreUpdate(status="active", credentials={"access_token": "t"}), "active"),
+        ("needs_reauth", StoreUpdate(status="active", credentials={"access_token": "t"}), "active"),
+        ("active", StoreUpdate(), None),
+    ],
+)
+def test_it_moves_a_store_only_where_its_lifecycle_allows(
+    current: str, update: StoreUpdate, after: str | None
+) -> None:
+    assert next_status(current, update) == after
+
+
+def test_it_keeps_the_reason_a_store_was_paused_for(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    with runtime.transaction() as session:
+        update = StoreUpdate(status="paused", status_reason="subscription expired")
+        paused = save_store(runtime, session, "salla", store.external_id, update)
+        assert stopped_reason(paused) == "store is paused: subscription expired"
+    with runtime.transaction() as session:
+        resumed = save_store(runtime, session, "salla", store.external_id, StoreUpdate("active"))
+        assert (resumed.status, resumed.status_reason) == ("active", None)

@@ -53,6 +53,8 @@ def salla() -> DemoPlatform:
             "access_token": salla_sandbox.DEMO_ACCESS_TOKEN,
             "refresh_token": salla_sandbox.DEMO_REFRESH_TOKEN,
         },
+        # Sent as Salla publishes them (worker/platforms/salla/examples.py, via samples.build):
+        # the status change names its customer at data.order.customer, the order at data.customer.
         first=Webhook("salla", "order.status.updated", SALLA_SECRET),
         after_credit=Webhook("salla", "order.updated", SALLA_SECRET),
         credit=lambda points: _ignore(
