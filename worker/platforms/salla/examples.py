@@ -608,7 +608,7 @@ INVOICE_CREATED_DATA: dict[str, Any] = {
 
 # Not published: the envelope of ``invoice.created``. It is Salla's envelope for every store
 # event (https://docs.salla.dev/doc-421119: event, merchant, created_at, data); the merchant
-# and time are those of the order example above.
+# is the Orders example's, the time the invoice's own ``date``, in Salla's store-event format.
 INVOICE_CREATED: dict[str, Any] = {
     "event": "invoice.created",
     "merchant": 1305146709,
