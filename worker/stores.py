@@ -85,13 +85,11 @@ def save_store(
 
 
 def stopped_reason(store: Store) -> str:
-    """Why a store takes no work: ``store is paused: trial expired``."""
-    what = (
-        "store has uninstalled the app"
-        if store.status == UNINSTALLED
-        else f"store is {store.status}"
-    )
-    return what + (f": {store.status_reason}" if store.status_reason else "")
+    """Why a store takes no work: ``store is paused: trial expired``. An uninstalled
+    store's reason stays on the store; every platform's events say the same."""
+    if store.status == UNINSTALLED:
+        return "store has uninstalled the app"
+    return f"store is {store.status}" + (f": {store.status_reason}" if store.status_reason else "")
 
 
 def next_status(current: str | None, update_: StoreUpdate) -> str | None:
