@@ -74,9 +74,9 @@ class Receiver:
             "/webhooks/salla", data=body, headers=salla_headers(body, SALLA_SECRET)
         )
         assert response.status_code == 200, response.get_json()
-        [event] = [row for row in all_rows(self.runtime, InboxEvent) if row.body == body]
-        inbox.handle(self.runtime, self.platforms, event.id)
-        return event.id
+        latest = max(all_rows(self.runtime, InboxEvent), key=lambda row: row.id)
+        inbox.handle(self.runtime, self.platforms, latest.id)
+        return latest.id
 
     def event(self, inbox_id: int) -> InboxEvent:
         with self.runtime.sessions() as session:
