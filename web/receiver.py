@@ -20,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from web.body import BodyRefused, read_body
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
 from worker import dispatch, inbox, stores
@@ -76,7 +77,13 @@ class Receiver:
         platform = self.platforms.get(platform_name)
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
-        body = request.get_data(cache=False)
+        settings = self.runtime.settings
+        try:
+            body = read_body(
+                request.environ, settings.max_body_bytes, settings.body_timeout_seconds
+            )
+        except BodyRefused as refused:
+            return problem(refused.status, str(refused))
         headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
