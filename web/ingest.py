@@ -40,6 +40,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,9 +59,23 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Recorded:
-    inbox_id: int | None  # None: a duplicate of an event already stored
+    inbox_id: int | None  # None: a duplicate of an event already stored (or refused)
     queued: bool  # a drain is outstanding for it (False when ignored, duplicate or broker down)
     broker_down: bool = False
+    refused: bool = False  # the database refused this row's values (and only this row's)
+
+
+REFUSED = Recorded(None, queued=False, refused=True)
+# Errors that come from a row's values, not from the database being unavailable:
+# the batch is then retried row by row, so only the row at fault is refused.
+_ROW_ERRORS = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    sqlalchemy_exc.DataError,
+    sqlalchemy_exc.IntegrityError,
+    ValueError,
+    TypeError,
+)
 
 
 def _locked() -> threading.Lock:
@@ -136,13 +151,27 @@ class InboxWriter:
     def _store(self, batch: list[_Pending]) -> list[Recorded] | None:
         """Insert the batch; None when the database did not take it (nothing stored)."""
         try:
-            inserted = self._insert([pending.row for pending in batch])
+            try:
+                return _outcomes(batch, self._insert([pending.row for pending in batch]))
+            except _ROW_ERRORS:
+                return self._store_one_by_one(batch)
         except (SQLAlchemyError, psycopg.Error):
             log.exception(
                 "inbox unavailable: %d webhooks will be retried by their platform", len(batch)
             )
             return None
-        return _outcomes(batch, inserted)
+
+    def _store_one_by_one(self, batch: list[_Pending]) -> list[Recorded]:
+        """A row's values failed the batch: store each row alone, refuse the bad ones."""
+        outcomes = []
+        for pending in batch:
+            try:
+                outcomes += _outcomes([pending], self._insert([pending.row]))
+            except _ROW_ERRORS as exc:
+                # The type only: the values are a platform's body and may hold personal data.
+                log.warning("an inbox row was refused (%s); answering 400", type(exc).__name__)
+                outcomes.append(REFUSED)
+        return outcomes
 
     def _pass_lead(self) -> None:
         with self._lock:

@@ -36,7 +36,11 @@ LOOKUP_TTL = 10.0
 
 
 class StoreLookupCache:
-    """Store secrets by external id, cached briefly so a spike costs no extra queries."""
+    """Store secrets by external id, cached briefly so a spike costs no extra queries.
+
+    Only stores that exist are cached: an event that finds none is parked until
+    its store registers (``worker.inbox.WAITING``), and a cached "unknown" would
+    keep parking the events that follow an install for as long as it lived."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
         self._load, self._ttl = load, ttl
@@ -50,6 +54,8 @@ class StoreLookupCache:
         if cached and cached[0] > now:
             return cached[1]
         value = self._load(external_id)
+        if value is None:
+            return None
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
@@ -118,10 +124,14 @@ def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:
     if recorded.broker_down:
         # Stored: the platform's retry is acknowledged as a duplicate, the sweeper enqueues it.
         return problem(503, "temporarily unable to queue events", RETRY_AFTER)
+    if recorded.refused:
+        return problem(400, "the event holds values that cannot be stored")
     if recorded.inbox_id is None:
         return jsonify(status="duplicate")
     if event.ignored_reason:
         return jsonify(status="ignored", reason=event.ignored_reason)
+    if event.waiting_for_store:
+        return jsonify(status="waiting_for_store", id=recorded.inbox_id)
     return jsonify(status="accepted", id=recorded.inbox_id)
 
 
