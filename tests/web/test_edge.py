@@ -4,22 +4,27 @@ hold connections open."""
 
 from __future__ import annotations
 
-import selectors
 import socket
-import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from tests.conftest import SALLA_SECRET
 from tests.factories import add_salla_store, encode, salla_event
 from tests.web.conftest import Served
-from tests.web.raw_http import address, chunked, exchange, request, signed_salla, status_of
+from tests.web.raw_http import (
+    SlowClients,
+    address,
+    chunked,
+    exchange,
+    figures,
+    request,
+    signed_salla,
+    status_of,
+    timed_webhooks,
+)
 from worker.runtime import Runtime
 
 # Production is gevent on PostgreSQL; the embedded default is threads on SQLite.
@@ -102,65 +107,6 @@ def test_a_double_slash_is_not_redirected(receiver: Served) -> None:
     assert exchange(url, request("/webhooks/salla//x", headers, body)) == 404
 
 
-class SlowClients:
-    """``count`` connections that send complete headers announcing a 100 kB body,
-    then one byte each every ``interval`` seconds (from one background thread)."""
-
-    def __init__(self, url: str, count: int, interval: float = 2.0) -> None:
-        self.url, self.count, self.interval = url, count, interval
-        self.sockets: list[socket.socket] = []
-        self.answers: dict[int, bytes] = {}
-        self._stop = threading.Event()
-
-    @contextmanager
-    def held(self) -> Iterator[SlowClients]:
-        head = request("/webhooks/salla", {"Content-Length": "100000"}, b"{")
-        for _ in range(self.count):
-            connection = socket.create_connection(address(self.url), timeout=10)
-            connection.sendall(head)
-            connection.setblocking(False)
-            self.sockets.append(connection)
-        trickle = threading.Thread(target=self._trickle, daemon=True)
-        trickle.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            trickle.join()
-            for connection in self.sockets:
-                connection.close()
-
-    def _trickle(self) -> None:
-        while not self._stop.wait(self.interval):
-            for connection in self.sockets:
-                try:
-                    connection.send(b" ")
-                except OSError:
-                    pass  # answered and closed by the server
-
-    def collect_answers(self, within: float) -> dict[int | None, int]:
-        """Read what the server answered each connection; a count per status."""
-        selector = selectors.DefaultSelector()
-        for connection in self.sockets:
-            selector.register(connection, selectors.EVENT_READ)
-        deadline = time.monotonic() + within
-        while len(self.answers) < self.count and time.monotonic() < deadline:
-            for key, _ in selector.select(timeout=0.5):
-                connection = key.fileobj
-                assert isinstance(connection, socket.socket)
-                try:
-                    self.answers[connection.fileno()] = connection.recv(4096)
-                except OSError:
-                    self.answers[connection.fileno()] = b""
-                selector.unregister(connection)
-        selector.close()
-        counts: dict[int | None, int] = {}
-        for answer in self.answers.values():
-            counts[status_of(answer)] = counts.get(status_of(answer), 0) + 1
-        counts[-1] = self.count - len(self.answers)  # never answered
-        return counts
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -170,29 +116,16 @@ def test_signed_webhooks_are_answered_while_2100_slow_clients_hold_connections(
     # The production configuration and the default 10 s body deadline.
     url, log = served
     add_salla_store(runtime)
-    latencies, statuses = [], []
     with SlowClients(url, 2100).held() as slow:
         started = time.monotonic()
-        for n in range(40):
-            body = signed_body(n=n)
-            began = time.monotonic()
-            answer = httpx.post(
-                f"{url}/webhooks/salla",
-                content=body,
-                headers=signed_salla(body, SALLA_SECRET),
-                timeout=30,
-            )
-            latencies.append(time.monotonic() - began)
-            statuses.append(answer.status_code)
-            time.sleep(0.1)
+        statuses, latencies = timed_webhooks(url, 40, SALLA_SECRET)
         held_for = time.monotonic() - started
         answered = slow.collect_answers(within=20)
     assert statuses == [200] * 40
     assert answered.get(408, 0) + answered.get(None, 0) == 2100  # every slow body cut
     with capsys.disabled():
         sys.stdout.write(
-            f"\n2100 slow clients held {held_for:.1f} s: 40 signed webhooks answered, "
-            f"median {statistics.median(latencies) * 1000:.0f} ms, "
-            f"max {max(latencies) * 1000:.0f} ms; slow clients answered {answered}\n"
+            f"\ngunicorn, 2100 slow clients held {held_for:.1f} s: 40 signed webhooks "
+            f"answered, {figures(latencies)}; slow clients answered {answered}\n"
         )
     assert "Traceback" not in log.read_text()
