@@ -45,6 +45,7 @@ def render(upstream: str, port: int, directory: Path) -> Path:
         ("server web:8000;", f"server {upstream};"),
         ("listen 8080 ", f"listen 127.0.0.1:{port} "),
         ("pid /tmp/nginx.pid;", f"pid {directory}/nginx.pid;"),
+        ("user nginx;", ""),  # the official image's user; a distribution's package has another
     ):
         assert old in text, f"{CONFIG} no longer says {old!r}"
         text = text.replace(old, new)
