@@ -25,6 +25,13 @@ the whole batch is one round trip with no BEGIN/COMMIT of its own (a single
 statement is atomic). SQLAlchemy's multi-row ``VALUES`` would build, parse and
 plan a new statement per batch size, costing the web process about three times
 the CPU. Other databases (SQLite, embedded) take the portable statement.
+
+A batch is everyone's: one row the database refuses for its values (a
+``DataError`` or a constraint) must not fail the others. Rows are bounded by
+their columns before they get here (``worker.inbox.row``); should one still be
+refused, the batch is retried row by row and only that row's request is
+answered 400. A database that is down fails the batch as a whole (503), without
+a retry per row.
 """
 
 from __future__ import annotations

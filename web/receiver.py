@@ -7,6 +7,12 @@ committed. If the database is down we answer 503 with ``Retry-After`` so the
 platform retries; if only the broker is down the row is already committed, we
 still answer 503 (the platform's retry is deduplicated) and the sweeper
 enqueues the stored row once the broker is back. No outbound call is made here.
+
+The body is read by ``web.body``: within a total deadline (408), up to the size
+limit whatever its framing (413), and a framing error is 400. An event for a
+store that is not registered yet is stored as waiting for it (answered 200
+``waiting_for_store``), since an install's first orders may arrive before the
+install itself has been processed.
 """
 
 from __future__ import annotations
