@@ -45,6 +45,8 @@ def read_body(environ: dict[str, Any], limit: int, seconds: float) -> bytes:
     length = _content_length(environ)
     if length is not None and length > limit:
         raise BodyRefused(413, f"body over {limit} bytes")
+    if length is None and not environ.get("wsgi.input_terminated"):
+        return b""  # no length and a server that does not end the stream: no body (as Flask)
     connection = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
     with _deadlines().watch(connection, seconds) as watch:
         try:
