@@ -70,6 +70,7 @@ def _parked(session: Session, store_wait: float) -> list[int]:
             status=inbox.IGNORED,
             reason=f"unknown store (not registered within {store_wait:g} s)",
             processed_at=utcnow(),
+            body=b"",  # ignored: the personal data it carried is not kept
         )
     )
     registered = exists().where(

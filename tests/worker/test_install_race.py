@@ -102,7 +102,7 @@ def test_the_sweeper_releases_an_event_whose_store_appeared_later(
     add_salla_store(runtime, NEW_MERCHANT)
     [parked] = all_rows(runtime, InboxEvent)
     assert sweeper.sweep(runtime).events == [parked.id]
-    inbox.process(runtime, build_platforms(runtime.settings), parked.id)
+    inbox.handle(runtime, build_platforms(runtime.settings), parked.id)  # relay.handle_event
     assert refresh_requests(runtime) == [CUSTOMER]
 
 
@@ -117,5 +117,6 @@ def test_an_event_whose_store_never_appears_is_ignored_with_the_reason(
     assert sweeper.sweep(runtime).events == []
     [row] = all_rows(runtime, InboxEvent)
     assert row.status == "ignored" and row.reason.startswith("unknown store")
+    assert row.body == b""  # no personal data kept for an event given up on
     add_salla_store(runtime, NEW_MERCHANT)
     assert sweeper.sweep(runtime).events == []  # given up on: not released any more
