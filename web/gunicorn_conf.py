@@ -25,7 +25,7 @@ bind = os.environ.get("RELAY_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = choose_worker_class(os.environ)
 
-# --- The edge: connection limits (see "Security: the edge" in README.md) -----
+# --- The edge: connection limits (README.md, "Security", "The edge") ---------
 # A gevent worker serves at most ``worker_connections`` at once, and a slow
 # client holds one until its body deadline (RELAY_BODY_TIMEOUT_SECONDS) cuts
 # it. A greenlet and a socket cost a few kB, so the limit is set well above the
