@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.test_gunicorn import free_port
+from tests.web.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,6 +21,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **overrides)
     app.extensions["relay.runtime"] = runtime
+    # "//webhooks/salla" is no route of ours: 404, not a 308 to a merged path
+    # (a platform does not follow redirects with its POST body anyway).
+    app.url_map.merge_slashes = False
 
     from web import errors, health, receiver
 

@@ -24,7 +24,17 @@ def choose_worker_class(env: Mapping[str, str]) -> str:
 bind = os.environ.get("RELAY_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = choose_worker_class(os.environ)
-worker_connections = int(os.environ.get("RELAY_WEB_CONNECTIONS", "1000"))  # gevent: per worker
+
+# --- The edge: connection limits (README.md, "Security", "The edge") ---------
+# A gevent worker serves at most ``worker_connections`` at once, and a slow
+# client holds one until its body deadline (RELAY_BODY_TIMEOUT_SECONDS) cuts
+# it. A greenlet and a socket cost a few kB, so the limit is set well above the
+# thousands of slow clients one host can open; the buffering proxy in front
+# (deploy/nginx) is what keeps them away from gunicorn in the first place.
+worker_connections = int(os.environ.get("RELAY_WEB_CONNECTIONS", "5000"))  # gevent: per worker
+backlog = int(os.environ.get("RELAY_WEB_BACKLOG", "4096"))
+# --- end of the edge's block -------------------------------------------------
+
 threads = int(os.environ.get("RELAY_WEB_THREADS", "8"))  # gthread: per worker
 keepalive = 5
 timeout = 30

@@ -25,6 +25,13 @@ the whole batch is one round trip with no BEGIN/COMMIT of its own (a single
 statement is atomic). SQLAlchemy's multi-row ``VALUES`` would build, parse and
 plan a new statement per batch size, costing the web process about three times
 the CPU. Other databases (SQLite, embedded) take the portable statement.
+
+A batch is everyone's: one row the database refuses for its values (a
+``DataError`` or a constraint) must not fail the others. Rows are bounded by
+their columns before they get here (``worker.inbox.row``); should one still be
+refused, the batch is retried row by row and only that row's request is
+answered 400. A database that is down fails the batch as a whole (503), without
+a retry per row.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,9 +66,23 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Recorded:
-    inbox_id: int | None  # None: a duplicate of an event already stored
+    inbox_id: int | None  # None: a duplicate of an event already stored (or refused)
     queued: bool  # a drain is outstanding for it (False when ignored, duplicate or broker down)
     broker_down: bool = False
+    refused: bool = False  # the database refused this row's values (and only this row's)
+
+
+REFUSED = Recorded(None, queued=False, refused=True)
+# Errors that come from a row's values, not from the database being unavailable:
+# the batch is then retried row by row, so only the row at fault is refused.
+_ROW_ERRORS = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    sqlalchemy_exc.DataError,
+    sqlalchemy_exc.IntegrityError,
+    ValueError,
+    TypeError,
+)
 
 
 def _locked() -> threading.Lock:
@@ -136,13 +158,27 @@ class InboxWriter:
     def _store(self, batch: list[_Pending]) -> list[Recorded] | None:
         """Insert the batch; None when the database did not take it (nothing stored)."""
         try:
-            inserted = self._insert([pending.row for pending in batch])
+            try:
+                return _outcomes(batch, self._insert([pending.row for pending in batch]))
+            except _ROW_ERRORS:
+                return self._store_one_by_one(batch)
         except (SQLAlchemyError, psycopg.Error):
             log.exception(
                 "inbox unavailable: %d webhooks will be retried by their platform", len(batch)
             )
             return None
-        return _outcomes(batch, inserted)
+
+    def _store_one_by_one(self, batch: list[_Pending]) -> list[Recorded]:
+        """A row's values failed the batch: store each row alone, refuse the bad ones."""
+        outcomes = []
+        for pending in batch:
+            try:
+                outcomes += _outcomes([pending], self._insert([pending.row]))
+            except _ROW_ERRORS as exc:
+                # The type only: the values are a platform's body and may hold personal data.
+                log.warning("an inbox row was refused (%s); answering 400", type(exc).__name__)
+                outcomes.append(REFUSED)
+        return outcomes
 
     def _pass_lead(self) -> None:
         with self._lock:

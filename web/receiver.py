@@ -7,6 +7,12 @@ committed. If the database is down we answer 503 with ``Retry-After`` so the
 platform retries; if only the broker is down the row is already committed, we
 still answer 503 (the platform's retry is deduplicated) and the sweeper
 enqueues the stored row once the broker is back. No outbound call is made here.
+
+The body is read by ``web.body``: within a total deadline (408), up to the size
+limit whatever its framing (413), and a framing error is 400. An event for a
+store that is not registered yet is stored as waiting for it (answered 200
+``waiting_for_store``), since an install's first orders may arrive before the
+install itself has been processed.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from web.body import BodyRefused, read_body
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
 from worker import dispatch, inbox, stores
@@ -35,7 +42,11 @@ LOOKUP_TTL = 10.0
 
 
 class StoreLookupCache:
-    """Store secrets by external id, cached briefly so a spike costs no extra queries."""
+    """Store secrets by external id, cached briefly so a spike costs no extra queries.
+
+    Only stores that exist are cached: an event that finds none is parked until
+    its store registers (``worker.inbox.WAITING``), and a cached "unknown" would
+    keep parking the events that follow an install for as long as it lived."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
         self._load, self._ttl = load, ttl
@@ -49,6 +60,8 @@ class StoreLookupCache:
         if cached and cached[0] > now:
             return cached[1]
         value = self._load(external_id)
+        if value is None:
+            return None
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
@@ -76,7 +89,13 @@ class Receiver:
         platform = self.platforms.get(platform_name)
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
-        body = request.get_data(cache=False)
+        settings = self.runtime.settings
+        try:
+            body = read_body(
+                request.environ, settings.max_body_bytes, settings.body_timeout_seconds
+            )
+        except BodyRefused as refused:
+            return problem(refused.status, str(refused))
         headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
@@ -111,10 +130,14 @@ def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:
     if recorded.broker_down:
         # Stored: the platform's retry is acknowledged as a duplicate, the sweeper enqueues it.
         return problem(503, "temporarily unable to queue events", RETRY_AFTER)
+    if recorded.refused:
+        return problem(400, "the event holds values that cannot be stored")
     if recorded.inbox_id is None:
         return jsonify(status="duplicate")
     if event.ignored_reason:
         return jsonify(status="ignored", reason=event.ignored_reason)
+    if event.waiting_for_store:
+        return jsonify(status="waiting_for_store", id=recorded.inbox_id)
     return jsonify(status="accepted", id=recorded.inbox_id)
 
 

@@ -50,6 +50,8 @@ class Settings:
     appstle_quota: tuple[int, float] = (120, 60.0)
     default_timezone: str = "Asia/Riyadh"
     max_body_bytes: int = 256 * 1024
+    body_timeout_seconds: float = 10.0  # the whole body, however slowly it trickles in
+    store_wait_seconds: float = 900.0  # an event for a store not yet installed waits this long
     debounce_seconds: float = 5.0
     settle_delays: tuple[float, ...] = (60.0, 600.0)
     stale_after_seconds: float = 300.0
@@ -120,6 +122,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         appstle_quota=_quota(env, "RELAY_APPSTLE_QUOTA", (120, 60.0)),
         default_timezone=_timezone(env, "RELAY_DEFAULT_TIMEZONE", "Asia/Riyadh"),
         max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", 256 * 1024),
+        body_timeout_seconds=_float(env, "RELAY_BODY_TIMEOUT_SECONDS", 10.0),
+        store_wait_seconds=_float(env, "RELAY_STORE_WAIT_SECONDS", 900.0),
         debounce_seconds=_float(env, "RELAY_DEBOUNCE_SECONDS", 5.0),
         settle_delays=_floats(env, "RELAY_SETTLE_DELAYS", (60.0, 600.0)),
         stale_after_seconds=_float(env, "RELAY_STALE_AFTER_SECONDS", 300.0),

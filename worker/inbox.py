@@ -32,22 +32,33 @@ from worker.storage.upsert import rows_changed
 log = logging.getLogger(__name__)
 
 PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
+# An event for a store not registered yet (its install is being processed): kept
+# until the store appears, then pending again; ignored after RELAY_STORE_WAIT_SECONDS.
+WAITING = "waiting_for_store"
+UNKNOWN_STORE = "unknown store"
+RELEASE_LIMIT = 500  # parked events one store's arrival processes at once (the sweeper, the rest)
 
 
 def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
     """The inbox row for a verified delivery (written by ``web.ingest.InboxWriter``)."""
     return {
         "platform": platform,
-        "store_ref": _storable(event.store_ref),
-        "event_type": _storable(event.event_type),
+        "store_ref": _bounded_id(event.store_ref),
+        "event_type": _storable(event.event_type, EVENT_TYPE_LIMIT),
         "dedupe_key": event.dedupe_key,
         "body": body,
         "headers": event.headers,
-        "status": IGNORED if event.ignored_reason else PENDING,
+        "status": _status(event),
         "reason": _storable(event.ignored_reason),
         "attempts": 0,
         "received_at": utcnow(),
     }
+
+
+def _status(event: ReceivedEvent) -> str:
+    if event.ignored_reason:
+        return IGNORED
+    return WAITING if event.waiting_for_store else PENDING
 
 
 # What no database text column takes, though a signed JSON body may spell it:
@@ -66,8 +77,21 @@ def body_of(runtime: Runtime, event: InboxEvent) -> bytes:
     return runtime.cipher.open_bytes(event.body, "an inbox body") if event.body else b""
 
 
-def _storable(text: str | None) -> str | None:
-    return _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", text) if text else text
+def _storable(text: str | None, limit: int | None = None) -> str | None:
+    return _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", text[:limit]) if text else text
+
+
+# Each row is bounded by its columns before it joins a batch, so that no value a
+# platform sends can fail the group commit of everyone else's webhooks.
+EVENT_TYPE_LIMIT = 100  # String(100) in worker.storage.models
+STORE_REF_LIMIT = 255
+
+
+def _bounded_id(store_ref: str | None) -> str | None:
+    """A store id too long for its column names no store (cut short it would name another)."""
+    if store_ref is None or len(store_ref) > STORE_REF_LIMIT:
+        return None
+    return _storable(store_ref)
 
 
 def claim(session: Session, inbox_id: int) -> bool:
@@ -132,13 +156,43 @@ def process(runtime: Runtime, platforms: dict[str, Platform], inbox_id: int) -> 
         if not _still_mine(event):
             return []
         due, reason = _apply(runtime, session, platforms, event, plan)
-        _set_status(session, event, IGNORED if reason else DONE, reason)
+        _set_status(session, event, _outcome(event, reason), reason)
+        registered = plan.store_update is not None and reason is None
+        released = _release_parked(session, event) if registered else []
+    for parked_id in released:  # the events that came while this install was processed
+        due += handle(runtime, platforms, parked_id)
     return due
 
 
 def _still_mine(event: InboxEvent | None) -> TypeGuard[InboxEvent]:
     """False when a privacy request erased the row (or its store) since it was claimed."""
     return event is not None and event.status == PROCESSING
+
+
+def _outcome(event: InboxEvent, reason: str | None) -> str:
+    if reason == UNKNOWN_STORE and event.store_ref is not None:
+        return WAITING  # its store may be registered in a moment: see _release_parked
+    return IGNORED if reason else DONE
+
+
+def _release_parked(session: Session, event: InboxEvent) -> list[int]:
+    """The store of ``event`` now exists: its parked events become pending again."""
+    parked = list(
+        session.scalars(
+            select(InboxEvent.id)
+            .where(InboxEvent.status == WAITING, InboxEvent.platform == event.platform)
+            .where(InboxEvent.store_ref == event.store_ref)
+            .order_by(InboxEvent.id)
+            .limit(RELEASE_LIMIT)
+        )
+    )
+    if parked:
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(parked), InboxEvent.status == WAITING)
+            .values(status=PENDING)
+        )
+    return parked
 
 
 def _apply(
@@ -153,7 +207,7 @@ def _apply(
     store_platform = platforms[event.platform].store_platform
     store = _store_for(runtime, session, store_platform, event, plan)
     if store is None:
-        return [], "unknown store"
+        return [], UNKNOWN_STORE
     if plan.privacy is not None:  # honoured whatever the store's status (shop/redact)
         privacy.handle(runtime, session, platforms, store, plan.privacy, event.id)
         return [], None

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from worker import dispatch, inbox, outbox, refresh
 from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
-from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, utcnow
+from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, Store, utcnow
 
 BATCH = 500
 
@@ -40,18 +40,49 @@ def sweep(runtime: Runtime) -> Swept:
     cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_seconds)
     with runtime.transaction() as session:
         return Swept(
-            events=_events(session, cutoff),
+            events=_events(session, cutoff, runtime.settings.store_wait_seconds),
             refreshes=_refreshes(session, cutoff),
             deliveries=_deliveries(session, cutoff),
         )
 
 
-def _events(session: Session, cutoff: Any) -> list[int]:
+def _events(session: Session, cutoff: Any, store_wait: float) -> list[int]:
     _release(session, InboxEvent, inbox.PROCESSING, inbox.PENDING, cutoff)
     query = select(InboxEvent.id).where(
         InboxEvent.status == inbox.PENDING, InboxEvent.received_at < cutoff
     )
-    return list(session.scalars(query.order_by(InboxEvent.id).limit(BATCH)))
+    lost = list(session.scalars(query.order_by(InboxEvent.id).limit(BATCH)))
+    return lost + _parked(session, store_wait)
+
+
+def _parked(session: Session, store_wait: float) -> list[int]:
+    """Events parked for a store not registered yet: pending again once the store
+    exists (its install raced them, or it was added from the CLI), ignored with
+    the reason once they have waited ``RELAY_STORE_WAIT_SECONDS``.
+
+    Only platforms whose events name their own platform's stores park events
+    (Salla, Shopify), so a store is matched on the event's platform."""
+    given_up = utcnow() - timedelta(seconds=store_wait)
+    session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.status == inbox.WAITING, InboxEvent.received_at < given_up)
+        .values(
+            status=inbox.IGNORED,
+            reason=f"unknown store (not registered within {store_wait:g} s)",
+            processed_at=utcnow(),
+            body=b"",  # ignored: the personal data it carried is not kept
+        )
+    )
+    registered = exists().where(
+        Store.platform == InboxEvent.platform, Store.external_id == InboxEvent.store_ref
+    )
+    parked = select(InboxEvent.id).where(InboxEvent.status == inbox.WAITING, registered)
+    ids = list(session.scalars(parked.order_by(InboxEvent.id).limit(BATCH)))
+    if ids:
+        session.execute(
+            update(InboxEvent).where(InboxEvent.id.in_(ids)).values(status=inbox.PENDING)
+        )
+    return ids
 
 
 def _refreshes(session: Session, cutoff: Any) -> list[int]:

@@ -4,71 +4,27 @@ PostgreSQL and Redis (gevent workers), over real HTTP from many clients at once.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 from sqlalchemy import select
 
-from tests.conftest import SALLA_SECRET, relay_env
+from tests.conftest import SALLA_SECRET
 from tests.factories import MERCHANT, add_salla_store
+from tests.web.conftest import Served
 from web import gunicorn_conf
 from worker import dispatch, inbox
 from worker.platforms.salla import samples
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def served(runtime: Runtime, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The receiver under gunicorn; yields its URL and its log file."""
-    settings = runtime.settings
-    env = relay_env(tmp_path, settings.database_url, settings.broker_url)
-    port, log = free_port(), tmp_path / "gunicorn.log"
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf"]
-    command += ["--bind", f"127.0.0.1:{port}", "--error-logfile", str(log), "web:create_app()"]
-    server = subprocess.Popen(command, cwd=ROOT, env=os.environ | env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{url}/healthz"):
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield url, log
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_gevent_workers_group_commit_a_burst_and_ring_once(
-    served: tuple[str, Path], runtime: Runtime
+    served: Served, runtime: Runtime
 ) -> None:
     url, log = served
     add_salla_store(runtime)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import relay_env
-from tests.web.test_gunicorn import ROOT, free_port
+from tests.web.conftest import ROOT, free_port
 from worker.runtime import Runtime
 
 

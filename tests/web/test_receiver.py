@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from tests.conftest import SALLA_SECRET, quiet_broker, relay_env
 from tests.factories import MERCHANT, add_salla_store, encode, salla_event, salla_headers
 from web import create_app
+from web.ingest import _Pending
 from worker import inbox
 from worker.config import Settings, load_settings
+from worker.platforms.base import ReceivedEvent
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 
@@ -145,7 +147,7 @@ def test_it_acknowledges_a_duplicate_without_processing_it_again(
     ("event", "merchant", "reason"),
     [
         ("product.created", MERCHANT, "does not affect points"),
-        ("order.created", "999", "unknown merchant"),
+        ("order.created", "1" * 256, "unknown merchant"),
     ],
 )
 def test_it_records_events_it_does_not_act_on_as_ignored(
@@ -259,3 +261,40 @@ def test_a_zid_path_with_a_nul_is_unauthenticated(client: FlaskClient) -> None:
         "/webhooks/zid/30%0059/order.create", data=b"{}", headers={"Authorization": "Basic eDp5"}
     )
     assert response.status_code == 401 and "error" in response.get_json()
+
+
+def test_a_merchant_of_300_digits_poisons_no_batch(
+    app: Flask, runtime: Runtime, queue: redis.Redis
+) -> None:
+    # Once a signed integer merchant of 256+ digits overflowed store_ref's
+    # varchar(255) and failed its whole group commit, every retry again.
+    add_salla_store(runtime)
+    poison = [encode(salla_event(merchant=str(10**300 + n))) for n in range(20)]
+    legit = [encode(salla_event("customer.updated", data={"id": n})) for n in range(20)]
+
+    def send(body: bytes) -> tuple[int, dict[str, str]]:
+        return post(app.test_client(), body, salla_headers(body, SALLA_SECRET))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(
+            pool.map(send, [b for pair in zip(poison, legit, strict=True) for b in pair])
+        )
+    assert [(s, a["status"]) for s, a in answers[1::2]] == [(200, "accepted")] * 20
+    assert {(s, a["status"], a["reason"]) for s, a in answers[::2]} == {
+        (200, "ignored", "unknown merchant")
+    }
+
+
+def test_a_row_the_database_refuses_is_refused_alone(app: Flask, runtime: Runtime) -> None:
+    rows = [
+        inbox.row("salla", body, event)
+        for body, event in (
+            (b"{}", ReceivedEvent("customer.updated", MERCHANT, f"{n:064x}")) for n in range(5)
+        )
+    ]
+    rows[2] = rows[2] | {"event_type": None}  # NOT NULL: no validation let it through
+    writer = app.extensions["relay.receiver"].writer
+    outcomes = writer._store([_Pending(row) for row in rows])
+    assert [outcome.refused for outcome in outcomes] == [False, False, True, False, False]
+    stored = {row.dedupe_key for row in inbox_rows(runtime)}
+    assert stored == {row["dedupe_key"] for n, row in enumerate(rows) if n != 2}

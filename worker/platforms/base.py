@@ -47,6 +47,9 @@ class ReceivedEvent:
     dedupe_key: str
     ignored_reason: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Signed with the app's secret for a store not registered yet (its install is
+    # still being processed): kept until the store appears (``worker.inbox``).
+    waiting_for_store: bool = False
 
 
 @dataclass(frozen=True)

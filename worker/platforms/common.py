@@ -107,7 +107,9 @@ def external_id(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return str(value)
+        # A signed body may hold an integer of hundreds of digits: no id of ours.
+        text = str(value) if abs(value) < 10**ID_LIMIT else ""
+        return text if 0 < len(text) <= ID_LIMIT else None
     if isinstance(value, str) and len(value) <= ID_LIMIT and value.strip().isprintable():
         return value.strip() or None
     return None

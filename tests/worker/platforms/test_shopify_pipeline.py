@@ -147,13 +147,15 @@ def test_it_answers_401_and_stores_nothing(world: World, signature: str) -> None
     assert world.rows(InboxEvent) == []
 
 
-def test_it_acknowledges_an_unknown_shop_as_ignored(world: World) -> None:
+def test_it_keeps_an_event_of_an_unknown_shop_until_the_shop_is_registered(
+    world: World,
+) -> None:
     sent = samples.build("orders/paid", "someone-else.myshopify.com", CUSTOMER, SHOPIFY_SECRET)
     response = world.post(sent)
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ignored", "reason": "unknown shop"}
+    assert response.get_json()["status"] == "waiting_for_store"
     [event] = world.rows(InboxEvent)
-    assert event.status == "ignored"
+    assert event.status == "waiting_for_store"
 
 
 def test_it_records_other_topics_as_ignored(world: World) -> None:

@@ -101,11 +101,11 @@ def test_it_verifies_before_parsing_the_body() -> None:
         received(signed)
 
 
-def test_it_ignores_an_unknown_shop_once_verified() -> None:
+def test_it_keeps_an_event_of_an_unknown_shop_waiting_for_it_once_verified() -> None:
     stores = Stores()
     event = received(inbound("shopify", delivery()), stores)
-    assert (event.store_ref, event.ignored_reason) == (DEMO_SHOP, "unknown shop")
-    assert stores.asked == [DEMO_SHOP]
+    assert (event.store_ref, event.ignored_reason) == (DEMO_SHOP, None)
+    assert event.waiting_for_store and stores.asked == [DEMO_SHOP]
 
 
 def test_it_reads_the_shop_domain_lower_cased() -> None:

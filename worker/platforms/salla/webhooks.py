@@ -95,11 +95,14 @@ def receive(
     if document is None or not isinstance(document.get("event"), str):
         raise BadPayload("body is not a Salla event (JSON object with an 'event')")
     event_type: str = document["event"]
+    ignored = _ignored_reason(event_type, merchant, known.status if known else None)
     return ReceivedEvent(
         event_type=event_type[:100],
         store_ref=merchant,
         dedupe_key=_dedupe_key(merchant, webhook.body),
-        ignored_reason=_ignored_reason(event_type, known.status if known else None),
+        ignored_reason=ignored,
+        # An order right after app.store.authorize: the store is being registered.
+        waiting_for_store=known is None and ignored is None and event_type not in APP_EVENTS,
     )
 
 
@@ -135,12 +138,12 @@ def _verify_token(authorization: str, secrets: tuple[str, ...]) -> None:
     raise Unauthorized("bad or missing Authorization token")
 
 
-def _ignored_reason(event_type: str, store_status: str | None) -> str | None:
+def _ignored_reason(event_type: str, merchant: str | None, store_status: str | None) -> str | None:
     if event_type not in HANDLED:
         return f"event {event_type!r} does not affect points"
     if event_type in APP_EVENTS:
         return None
-    if store_status is None:
+    if merchant is None:
         return "unknown merchant"
     if store_status == "uninstalled":
         return "store has uninstalled the app"

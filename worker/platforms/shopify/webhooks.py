@@ -75,6 +75,7 @@ def receive(
         raise BadPayload("body is not a JSON object (is the subscription's format XML?)")
     topic = webhook.headers.get("x-shopify-topic", "").strip().lower()
     valid = TOPIC.fullmatch(topic) is not None
+    ignored = ignored_reason(topic if valid else None, shop, known.status if known else None)
     return ReceivedEvent(
         event_type=topic if valid else "invalid",
         store_ref=shop,
@@ -85,10 +86,9 @@ def receive(
             webhook.headers.get("x-shopify-webhook-id"),
             webhook.body,
         ),
-        ignored_reason=ignored_reason(
-            topic if valid else None, shop, known.status if known else None
-        ),
+        ignored_reason=ignored,
         headers=kept_headers(webhook.headers),
+        waiting_for_store=known is None and ignored is None,
     )
 
 
@@ -124,8 +124,6 @@ def ignored_reason(topic: str | None, shop: str | None, store_status: str | None
         return f"topic {topic!r} does not affect points"
     if shop is None:
         return "missing or malformed X-Shopify-Shop-Domain"
-    if store_status is None:
-        return "unknown shop"
     if store_status == "uninstalled" and topic not in {UNINSTALLED, *compliance.TOPICS}:
         return "store has uninstalled the app"
     return None
