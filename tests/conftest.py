@@ -48,12 +48,22 @@ def postgres_url() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+SESSION_KEY = "relay:test-session"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = f"{REDIS_BASE}/{1 + os.getpid() % 12}"  # 13-15 are left to benchmarks
-    client = redis.Redis.from_url(url)
-    client.ping()
+    """A Redis database number no other test session holds (13-15 are left to benchmarks)."""
+    for number in [1 + (os.getpid() + n) % 12 for n in range(12)]:
+        url = f"{REDIS_BASE}/{number}"
+        client = redis.Redis.from_url(url)
+        if client.set(SESSION_KEY, os.getpid(), nx=True, ex=3600):
+            break
+        client.close()
+    else:
+        raise RuntimeError("every Redis test database 1-12 is held by another test session")
     client.flushdb()
+    client.set(SESSION_KEY, os.getpid(), ex=3600)
     yield url
     client.flushdb()
     client.close()

@@ -23,7 +23,7 @@ import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from tests.conftest import SALLA_SECRET, quiet_broker, relay_env, truncate
+from tests.conftest import SALLA_SECRET, SESSION_KEY, quiet_broker, relay_env, truncate
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
 from web import create_app
 from worker import runtime as runtime_module
@@ -199,7 +199,9 @@ def test_a_worker_killed_mid_delivery_delivers_once(service: Service, capture: A
 
 def test_a_flushed_redis_loses_nothing(service: Service, capture: Any, redis_url: str) -> None:
     service.post()  # stored and enqueued, but no worker is running
-    redis.Redis.from_url(redis_url).flushdb()
+    flushed = redis.Redis.from_url(redis_url)
+    flushed.flushdb()
+    flushed.set(SESSION_KEY, os.getpid(), ex=3600)  # still this session's database
     service.start_worker()
     log: CaptureLog = capture_log(capture)
     wait_until(log.received, "the sweeper to recover the event")
