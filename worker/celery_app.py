@@ -15,7 +15,14 @@ from celery.signals import setup_logging, worker_process_init
 
 from worker import runtime
 from worker.config import ConfigError, Settings, load_settings
-from worker.dispatch import EXPIRY_NOTICES, QUEUES, RECONCILE, REFRESH_TOKENS, SWEEP
+from worker.dispatch import (
+    EXPIRY_NOTICES,
+    QUEUES,
+    RECONCILE,
+    REFRESH_TOKENS,
+    RETENTION,
+    SWEEP,
+)
 from worker.logs import configure_logging
 
 
@@ -61,6 +68,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "reconcile-stale-customers": _every(RECONCILE, 3600.0),
         # Hourly: Zid tokens expiring within RELAY_ZID_REFRESH_WINDOW_DAYS are refreshed early.
         "refresh-expiring-tokens": _every(REFRESH_TOKENS, 3600.0),
+        # Hourly: finished rows past RELAY_RETENTION_DAYS / _DEAD_DAYS, 1,000 per statement.
+        "retention": _every(RETENTION, 3600.0),
     }
 
 

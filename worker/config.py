@@ -60,6 +60,9 @@ class Settings:
     reminder_days: int = 7
     reminder_hour: int = 10
     reconcile_after_hours: float = 24.0
+    reconcile_share: float = 0.25  # of each store's API budget, spare capacity only
+    retention_days: int = 14  # processed inbox rows, finished jobs, sent deliveries
+    retention_dead_days: int = 30  # dead deliveries (kept longer for replay)
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 3600.0
     http_timeout_seconds: float = 10.0
@@ -132,6 +135,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reminder_days=_int(env, "RELAY_REMINDER_DAYS", 7),
         reminder_hour=_hour(env, "RELAY_REMINDER_HOUR", 10),
         reconcile_after_hours=_float(env, "RELAY_RECONCILE_AFTER_HOURS", 24.0),
+        reconcile_share=_share(env, "RELAY_RECONCILE_SHARE", 0.25),
+        retention_days=_days(env, "RELAY_RETENTION_DAYS", 14),
+        retention_dead_days=_days(env, "RELAY_RETENTION_DEAD_DAYS", 30),
         retry_base_seconds=_float(env, "RELAY_RETRY_BASE_SECONDS", 10.0),
         retry_max_seconds=_float(env, "RELAY_RETRY_MAX_SECONDS", 3600.0),
         http_timeout_seconds=_float(env, "RELAY_HTTP_TIMEOUT_SECONDS", 10.0),
@@ -235,6 +241,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if value < 0 or value != value:
         raise ConfigError(f"{name} must be a non-negative number, got {raw!r}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value > 1:
+        raise ConfigError(f"{name} must be a fraction between 0 and 1, got {env[name]!r}")
+    return value
+
+
+def _days(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1 (days), got {env[name]!r}")
     return value
 
 

@@ -35,20 +35,24 @@ HANDLE_EVENT = "relay.handle_event"
 DRAIN_INBOX = "relay.drain_inbox"
 REFRESH_POINTS = "relay.refresh_points"
 DELIVER = "relay.deliver"
+DELIVER_MANY = "relay.deliver_many"
 SWEEP = "relay.sweep"
 EXPIRY_NOTICES = "relay.expiry_notices"
 RECONCILE = "relay.reconcile"
 REFRESH_TOKENS = "relay.refresh_tokens"
+RETENTION = "relay.retention"
 
 QUEUES = {
     HANDLE_EVENT: "events",
     DRAIN_INBOX: "events",
     REFRESH_POINTS: "refresh",
     DELIVER: "deliveries",
+    DELIVER_MANY: "deliveries",
     SWEEP: "events",
     EXPIRY_NOTICES: "events",
     RECONCILE: "events",
     REFRESH_TOKENS: "events",
+    RETENTION: "events",
 }
 
 BELL_KEY = "relay:inbox:bell"
@@ -63,6 +67,17 @@ def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -
     app.send_task(
         name,
         args=(row_id,),
+        queue=QUEUES[name],
+        countdown=countdown if countdown > 0 else None,
+        retry=False,
+    )
+
+
+def enqueue_many(app: Celery, name: str, row_ids: list[str], countdown: float = 0.0) -> None:
+    """One message for a chunk of rows (the scheduler's thousands of deliveries)."""
+    app.send_task(
+        name,
+        args=(row_ids,),
         queue=QUEUES[name],
         countdown=countdown if countdown > 0 else None,
         retry=False,

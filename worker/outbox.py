@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,15 +90,23 @@ def event_type_for(kinds: list[str]) -> str:
 
 
 def create_deliveries(
-    session: Session, store: Store, change_id: int | None, payload: dict[str, Any]
+    session: Session,
+    store: Store,
+    change_id: int | None,
+    payload: dict[str, Any],
+    sinks: Sequence[Sink] | None = None,
+    flush: bool = True,
 ) -> list[Due]:
     """One outbox row per sink that wants this change (see ``worker.reactions``).
 
     A message sink's row waits for its collapse window and the store's quiet
-    hours; a change arriving while it waits is folded into it instead.
+    hours; a change arriving while it waits is folded into it instead. A caller
+    creating many (``worker.schedule``) passes the store's enabled ``sinks`` it
+    loaded once, and flushes once for the lot.
     """
     now = utcnow()
-    sinks = session.scalars(select(Sink).where(Sink.store_id == store.id, Sink.enabled))
+    if sinks is None:
+        sinks = list(session.scalars(select(Sink).where(Sink.store_id == store.id, Sink.enabled)))
     due = []
     for sink in sinks:
         kinds = reactions.wanted_kinds(sink.kind, sink.rules, sink.kinds, payload["kinds"], payload)
@@ -108,7 +117,8 @@ def create_deliveries(
             continue
         send_at = reactions.send_at(sink.rules, sink.kind, now, store.timezone)
         due += _add(session, sink, store.id, change_id, wanted, send_at, now)
-    session.flush()
+    if flush:
+        session.flush()
     return due
 
 

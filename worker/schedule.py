@@ -1,5 +1,5 @@
 """The scheduler's decisions: expiry reminders, expiry announcements and
-reconciliation. Run from beat (``beat_schedule``) as ``relay.expiry_reminders``
+reconciliation. Run from beat (``beat_schedule``) as ``relay.expiry_notices``
 and ``relay.reconcile``.
 
 No platform sends an event when points expire, and webhooks get lost, so:
@@ -9,31 +9,50 @@ No platform sends an event when points expire, and webhooks get lost, so:
   local ``RELAY_REMINDER_HOUR`` (so messages arrive at a decent hour);
 - once that date has passed, one ``points.expired`` change, and a refresh (the
   balance the platform reports afterwards is the truth);
-- customers not refreshed for ``RELAY_RECONCILE_AFTER_HOURS`` are refreshed.
+- customers not refreshed for ``RELAY_RECONCILE_AFTER_HOURS`` are refreshed,
+  as many an hour as a share of the store's own API budget allows.
 
 "At most once" is a conditional update on the customer's row
 (``reminded_for`` / ``expired_for`` = the expiry in question), so several beat
 runs in the hour, or two beats by mistake, never remind twice.
+
+At a million customers the work comes in batches of ``BATCH`` customers, each
+its own transaction: a crash or a time limit loses at most the batch in hand
+(the next run picks it up again, the markers make that idempotent), and no
+transaction grows with the number of customers due. A batch is a handful of
+set-based statements: one scan (served by a partial index of the expiries not
+yet reminded about / announced), one claiming UPDATE … RETURNING, one INSERT of
+all its changes, one SELECT of the sinks of its stores and one INSERT of the
+deliveries.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker import outbox, refresh
+from worker.config import Settings
 from worker.points import EXPIRED, EXPIRING_SOON, change_payload
 from worker.runtime import Runtime
 from worker.snapshots import snapshot_of
-from worker.storage.models import CustomerPoints, PointsChange, Store
-from worker.storage.upsert import rows_changed
+from worker.storage.models import CustomerPoints, PointsChange, RateBudget, RefreshJob, Sink, Store
 from worker.stores import ACTIVE
 
-BATCH = 500
+BATCH = 500  # customers per transaction
+MAX_BATCHES = 400  # per run and kind: 200,000 customers; the next run continues
+# API calls one refresh costs, for sizing reconciliation (a points call and a
+# history page or two; see worker.platforms.*.client).
+CALLS_PER_REFRESH = 2
+RECONCILE_INTERVAL = 3600.0  # seconds between beat runs of relay.reconcile
 
 
 @dataclass
@@ -41,118 +60,214 @@ class Notices:
     deliveries: list[outbox.Due] = field(default_factory=list)
     refreshes: list[refresh.Due] = field(default_factory=list)
 
+    def __iadd__(self, other: Notices) -> Notices:
+        self.deliveries += other.deliveries
+        self.refreshes += other.refreshes
+        return self
+
 
 def expiry_notices(runtime: Runtime, now: datetime) -> Notices:
     """Reminders and expiry announcements due now, for every active store."""
     notices = Notices()
-    with runtime.transaction() as session:
-        for store in _active_stores(session):
-            if _local_hour(now, store.timezone) == runtime.settings.reminder_hour:
-                notices.deliveries += _remind(runtime, session, store, now)
-            _announce_expired(runtime, session, store, now, notices)
+    for batch in expiry_batches(runtime, now):
+        notices += batch
     return notices
 
 
+def expiry_batches(runtime: Runtime, now: datetime) -> Iterator[Notices]:
+    """The same, one committed batch at a time: the caller enqueues each batch's
+    messages before the next begins, so a time limit strands nothing committed."""
+    stores = _active_stores(runtime)
+    hour = runtime.settings.reminder_hour
+    reminding = {sid: s for sid, s in stores.items() if _local_hour(now, s.timezone) == hour}
+    if reminding:
+        horizon = now + timedelta(days=runtime.settings.reminder_days)
+        window = CustomerPoints.next_expiry_at.between(now, horizon)
+        yield from _batches(runtime, reminding, window, "reminded_for", EXPIRING_SOON)
+    if stores:
+        expired = CustomerPoints.next_expiry_at <= now
+        yield from _batches(runtime, stores, expired, "expired_for", EXPIRED)
+
+
 def reconcile(runtime: Runtime, now: datetime) -> list[refresh.Due]:
-    """Refresh customers we have not looked at for a while (lost webhooks)."""
+    """Refresh customers we have not looked at for a while (lost webhooks).
+
+    Each store gets as many as ``RELAY_RECONCILE_SHARE`` of its API budget for
+    the next hour allows, less what its pending refresh jobs will already take,
+    and none while the platform has blocked it: reconciliation only ever spends
+    spare budget, so it never slows a store's own webhooks. One transaction per
+    store, its least recently fetched customers first (``ix_points_store_fetched``).
+    """
     cutoff = now - timedelta(hours=runtime.settings.reconcile_after_hours)
-    with runtime.transaction() as session:
-        query = (
-            select(CustomerPoints)
-            .join(Store)
-            .where(Store.status == ACTIVE, CustomerPoints.fetched_at < cutoff)
-            .order_by(CustomerPoints.fetched_at)
-        )
-        return _request(runtime, session, list(session.scalars(query.limit(BATCH))))
-
-
-def _request(runtime: Runtime, session: Session, rows: list[CustomerPoints]) -> list[refresh.Due]:
+    stores = _active_stores(runtime)
+    with runtime.sessions() as session:
+        queued = _queued_jobs(session)
+        blocked = _blocked_stores(session, now)
     due: list[refresh.Due] = []
-    for row in rows:
-        due += refresh.request(runtime.settings, session, row.store_id, row.customer_id, False)
+    for store in stores.values():
+        allowance = reconcile_allowance(runtime.settings, store.platform, queued.get(store.id, 0))
+        if allowance <= 0 or store.id in blocked:
+            continue
+        with runtime.transaction() as session:
+            query = (
+                select(CustomerPoints.customer_id)
+                .where(CustomerPoints.store_id == store.id, CustomerPoints.fetched_at < cutoff)
+                .order_by(CustomerPoints.fetched_at)
+                .limit(allowance)
+            )
+            for customer_id in session.scalars(query):
+                due += refresh.request(runtime.settings, session, store.id, customer_id, False)
     return due
 
 
-def _active_stores(session: Session) -> list[Store]:
-    return list(session.scalars(select(Store).where(Store.status == ACTIVE)))
+def reconcile_allowance(settings: Settings, platform: str, queued: int) -> int:
+    """Refreshes a store may spend on reconciliation this hour (see ``reconcile``)."""
+    limit, window = _quota(settings, platform)
+    calls = limit * RECONCILE_INTERVAL / window * settings.reconcile_share
+    return max(0, math.floor(calls / CALLS_PER_REFRESH) - queued)
+
+
+def _quota(settings: Settings, platform: str) -> tuple[int, float]:
+    quotas = {"salla": settings.salla_quota, "zid": settings.zid_quota}
+    return quotas.get(platform, settings.appstle_quota)  # Shopify stores: Appstle's API
+
+
+def _queued_jobs(session: Session) -> dict[int, int]:
+    """Pending refresh jobs per store (``ix_refresh_status_due``)."""
+    waiting = (refresh.PENDING, refresh.RETRYING)
+    query = (
+        select(RefreshJob.store_id, func.count())
+        .where(RefreshJob.status.in_(waiting))
+        .group_by(RefreshJob.store_id)
+    )
+    return {store_id: count for store_id, count in session.execute(query).all()}
+
+
+def _blocked_stores(session: Session, now: datetime) -> set[int]:
+    """Stores whose platform said to stop (a 429 or an exhausted ``X-RateLimit-Remaining``)."""
+    keys = session.scalars(select(RateBudget.key).where(RateBudget.blocked_until > now))
+    return {int(key.split(":")[1]) for key in keys if key.startswith("store:")}
+
+
+def _active_stores(runtime: Runtime) -> dict[int, Store]:
+    with runtime.sessions() as session:
+        return {s.id: s for s in session.scalars(select(Store).where(Store.status == ACTIVE))}
 
 
 def _local_hour(now: datetime, timezone: str) -> int:
     return now.astimezone(ZoneInfo(timezone)).hour
 
 
-def _remind(runtime: Runtime, session: Session, store: Store, now: datetime) -> list[outbox.Due]:
-    horizon = now + timedelta(days=runtime.settings.reminder_days)
-    window = CustomerPoints.next_expiry_at.between(now, horizon)
-    rows = _candidates(session, store, window, "reminded_for")
-    return _notify(runtime, session, store, rows, EXPIRING_SOON, "reminded_for")
+def _batches(
+    runtime: Runtime, stores: dict[int, Store], when: ColumnElement[bool], marker: str, kind: str
+) -> Iterator[Notices]:
+    """Claimed rows leave the scan (their marker now matches), so each batch
+    takes the next ``BATCH``; a short batch means nothing is left."""
+    for _ in range(MAX_BATCHES):
+        with runtime.transaction() as session:
+            rows = _candidates(session, list(stores), when, marker)
+            notices = _notify(runtime, session, stores, _claim(session, rows, marker), kind)
+        yield notices
+        if len(rows) < BATCH:
+            return
 
 
-def _announce_expired(
-    runtime: Runtime, session: Session, store: Store, now: datetime, notices: Notices
-) -> None:
-    """Announce once, then refresh: the balance the platform reports next is the truth."""
-    rows = _candidates(session, store, CustomerPoints.next_expiry_at <= now, "expired_for")
-    notices.deliveries += _notify(runtime, session, store, rows, EXPIRED, "expired_for")
-    notices.refreshes += _request(runtime, session, rows)
+def _pending(marker: str) -> ColumnElement[bool]:
+    """Not yet done for this expiry: the predicate of ``ix_points_remind_due`` /
+    ``ix_points_expire_due`` (``worker.storage.models``), word for word."""
+    done = getattr(CustomerPoints, marker)
+    return or_(done.is_(None), done != CustomerPoints.next_expiry_at)
 
 
 def _candidates(
-    session: Session, store: Store, when: ColumnElement[bool], marker: str
+    session: Session, store_ids: list[int], when: ColumnElement[bool], marker: str
 ) -> list[CustomerPoints]:
-    done = getattr(CustomerPoints, marker)
-    query = select(CustomerPoints).where(
-        CustomerPoints.store_id == store.id,
-        CustomerPoints.next_expiry_points > 0,
-        when,
-        or_(done.is_(None), done != CustomerPoints.next_expiry_at),
+    query = (
+        select(CustomerPoints)
+        .where(_pending(marker), when, CustomerPoints.next_expiry_points > 0)
+        .where(CustomerPoints.store_id.in_(store_ids))
+        .order_by(CustomerPoints.next_expiry_at)
+        .limit(BATCH)
     )
-    return list(session.scalars(query.limit(BATCH)))
+    return list(session.scalars(query))
+
+
+def _claim(session: Session, rows: list[CustomerPoints], marker: str) -> list[CustomerPoints]:
+    """Set the marker of every row still unmarked, in one UPDATE per store; return
+    the rows this run claimed (another run may have claimed some meanwhile)."""
+    by_store: dict[int, dict[str, CustomerPoints]] = defaultdict(dict)
+    for row in rows:
+        by_store[row.store_id][row.customer_id] = row
+    claimed: list[CustomerPoints] = []
+    column = getattr(CustomerPoints, marker)
+    for store_id, customers in by_store.items():
+        statement = (
+            update(CustomerPoints)
+            .where(CustomerPoints.store_id == store_id, _pending(marker))
+            .where(CustomerPoints.customer_id.in_(list(customers)))
+            .values({marker: CustomerPoints.next_expiry_at})
+            .returning(CustomerPoints.customer_id, column)
+            .execution_options(synchronize_session=False)
+        )
+        for customer_id, expiry in session.execute(statement).all():
+            row = customers[customer_id]
+            if expiry == row.next_expiry_at:  # else a refresh moved it just now: that one is new
+                claimed.append(row)
+    return claimed
 
 
 def _notify(
     runtime: Runtime,
     session: Session,
-    store: Store,
-    rows: list[CustomerPoints],
+    stores: dict[int, Store],
+    rows: Sequence[CustomerPoints],
     kind: str,
-    marker: str,
-) -> list[outbox.Due]:
-    due: list[outbox.Due] = []
-    for row in rows:
-        if _claim(session, row, marker):
-            due += _change(runtime, session, store, row, kind)
-    return due
-
-
-def _claim(session: Session, row: CustomerPoints, marker: str) -> bool:
-    column = getattr(CustomerPoints, marker)
-    return bool(
-        rows_changed(
-            session,
-            update(CustomerPoints)
-            .where(
-                CustomerPoints.store_id == row.store_id,
-                CustomerPoints.customer_id == row.customer_id,
-                or_(column.is_(None), column != row.next_expiry_at),
-            )
-            .values({marker: row.next_expiry_at}),
+) -> Notices:
+    notices = Notices()
+    if not rows:
+        return notices
+    payloads = [_payload(runtime, stores[row.store_id], row, kind) for row in rows]
+    change_ids = _insert_changes(session, rows, payloads)
+    sinks = _sinks(session, {row.store_id for row in rows})
+    for row, change_id, payload in zip(rows, change_ids, payloads, strict=True):
+        store = stores[row.store_id]
+        notices.deliveries += outbox.create_deliveries(
+            session, store, change_id, payload, sinks=sinks.get(store.id, []), flush=False
         )
-    )
+    session.flush()
+    if kind == EXPIRED:  # the balance the platform reports next is the truth
+        for row in rows:
+            notices.refreshes += refresh.request(
+                runtime.settings, session, row.store_id, row.customer_id, False
+            )
+    return notices
 
 
-def _change(
-    runtime: Runtime, session: Session, store: Store, row: CustomerPoints, kind: str
-) -> list[outbox.Due]:
+def _payload(runtime: Runtime, store: Store, row: CustomerPoints, kind: str) -> dict[str, Any]:
     snapshot = snapshot_of(runtime, row)
-    payload = change_payload(
+    return change_payload(
         platform=store.platform, store=store.key, customer_id=row.customer_id, kinds=[kind],
         before=snapshot, after=snapshot, timezone=store.timezone,
     )  # fmt: skip
-    change = PointsChange(
-        store_id=store.id, customer_id=row.customer_id, kinds=[kind],
-        before=payload["before"], after=payload["after"],
-    )  # fmt: skip
-    session.add(change)
-    session.flush()
-    return outbox.create_deliveries(session, store, change.id, payload)
+
+
+def _insert_changes(
+    session: Session, rows: Sequence[CustomerPoints], payloads: list[dict[str, Any]]
+) -> list[int]:
+    """All of a batch's changes in one INSERT … RETURNING, ids in the rows' order."""
+    values = [
+        {"store_id": row.store_id, "customer_id": row.customer_id, "kinds": payload["kinds"],
+         "before": payload["before"], "after": payload["after"]}
+        for row, payload in zip(rows, payloads, strict=True)
+    ]  # fmt: skip
+    statement = insert(PointsChange).returning(PointsChange.id, sort_by_parameter_order=True)
+    return list(session.scalars(statement, values))
+
+
+def _sinks(session: Session, store_ids: set[int]) -> dict[int, list[Sink]]:
+    """The enabled sinks of a batch's stores, in one query (``ix_sinks_store``)."""
+    found: dict[int, list[Sink]] = defaultdict(list)
+    query = select(Sink).where(Sink.store_id.in_(store_ids), Sink.enabled).order_by(Sink.id)
+    for sink in session.scalars(query):
+        found[sink.store_id].append(sink)
+    return found

@@ -4,11 +4,12 @@ decides, and ring the next doorbell once the decision is committed."""
 from __future__ import annotations
 
 import logging
+import math
 from functools import cache
 
 from celery import shared_task
 
-from worker import dispatch, inbox, outbox, refresh, runtime, schedule, sweeper
+from worker import dispatch, inbox, outbox, refresh, retention, runtime, schedule, sweeper
 from worker.celery_app import app
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
@@ -17,6 +18,7 @@ from worker.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 DRAIN_CHUNK = 100  # inbox rows a drain claims at once
+DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message
 
 
 @cache
@@ -80,13 +82,44 @@ def sweep() -> int:
     return len(swept)
 
 
+@shared_task(name=dispatch.DELIVER_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
+def deliver_many(delivery_ids: list[str]) -> None:
+    """A chunk of the scheduler's deliveries. A time limit part-way leaves the rest
+    pending (or sending) for the sweeper; each row is claimed, so none goes twice."""
+    for delivery_id in delivery_ids:
+        deliver(delivery_id)
+
+
 @shared_task(name=dispatch.EXPIRY_NOTICES, acks_late=True, soft_time_limit=240, time_limit=300)
 def expiry_notices() -> int:
-    notices = schedule.expiry_notices(runtime.current(), utcnow())
-    _enqueue_refreshes(notices.refreshes)
-    for due in notices.deliveries:
-        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id, due.countdown)
-    return len(notices.deliveries)
+    """Each committed batch's messages go out before the next batch begins."""
+    sent = 0
+    for notices in schedule.expiry_batches(runtime.current(), utcnow()):
+        _enqueue_refreshes(notices.refreshes)
+        enqueue_deliveries(notices.deliveries)
+        sent += len(notices.deliveries)
+    return sent
+
+
+def enqueue_deliveries(due: list[outbox.Due]) -> None:
+    """Chunks of ``DELIVER_CHUNK`` ids per message, grouped by the second they are due
+    (rounded up: a delivery claimed before its time would be skipped)."""
+    by_second: dict[int, list[str]] = {}
+    for item in due:
+        by_second.setdefault(math.ceil(item.countdown), []).append(item.delivery_id)
+    for countdown, ids in by_second.items():
+        for start in range(0, len(ids), DELIVER_CHUNK):
+            chunk = ids[start : start + DELIVER_CHUNK]
+            dispatch.enqueue_many(app, dispatch.DELIVER_MANY, chunk, float(countdown))
+
+
+@shared_task(name=dispatch.RETENTION, acks_late=True, soft_time_limit=540, time_limit=600)
+def purge_old_rows() -> int:
+    """Delete finished rows past their retention (``worker.retention``)."""
+    deleted = retention.purge(runtime.current(), utcnow())
+    if any(deleted.values()):
+        log.info("retention deleted %s", ", ".join(f"{n} {t}" for t, n in deleted.items() if n))
+    return sum(deleted.values())
 
 
 @shared_task(name=dispatch.RECONCILE, acks_late=True, soft_time_limit=240, time_limit=300)

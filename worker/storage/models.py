@@ -68,6 +68,12 @@ class Store(Base):
         return f"{self.platform}:{self.external_id}"
 
 
+# Partial-index predicates; the scheduler's queries repeat them word for word so
+# that the planner can use the index.
+REMIND_PENDING = "reminded_for IS NULL OR reminded_for <> next_expiry_at"
+EXPIRE_PENDING = "expired_for IS NULL OR expired_for <> next_expiry_at"
+
+
 class InboxEvent(Base):
     __tablename__ = "inbox_events"
     __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
@@ -121,6 +127,23 @@ class CustomerPoints(Base):
     """The last snapshot we saw for a customer; changes are diffs against it."""
 
     __tablename__ = "customer_points"
+    __table_args__ = (
+        # The scheduler's scans (``worker.schedule``): expiries not yet reminded
+        # about / announced, by date, and each store's least recently fetched.
+        Index(
+            "ix_points_remind_due",
+            "next_expiry_at",
+            postgresql_where=text(REMIND_PENDING),
+            sqlite_where=text(REMIND_PENDING),
+        ),
+        Index(
+            "ix_points_expire_due",
+            "next_expiry_at",
+            postgresql_where=text(EXPIRE_PENDING),
+            sqlite_where=text(EXPIRE_PENDING),
+        ),
+        Index("ix_points_store_fetched", "store_id", "fetched_at"),
+    )
 
     store_id: Mapped[int] = mapped_column(
         ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True
@@ -142,7 +165,10 @@ class CustomerPoints(Base):
 
 class PointsChange(Base):
     __tablename__ = "points_changes"
-    __table_args__ = (Index("ix_changes_customer", "store_id", "customer_id"),)
+    __table_args__ = (
+        Index("ix_changes_customer", "store_id", "customer_id"),
+        Index("ix_changes_created", "created_at"),  # retention
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
@@ -155,6 +181,7 @@ class PointsChange(Base):
 
 class Sink(Base):
     __tablename__ = "sinks"
+    __table_args__ = (Index("ix_sinks_store", "store_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
@@ -171,7 +198,10 @@ class Delivery(Base):
     """One outbox row: a change on its way to one sink. ``id`` is the idempotency key."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_deliveries_change", "change_id"),  # retention: is a change still referenced
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     sink_id: Mapped[int] = mapped_column(ForeignKey("sinks.id", ondelete="CASCADE"))
