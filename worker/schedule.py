@@ -167,7 +167,8 @@ def _batches(
         with runtime.transaction() as session:
             rows = _candidates(session, list(stores), when, marker)
             notices = _notify(runtime, session, stores, _claim(session, rows, marker), kind)
-        yield notices
+        if rows:
+            yield notices
         if len(rows) < BATCH:
             return
 
