@@ -44,7 +44,16 @@ from worker.config import Settings
 from worker.points import EXPIRED, EXPIRING_SOON, change_payload
 from worker.runtime import Runtime
 from worker.snapshots import snapshot_of
-from worker.storage.models import CustomerPoints, PointsChange, RateBudget, RefreshJob, Sink, Store
+from worker.storage.models import (
+    CustomerPoints,
+    PointsChange,
+    RateBudget,
+    RefreshJob,
+    Sink,
+    Store,
+    utcnow,
+)
+from worker.storage.upsert import insert_ignore_many
 from worker.stores import ACTIVE
 
 BATCH = 500  # customers per transaction
@@ -115,8 +124,26 @@ def reconcile(runtime: Runtime, now: datetime) -> list[refresh.Due]:
                 .order_by(CustomerPoints.fetched_at)
                 .limit(allowance)
             )
-            for customer_id in session.scalars(query):
-                due += refresh.request(runtime.settings, session, store.id, customer_id, False)
+            due += _request_many(runtime.settings, session, store.id, list(session.scalars(query)))
+    return due
+
+
+def _request_many(
+    settings: Settings, session: Session, store_id: int, customer_ids: list[str]
+) -> list[refresh.Due]:
+    """``refresh.request`` for many customers of a store in one INSERT … ON CONFLICT
+    DO NOTHING: a customer with a pending job already is coalesced into it."""
+    [(slot, delay)] = refresh.slots(settings, settle=False)
+    now = utcnow()
+    rows = [
+        {"store_id": store_id, "customer_id": customer_id, "slot": slot,
+         "due_at": now + timedelta(seconds=delay), "status": refresh.PENDING, "created_at": now}
+        for customer_id in customer_ids
+    ]  # fmt: skip
+    due: list[refresh.Due] = []
+    for start in range(0, len(rows), BATCH):  # SQLite's bound-parameter limit
+        ids = insert_ignore_many(session, RefreshJob, rows[start : start + BATCH])
+        due += [refresh.Due(job_id, delay) for job_id in ids]
     return due
 
 

@@ -20,6 +20,18 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -
     return result.scalar_one_or_none()
 
 
+def insert_ignore_many(
+    session: Session, model: type[Base], rows: list[dict[str, Any]]
+) -> list[Any]:
+    """Insert many rows in one statement, skipping those that break a unique
+    constraint; return the primary keys of the rows inserted."""
+    if not rows:
+        return []
+    statement = _insert(session, model).values(rows).on_conflict_do_nothing()
+    primary_key = model.__mapper__.primary_key[0]
+    return list(session.scalars(statement.returning(primary_key)))
+
+
 def _insert(session: Session, model: type[Base]) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":

@@ -1,0 +1,268 @@
+"""The scheduler at a million customers: expiry notices and reconciliation.
+
+    .venv/bin/python bench/scale.py [--stores 1000] [--customers 1000] [--due 20000] [--old]
+
+Builds a scratch PostgreSQL database (relay_scale_<pid>, dropped at the end) with
+``--stores`` Salla stores (all in Asia/Riyadh, so every store's reminder hour is the
+same hour: the worst case), one webhook sink each, and ``--customers`` customers per
+store, in set-based INSERT … SELECT generate_series statements. ``--due`` customers
+(spread evenly over the stores) have points expiring within the next 7 days, the
+rest in 30 to 365 days; 86 % were last fetched 2 to 30 days ago (stale for
+reconciliation). Then it times, on the code in this checkout:
+
+- ``expiry_notices`` off the reminder hour (the scan only: nothing is due);
+- ``expiry_notices`` in the reminder hour: total, the largest batch, and the
+  publishing of its delivery messages (``relay.deliver_many`` chunks, Redis db 13);
+- ``reconcile`` (per-store spare budget);
+
+and with ``--old``, the same on main's ``worker/schedule.py`` (loaded from git into a
+temporary module; the old code publishes one ``relay.deliver`` per delivery), after
+resetting the markers. The schema is this checkout's in both runs, so the old
+figures already have the new indexes (``ix_sinks_store`` among them).
+
+Targets (issue 13): reminder hour < 30 s in total with no batch over 5 s; off-hour
+scan < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+import redis
+from psycopg import sql
+from sqlalchemy import text
+
+from worker import dispatch, runtime, schedule, tasks
+from worker.celery_app import app
+from worker.config import load_settings
+from worker.runtime import Runtime
+from worker.storage.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get(
+    "RELAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("RELAY_BENCH_SCALE_REDIS_URL", "redis://127.0.0.1:6379/13")
+SECRET = "bench-scale-secret-key-0123456789abcdef"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", type=int, default=1000)
+    parser.add_argument("--customers", type=int, default=1000, help="per store")
+    parser.add_argument("--due", type=int, default=20000, help="expiring within 7 days")
+    parser.add_argument("--old", action="store_true", help="also time main's schedule.py")
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            drop = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
+            admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
+
+
+def reminder_moment() -> datetime:
+    """Today's 10:15 in Asia/Riyadh (07:15 UTC): inside the default reminder hour."""
+    return datetime.now(UTC).replace(hour=7, minute=15, second=0, microsecond=0)
+
+
+def build(relay: Runtime, stores: int, customers: int, due: int, now: datetime) -> None:
+    sealed_sink = relay.cipher.seal({"url": "https://hooks.example.com/relay", "secret": "s"})
+    sealed_contact = relay.cipher.seal({})
+    every = max(1, (stores * customers) // max(due, 1))  # one due customer in `every`
+    params: dict[str, Any] = {
+        "stores": stores, "customers": customers, "now": now, "every": every, "due": due,
+        "sink": sealed_sink, "contact": sealed_contact,
+    }  # fmt: skip
+    statements = [
+        """INSERT INTO stores (id, platform, external_id, name, status, timezone, locale,
+               token_version, created_at, updated_at)
+           SELECT s, 'salla', 'm' || s, 'Store ' || s, 'active', 'Asia/Riyadh', 'ar', 1,
+               :now, :now FROM generate_series(1, :stores) AS s""",
+        """INSERT INTO sinks (store_id, kind, config, kinds, rules, enabled, created_at)
+           SELECT s, 'webhook', :sink, '["points.expiring_soon", "points.expired",
+               "points.balance_changed"]', '{}', true, :now
+           FROM generate_series(1, :stores) AS s""",
+        # n runs over all customers; every `every`-th one (up to `due`) expires within 7 days.
+        """INSERT INTO customer_points (store_id, customer_id, available, pending, used,
+               next_expiry_at, next_expiry_points, tier, contact, excluded, fetched_at)
+           SELECT 1 + (n % :stores), 'c' || n, '300', '0', '0',
+               CASE WHEN n % :every = 0 AND n / :every < :due
+                    THEN :now + interval '1 hour' + (n % 144) * interval '1 hour'
+                    ELSE :now + interval '30 days' + (n % 335) * interval '1 day' END,
+               '100', NULL, :contact, false,
+               CASE WHEN n % 100 < 86 THEN :now - interval '2 days' - (n % 28) * interval '1 day'
+                    ELSE :now - (n % 20) * interval '1 hour' END
+           FROM generate_series(0, :stores * :customers - 1) AS n""",
+        "SELECT setval(pg_get_serial_sequence('stores', 'id'), :stores)",
+    ]
+    with relay.engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement), params)
+    with relay.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+
+
+def timed(step: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = step()
+    return time.perf_counter() - started, result
+
+
+def new_reminder_hour(relay: Runtime, now: datetime) -> dict[str, float]:
+    batches: list[float] = []
+    deliveries = 0
+    started = time.perf_counter()
+    generator = schedule.expiry_batches(relay, now)
+    while True:
+        began = time.perf_counter()
+        notices = next(generator, None)
+        if notices is None:
+            break
+        batches.append(time.perf_counter() - began)
+        deliveries += len(notices.deliveries)
+        tasks.enqueue_deliveries(notices.deliveries)
+    total = time.perf_counter() - started
+    return {"total_s": total, "largest_batch_s": max(batches, default=0.0),
+            "batches": len(batches), "deliveries": deliveries}  # fmt: skip
+
+
+def old_reminder_hour(relay: Runtime, old: ModuleType, now: datetime) -> dict[str, float]:
+    scan, notices = timed(lambda: old.expiry_notices(relay, now))
+
+    def publish_each() -> None:
+        for item in notices.deliveries:
+            dispatch.enqueue(app, dispatch.DELIVER, item.delivery_id, item.countdown)
+
+    publish, _ = timed(publish_each)
+    return {"total_s": scan + publish, "largest_batch_s": scan, "batches": 1,
+            "deliveries": len(notices.deliveries), "publish_s": publish}  # fmt: skip
+
+
+def reset_markers(relay: Runtime) -> None:
+    with relay.engine.begin() as connection:
+        connection.execute(text("DELETE FROM refresh_jobs"))
+        connection.execute(text("DELETE FROM deliveries"))
+        connection.execute(text("DELETE FROM points_changes"))
+        connection.execute(text("UPDATE customer_points SET reminded_for = NULL "
+                                "WHERE reminded_for IS NOT NULL"))  # fmt: skip
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def main_schedule() -> ModuleType:
+    """main's worker/schedule.py, as the module ``old_schedule``."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "main:worker/schedule.py"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "old_schedule.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_schedule", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_schedule"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def explain(relay: Runtime, query: str, params: dict[str, Any]) -> str:
+    with relay.engine.connect() as connection:
+        rows = connection.execute(text("EXPLAIN " + query), params).scalars().all()
+    return " / ".join(str(row).strip() for row in rows[:2])
+
+
+def run(options: argparse.Namespace, old: ModuleType | None) -> None:
+    now = reminder_moment()
+    name = f"relay_scale_{os.getpid()}"
+    with fresh_database(name) as url, tempfile.TemporaryDirectory() as data:
+        env = {"DATABASE_URL": url, "RELAY_DATA_DIR": data, "RELAY_SECRET_KEY": SECRET,
+               "REDIS_URL": REDIS_URL}  # fmt: skip
+        relay = runtime.configure(load_settings(env))
+        upgrade(relay.engine)
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        total = options.stores * options.customers
+        due = min(options.due, total)
+        took, _ = timed(lambda: build(relay, options.stores, options.customers, due, now))
+        print(f"built {options.stores} stores x {options.customers} customers = {total:,} "
+              f"customer_points rows ({due:,} due within 7 days) in {took:.1f} s")  # fmt: skip
+        print("due-expiry scan plan:", explain(relay, (
+            "SELECT * FROM customer_points WHERE (reminded_for IS NULL OR reminded_for <> "
+            "next_expiry_at) AND next_expiry_at BETWEEN :a AND :b LIMIT 500"
+        ), {"a": now, "b": now + timedelta(days=7)}))  # fmt: skip
+        print("stale scan plan:", explain(relay, (
+            "SELECT customer_id FROM customer_points WHERE store_id = 1 AND fetched_at < :a "
+            "ORDER BY fetched_at LIMIT 375"
+        ), {"a": now - timedelta(days=1)}))  # fmt: skip
+        figures = {"new": measure(relay, None, now)}
+        if old is not None:
+            reset_markers(relay)
+            figures["old"] = measure(relay, old, now)
+        report(figures)
+        relay.engine.dispose()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def measure(relay: Runtime, old: ModuleType | None, now: datetime) -> dict[str, float]:
+    module = old or schedule
+    label = "main" if old else "this branch"
+    off_hour, _ = timed(lambda: module.expiry_notices(relay, now - timedelta(hours=3)))
+    print(f"[{label}] off-hour scan {off_hour:.2f} s", flush=True)
+    hour = old_reminder_hour(relay, old, now) if old else new_reminder_hour(relay, now)
+    print(f"[{label}] reminder hour {hour}", flush=True)
+    reconcile_s, due = timed(lambda: module.reconcile(relay, now))
+    print(f"[{label}] reconcile {reconcile_s:.2f} s, {len(due):,} refreshes", flush=True)
+    messages = redis.Redis.from_url(REDIS_URL).llen("deliveries")
+    return {"off_hour_s": off_hour, **hour, "reconcile_s": reconcile_s,
+            "reconciled": len(due), "delivery_messages": messages}  # fmt: skip
+
+
+def report(figures: dict[str, dict[str, float]]) -> None:
+    rows = [
+        ("off-hour scan (target < 1 s)", "off_hour_s", "{:.2f} s"),
+        ("reminder hour, total incl. publishing (target < 30 s)", "total_s", "{:.1f} s"),
+        ("largest batch (target < 5 s)", "largest_batch_s", "{:.2f} s"),
+        ("batches", "batches", "{:.0f}"),
+        ("reminders created", "deliveries", "{:,.0f}"),
+        ("delivery messages published", "delivery_messages", "{:,.0f}"),
+        ("reconcile run", "reconcile_s", "{:.1f} s"),
+        ("customers reconciled per run (hourly)", "reconciled", "{:,.0f}"),
+    ]
+    columns = list(figures)
+    print("\n| measure | " + " | ".join(columns) + " |")
+    print("| --- | " + " | ".join("---" for _ in columns) + " |")
+    for label, key, fmt in rows:
+        cells = [fmt.format(figures[c][key]) if key in figures[c] else "-" for c in columns]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    if min(options.stores, options.customers) < 1:
+        print("--stores and --customers must be at least 1", file=sys.stderr)
+        return 2
+    old = main_schedule() if options.old else None
+    run(options, old)  # tasks.app reads its broker from the runtime configured there
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
