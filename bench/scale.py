@@ -90,8 +90,8 @@ def build(relay: Runtime, stores: int, customers: int, due: int, now: datetime) 
     sealed_contact = relay.cipher.seal({})
     every = max(1, (stores * customers) // max(due, 1))  # one due customer in `every`
     params: dict[str, Any] = {
-        "stores": stores, "customers": customers, "now": now, "every": every, "due": due,
-        "sink": sealed_sink, "contact": sealed_contact,
+        "stores": stores, "last": stores * customers - 1, "now": now, "every": every,
+        "due_span": due * every, "sink": sealed_sink, "contact": sealed_contact,
     }  # fmt: skip
     statements = [
         """INSERT INTO stores (id, platform, external_id, name, status, timezone, locale,
@@ -102,17 +102,17 @@ def build(relay: Runtime, stores: int, customers: int, due: int, now: datetime) 
            SELECT s, 'webhook', :sink, '["points.expiring_soon", "points.expired",
                "points.balance_changed"]', '{}', true, :now
            FROM generate_series(1, :stores) AS s""",
-        # n runs over all customers; every `every`-th one (up to `due`) expires within 7 days.
+        # Customer n belongs to store 1 + n % stores; every `every`-th of a store's expires soon.
         """INSERT INTO customer_points (store_id, customer_id, available, pending, used,
                next_expiry_at, next_expiry_points, tier, contact, excluded, fetched_at)
            SELECT 1 + (n % :stores), 'c' || n, '300', '0', '0',
-               CASE WHEN n % :every = 0 AND n / :every < :due
+               CASE WHEN (n / :stores) % :every = 0 AND n < :due_span
                     THEN :now + interval '1 hour' + (n % 144) * interval '1 hour'
                     ELSE :now + interval '30 days' + (n % 335) * interval '1 day' END,
                '100', NULL, :contact, false,
                CASE WHEN n % 100 < 86 THEN :now - interval '2 days' - (n % 28) * interval '1 day'
                     ELSE :now - (n % 20) * interval '1 hour' END
-           FROM generate_series(0, :stores * :customers - 1) AS n""",
+           FROM generate_series(0, :last) AS n""",
         "SELECT setval(pg_get_serial_sequence('stores', 'id'), :stores)",
     ]
     with relay.engine.begin() as connection:

@@ -19,6 +19,7 @@ from worker.dispatch import (
     EXPIRY_NOTICES,
     QUEUES,
     RECONCILE,
+    RECONCILE_INTERVAL,
     REFRESH_TOKENS,
     RETENTION,
     SWEEP,
@@ -65,7 +66,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "sweep-stuck-rows": _every(SWEEP, settings.sweep_interval_seconds),
         # Every quarter hour: reminders go out in each store's local reminder hour.
         "expiry-notices": _every(EXPIRY_NOTICES, 900.0),
-        "reconcile-stale-customers": _every(RECONCILE, 3600.0),
+        # Every 5 min, each store's share of its budget for 5 min (worker.schedule).
+        "reconcile-stale-customers": _every(RECONCILE, RECONCILE_INTERVAL),
         # Hourly: Zid tokens expiring within RELAY_ZID_REFRESH_WINDOW_DAYS are refreshed early.
         "refresh-expiring-tokens": _every(REFRESH_TOKENS, 3600.0),
         # Hourly: finished rows past RELAY_RETENTION_DAYS / _DEAD_DAYS, 1,000 per statement.

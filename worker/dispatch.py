@@ -39,6 +39,7 @@ DELIVER_MANY = "relay.deliver_many"
 SWEEP = "relay.sweep"
 EXPIRY_NOTICES = "relay.expiry_notices"
 RECONCILE = "relay.reconcile"
+RECONCILE_INTERVAL = 300.0  # seconds between its runs; each run's share is sized by it
 REFRESH_TOKENS = "relay.refresh_tokens"
 RETENTION = "relay.retention"
 

@@ -10,7 +10,7 @@ No platform sends an event when points expire, and webhooks get lost, so:
 - once that date has passed, one ``points.expired`` change, and a refresh (the
   balance the platform reports afterwards is the truth);
 - customers not refreshed for ``RELAY_RECONCILE_AFTER_HOURS`` are refreshed,
-  as many an hour as a share of the store's own API budget allows.
+  as many as a share of the store's own API budget allows.
 
 "At most once" is a conditional update on the customer's row
 (``reminded_for`` / ``expired_for`` = the expiry in question), so several beat
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import outbox, refresh
+from worker import dispatch, outbox, refresh
 from worker.config import Settings
 from worker.points import EXPIRED, EXPIRING_SOON, change_payload
 from worker.runtime import Runtime
@@ -61,7 +61,9 @@ MAX_BATCHES = 400  # per run and kind: 200,000 customers; the next run continues
 # API calls one refresh costs, for sizing reconciliation (a points call and a
 # history page or two; see worker.platforms.*.client).
 CALLS_PER_REFRESH = 2
-RECONCILE_INTERVAL = 3600.0  # seconds between beat runs of relay.reconcile
+# Seconds between beat runs of relay.reconcile: short, so that each run's share is
+# small (a store's refreshes spread over the hour, a bounded number of messages).
+RECONCILE_INTERVAL = dispatch.RECONCILE_INTERVAL
 
 
 @dataclass
@@ -83,7 +85,7 @@ def expiry_notices(runtime: Runtime, now: datetime) -> Notices:
     return notices
 
 
-def expiry_batches(runtime: Runtime, now: datetime) -> Iterator[Notices]:
+def expiry_batches(runtime: Runtime, now: datetime) -> Generator[Notices]:
     """The same, one committed batch at a time: the caller enqueues each batch's
     messages before the next begins, so a time limit strands nothing committed."""
     stores = _active_stores(runtime)
@@ -101,8 +103,8 @@ def expiry_batches(runtime: Runtime, now: datetime) -> Iterator[Notices]:
 def reconcile(runtime: Runtime, now: datetime) -> list[refresh.Due]:
     """Refresh customers we have not looked at for a while (lost webhooks).
 
-    Each store gets as many as ``RELAY_RECONCILE_SHARE`` of its API budget for
-    the next hour allows, less what its pending refresh jobs will already take,
+    Each store gets as many as ``RELAY_RECONCILE_SHARE`` of its API budget until
+    the next run allows, less what its pending refresh jobs will already take,
     and none while the platform has blocked it: reconciliation only ever spends
     spare budget, so it never slows a store's own webhooks. One transaction per
     store, its least recently fetched customers first (``ix_points_store_fetched``).
@@ -148,7 +150,7 @@ def _request_many(
 
 
 def reconcile_allowance(settings: Settings, platform: str, queued: int) -> int:
-    """Refreshes a store may spend on reconciliation this hour (see ``reconcile``)."""
+    """Refreshes a store may spend on reconciliation this run (see ``reconcile``)."""
     limit, window = _quota(settings, platform)
     calls = limit * RECONCILE_INTERVAL / window * settings.reconcile_share
     return max(0, math.floor(calls / CALLS_PER_REFRESH) - queued)

@@ -117,24 +117,24 @@ def test_it_reconciles_as_many_customers_as_the_store_budget_share_allows(
 ) -> None:
     now = datetime.now(UTC)
     store = add_salla_store(runtime)
-    customers(runtime, store, 400, now + timedelta(days=90), now - timedelta(days=2))
-    # Salla: 500 calls / 10 min = 3,000 an hour; a quarter, 2 calls a refresh: 375.
-    assert len(schedule.reconcile(runtime, now)) == 375
-    # Those 375 are still queued: no spare budget left for more this hour.
+    customers(runtime, store, 40, now + timedelta(days=90), now - timedelta(days=2))
+    # Salla: 500 calls / 10 min = 250 per 5-minute run; a quarter, 2 calls a refresh: 31.
+    assert len(schedule.reconcile(runtime, now)) == 31
+    # Those 31 are still queued: no spare budget left for more in this run's window.
     assert schedule.reconcile(runtime, now) == []
     with runtime.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(RefreshJob)) == 375
+        assert session.scalar(select(func.count()).select_from(RefreshJob)) == 31
 
 
 def test_it_reconciles_the_least_recently_fetched_first(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     store = add_salla_store(runtime)
-    customers(runtime, store, 400, now + timedelta(days=90), now - timedelta(days=2))
+    customers(runtime, store, 40, now + timedelta(days=90), now - timedelta(days=2))
     with runtime.transaction() as session:
-        session.get_one(CustomerPoints, (store.id, "c00399")).fetched_at = now - timedelta(days=9)
+        session.get_one(CustomerPoints, (store.id, "c00039")).fetched_at = now - timedelta(days=9)
     schedule.reconcile(runtime, now)
     with runtime.sessions() as session:
-        assert session.scalar(select(RefreshJob.id).where(RefreshJob.customer_id == "c00399"))
+        assert session.scalar(select(RefreshJob.id).where(RefreshJob.customer_id == "c00039"))
 
 
 def test_it_does_not_reconcile_a_store_its_platform_blocked(runtime: Runtime) -> None:
@@ -148,8 +148,9 @@ def test_it_does_not_reconcile_a_store_its_platform_blocked(runtime: Runtime) ->
 
 
 def test_it_sizes_reconciliation_by_each_platform_budget(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert schedule.reconcile_allowance(settings, "salla", 0) == 375  # 500 / 10 min
-    assert schedule.reconcile_allowance(settings, "zid", 0) == 450  # 60 / min
-    assert schedule.reconcile_allowance(settings, "shopify", 0) == 900  # Appstle 120 / min
-    assert schedule.reconcile_allowance(settings, "salla", 400) == 0
+    settings = runtime.settings  # per 5-minute run, a quarter of the budget, 2 calls each
+    assert schedule.reconcile_allowance(settings, "salla", 0) == 31  # 500 / 10 min
+    assert schedule.reconcile_allowance(settings, "zid", 0) == 37  # 60 / min
+    assert schedule.reconcile_allowance(settings, "shopify", 0) == 75  # Appstle 120 / min
+    assert schedule.reconcile_allowance(settings, "salla", 30) == 1
+    assert schedule.reconcile_allowance(settings, "salla", 40) == 0
