@@ -6,26 +6,33 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import func, insert, select
 
-from tests.factories import add_salla_store
+from tests.factories import add_salla_store, add_webhook_sink
 from worker import schedule, tasks
 from worker.points import CHANGE_KINDS, EXPIRED, EXPIRING_SOON
 from worker.runtime import Runtime
+from worker.sandbox.capture import capture_log, create_capture_app
+from worker.sandbox.server import RunningServer
+from worker.sinks.signing import new_secret
 from worker.storage.models import CustomerPoints, Delivery, RateBudget, RefreshJob, Sink, Store
 
 TEN_IN_RIYADH = datetime(2026, 11, 23, 7, 15, tzinfo=UTC)  # 10:15 in Asia/Riyadh
 
 
 def customers(
-    runtime: Runtime, store: Store, count: int, expiry: datetime, fetched: datetime
-) -> None:
-    """A store with one webhook sink and ``count`` customers, in one INSERT."""
+    runtime: Runtime, store: Store, count: int, expiry: datetime, fetched: datetime,
+    sink: bool = True,
+) -> None:  # fmt: skip
+    """A store with one webhook sink (unless ``sink`` is False) and ``count``
+    customers, in one INSERT."""
     contact = runtime.cipher.seal({})
     rows = [
         {"store_id": store.id, "customer_id": f"c{n:05d}", "available": Decimal(300),
@@ -35,8 +42,9 @@ def customers(
         for n in range(count)
     ]  # fmt: skip
     with runtime.transaction() as session:
-        session.add(Sink(store_id=store.id, kind="webhook", config=runtime.cipher.seal({}),
-                         kinds=list(CHANGE_KINDS)))  # fmt: skip
+        if sink:
+            session.add(Sink(store_id=store.id, kind="webhook", config=runtime.cipher.seal({}),
+                             kinds=list(CHANGE_KINDS)))  # fmt: skip
         session.execute(insert(CustomerPoints), rows)
 
 
@@ -110,6 +118,25 @@ def test_it_sends_the_scheduler_deliveries_in_chunks(runtime: Runtime) -> None:
     chunks = [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
     assert sorted(len(chunk) for chunk in chunks) == [20, 50, 50]
     assert len({i for chunk in chunks for i in chunk}) == 120
+
+
+def test_it_delivers_a_chunk_of_notices_to_a_real_endpoint(
+    runtime: Runtime, serve: Callable[[Any], RunningServer]
+) -> None:
+    secret = new_secret()
+    app = create_capture_app(secret)
+    server = serve(app)
+    store = add_salla_store(runtime)
+    add_webhook_sink(runtime, store, f"{server.url}/hooks", secret)
+    now = datetime.now(UTC)
+    customers(runtime, store, 3, now - timedelta(hours=1), now, sink=False)
+    notices = schedule.expiry_notices(runtime, now)
+    tasks.deliver_many([due.delivery_id for due in notices.deliveries])
+    received = capture_log(app).received()
+    assert sorted(r.data["customer_id"] for r in received) == ["c00000", "c00001", "c00002"]
+    assert all(r.verified and r.type == EXPIRED for r in received)
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Delivery.status))) == {"delivered"}
 
 
 def test_it_reconciles_as_many_customers_as_the_store_budget_share_allows(
