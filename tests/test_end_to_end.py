@@ -30,6 +30,7 @@ from worker import runtime as runtime_module
 from worker.config import load_settings
 from worker.platforms.salla import samples
 from worker.points import CHANGE_KINDS
+from worker.reactions import DEFAULT_COLLAPSE_SECONDS
 from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, points_entry
@@ -123,7 +124,14 @@ def capture(sink_secret: str) -> Any:
 
 
 @pytest.fixture
+def service_overrides() -> dict[str, str | None]:
+    """Shortened waits so that the sweeper's recovery shows within seconds (None: the default)."""
+    return {"RELAY_STALE_AFTER_SECONDS": "3", "RELAY_SWEEP_INTERVAL_SECONDS": "1"}
+
+
+@pytest.fixture
 def service(
+    service_overrides: dict[str, str | None],
     tmp_path: Path,
     postgres_url: str,
     redis_url: str,
@@ -142,9 +150,12 @@ def service(
         SALLA_OAUTH_TOKEN_URL=f"{api.url}/oauth2/token",
         SALLA_CLIENT_ID=salla.client_id,
         SALLA_CLIENT_SECRET=salla.client_secret,
-        RELAY_STALE_AFTER_SECONDS="3",
-        RELAY_SWEEP_INTERVAL_SECONDS="1",
     )
+    for name, value in service_overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     runtime = runtime_module.configure(load_settings(env))
     upgrade(runtime.engine)
     store = add_salla_store(runtime, api_base=api.url)
@@ -226,19 +237,7 @@ def test_a_worker_killed_mid_email_never_sends_it_twice(service: Service) -> Non
     smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
     smtp.start()
     try:
-        [store] = service.rows(Store)
-        with service.runtime.transaction() as session:
-            config = {"host": "127.0.0.1", "port": smtp.port, "security": "none",
-                      "from_address": "loyalty@shop.example", "timeout": 30}  # fmt: skip
-            session.add(Sink(store_id=store.id, kind="email", kinds=list(CHANGE_KINDS),
-                             config=service.runtime.cipher.seal(config),
-                             rules={"collapse_seconds": 0}))  # fmt: skip
-            session.add(CustomerPoints(
-                store_id=store.id, customer_id=CUSTOMER, available=Decimal(100),
-                pending=Decimal(0), used=Decimal(0), next_expiry_points=Decimal(0),
-                fetched_at=utcnow() - timedelta(days=1),
-                contact=service.runtime.cipher.seal({"email": "sara@example.com"}),
-            ))  # fmt: skip
+        _add_email_sink(service, smtp.port, rules={"collapse_seconds": 0})
         service.start_worker()
         service.post()  # 100 → 400 points: one email
         wait_until(lambda: mailbox.received, "the message to reach the SMTP server")
@@ -251,6 +250,62 @@ def test_a_worker_killed_mid_email_never_sends_it_twice(service: Service) -> Non
         assert "outcome unknown" in (_email_row(service).last_error or "")
     finally:
         smtp.stop()
+
+
+class Mailbox:
+    """Takes every message and notes when it came."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, list[str]]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((time.monotonic(), list(envelope.rcpt_tos)))
+        return "250 2.0.0 Ok"
+
+
+MERCHANT_DEFAULTS: dict[str, str | None] = dict.fromkeys(
+    ("RELAY_DEBOUNCE_SECONDS", "RELAY_SETTLE_DELAYS", "RELAY_RETRY_BASE_SECONDS",
+     "RELAY_RETRY_MAX_SECONDS"),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("service_overrides", [MERCHANT_DEFAULTS])
+def test_an_email_goes_out_once_when_its_collapse_window_ends(service: Service) -> None:
+    """A merchant's defaults throughout: debounce, settle checks, a 60 s collapse
+    window and the sweeper's 300 s stale window (which must not be what sends it)."""
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    try:
+        _add_email_sink(service, smtp.port, rules={})
+        service.start_worker()
+        posted = time.monotonic()
+        service.post()  # 100 → 400 points: one email, after the window
+        debounce = service.runtime.settings.debounce_seconds
+        window = DEFAULT_COLLAPSE_SECONDS + debounce + 10
+        wait_until(lambda: mailbox.received, "the email within its window", timeout=window)
+        [(arrived, recipients)] = mailbox.received
+        assert arrived - posted >= DEFAULT_COLLAPSE_SECONDS - 1  # it waited for later changes
+        time.sleep(3)
+        assert len(mailbox.received) == 1 and len(recipients) == 1
+        assert _email_row(service).status == "delivered"
+    finally:
+        smtp.stop()
+
+
+def _add_email_sink(service: Service, port: int, rules: dict[str, Any]) -> None:
+    [store] = service.rows(Store)
+    with service.runtime.transaction() as session:
+        config = {"host": "127.0.0.1", "port": port, "security": "none",
+                  "from_address": "loyalty@shop.example", "timeout": 30}  # fmt: skip
+        session.add(Sink(store_id=store.id, kind="email", kinds=list(CHANGE_KINDS),
+                         config=service.runtime.cipher.seal(config), rules=rules))  # fmt: skip
+        session.add(CustomerPoints(
+            store_id=store.id, customer_id=CUSTOMER, available=Decimal(100),
+            pending=Decimal(0), used=Decimal(0), next_expiry_points=Decimal(0),
+            fetched_at=utcnow() - timedelta(days=1),
+            contact=service.runtime.cipher.seal({"email": "sara@example.com"}),
+        ))  # fmt: skip
 
 
 def _email_row(service: Service) -> Delivery:

@@ -64,7 +64,7 @@ def refresh_points(job_id: int) -> None:
         dispatch.enqueue(app, dispatch.REFRESH_POINTS, job_id, later.countdown)
         return
     for due in deliveries:
-        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id)
+        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id, due.countdown)
 
 
 @shared_task(name=dispatch.DELIVER, acks_late=True, soft_time_limit=45, time_limit=60)
