@@ -17,26 +17,40 @@ rebinding) is refused. ``RELAY_ALLOW_PRIVATE_URLS=1`` lifts the policy for
 local development, the sandboxes and the tests. Same approach as
 healthchecks/healthchecks ``hc/lib/curl.py`` (private-IP blocking in the one
 HTTP module).
+
+How an answer is read lives here too, so that every platform client and sink
+reads it alike (``retry_after``, ``raise_for_status``); callers add only their
+wording and the statuses that mean something special to their service.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 
 import httpcore
 import httpx
 
-from worker.errors import PermanentError
+from worker.errors import NeedsReauthorization, PermanentError, TransientError
 
 USER_AGENT = "loyalty-relay/0.1 (+https://github.com/loyalty-relay)"
 LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IPV4_SPELLING = re.compile(r"[0-9a-fA-FxX.]+")  # 0x7f000001, 2130706433, 0177.0.0.1, 127.1
+
+MAX_RETRY_AFTER = 3600.0  # a server asking for a day's pause is a bug, not a plan
+MIN_RETRY_AFTER = 1.0  # "come back now" still waits a second
+EPOCH_THRESHOLD = 1_000_000_000  # X-RateLimit-Reset below this is a delay, not a timestamp
+TRANSIENT_STATUSES = frozenset({408, 429})
 
 _lock = threading.Lock()
 _clients: dict[tuple[float, bool], httpx.Client] = {}
@@ -207,3 +221,130 @@ class PolicyTransport(httpx.HTTPTransport):
                 f"refusing {request.url.scheme}://{request.url.host}: only https is allowed"
             )
         return super().handle_request(request)
+
+
+# --- reading answers ----------------------------------------------------------------------
+
+
+def parse_retry_after(header: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` value (RFC 9110: delta-seconds or an HTTP-date),
+    between 0 and ``MAX_RETRY_AFTER``.
+
+    Junk (a word, a decimal) gives ``None``, so the caller's default applies; a
+    date in the past gives 0.
+    """
+    if header is None or not header.strip():
+        return None
+    value = header.strip()
+    seconds = float(value) if value.isascii() and value.isdigit() else _seconds_until(value, now)
+    if seconds is None:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def retry_after(
+    headers: Mapping[str, str],
+    *,
+    default: float | None = None,
+    reset: bool = False,
+    now: datetime | None = None,
+) -> float | None:
+    """How long the server asked us to wait, between ``MIN_RETRY_AFTER`` and ``MAX_RETRY_AFTER``.
+
+    ``Retry-After`` first; with ``reset=True`` then ``X-RateLimit-Reset`` (epoch
+    seconds, or a delay when small: Salla sends it); else ``default``.
+    """
+    seconds = parse_retry_after(header_value(headers, "retry-after"), now)
+    if seconds is None and reset:
+        seconds = _reset_seconds(header_value(headers, "x-ratelimit-reset"), now)
+    if seconds is None:
+        return default
+    return min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, whatever its case (``httpx.Headers`` or a plain dict)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def _seconds_until(http_date: str, now: datetime | None) -> float | None:
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
+        when = when.replace(tzinfo=UTC)
+    return (when - (now or datetime.now(UTC))).total_seconds()
+
+
+def _reset_seconds(raw: str | None, now: datetime | None) -> float | None:
+    try:
+        reset = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if reset is None or not math.isfinite(reset):
+        return None
+    if reset < EPOCH_THRESHOLD:
+        return reset
+    return reset - (now or datetime.now(UTC)).timestamp()
+
+
+@dataclass(frozen=True)
+class Wording:
+    """A caller's words for what an answer means; ``{status}`` (``503``),
+    ``{phrase}`` (``503 Service Unavailable``) and ``{detail}`` are filled in."""
+
+    answered: str  # the default, and the words for 408/5xx
+    rate_limited: str | None = None  # 429
+    reauthorize: str | None = None  # the statuses the caller names as refused credentials
+    refused: str | None = None  # any other status that will not change by retrying
+    detail: str = ""
+
+    def say(self, template: str, status: int) -> str:
+        return template.format(status=status, phrase=describe_status(status), detail=self.detail)
+
+
+def raise_for_status(
+    status: int,
+    headers: Mapping[str, str],
+    wording: Wording,
+    *,
+    rate_limit_wait: float | None = None,
+    reset: bool = False,
+    reauthorize: Collection[int] = (),
+    wait: float | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Raise the failure an answer's status means; return quietly for 2xx.
+
+    408, 429 and 5xx come back later (``TransientError``, after ``Retry-After``
+    when given; a 429 without one waits ``rate_limit_wait``); the statuses in
+    ``reauthorize`` mean the credentials are refused (``NeedsReauthorization``);
+    every other status — 3xx included: redirects are not followed — will not
+    change by retrying (``PermanentError``). Statuses with a meaning of their
+    own to one service (a 410 to a webhook, Salla's 403 block) are read by the
+    caller before it calls this. ``wait`` is a wait the caller has read from
+    headers of its service's own (HubSpot's window), used before ``Retry-After``.
+    """
+    if 200 <= status <= 299:
+        return
+    if status in TRANSIENT_STATUSES or 500 <= status <= 599:
+        default = rate_limit_wait if status == 429 else None
+        if wait is None:
+            wait = retry_after(headers, default=default, reset=reset and status == 429, now=now)
+        template = wording.rate_limited if status == 429 and wording.rate_limited else None
+        raise TransientError(wording.say(template or wording.answered, status), retry_after=wait)
+    if status in reauthorize:
+        raise NeedsReauthorization(wording.say(wording.reauthorize or wording.answered, status))
+    raise PermanentError(wording.say(wording.refused or wording.answered, status))
+
+
+def describe_status(status: int) -> str:
+    """``410 Gone``: the code with its reason phrase, for messages ops read."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)

@@ -11,7 +11,6 @@ id, so a receiver that dedupes on the id sees it once.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import reactions
+from worker import backoff, reactions
 from worker.errors import PermanentError, TransientError
 from worker.points import CustomerContact
 from worker.quota import DatabaseBudget
@@ -38,8 +37,6 @@ log = logging.getLogger(__name__)
 
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 DELIVERED, DEAD, SKIPPED = "delivered", "dead", "skipped"
-MAX_RETRY_AFTER = 3600.0
-MAX_SPREAD = 300.0
 MAX_COUNTDOWN = 900.0  # longer waits are not held in the broker; the sweeper releases them
 CLAIM_SLACK = timedelta(seconds=1)
 EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expiry_changed")
@@ -49,36 +46,6 @@ EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expir
 class Due:
     delivery_id: str
     countdown: float = 0.0
-
-
-def retry_delay(
-    attempt: int,
-    base: float,
-    cap: float,
-    retry_after: float | None,
-    rng: random.Random | None = None,
-) -> float:
-    """Exponential backoff with equal jitter, capped; never sooner than the server asked
-    (a ``Retry-After`` is honoured up to an hour even when the backoff cap is lower).
-
-    A server's wait gets jitter too, on top: a 429 with a reset, or a store's
-    budget blocked until one, reschedules every waiting job of the store with
-    the same wait, and without a spread they would all come back at the same
-    instant and meet the limit again together.
-    """
-    uniform = rng.uniform if rng else random.uniform
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    jittered = ceiling / 2 + uniform(0, ceiling / 2)
-    server = min(retry_after or 0.0, MAX_RETRY_AFTER)
-    if server > 0:
-        server += uniform(0, server_spread(server))
-    return float(max(jittered, server))
-
-
-def server_spread(wait: float) -> float:
-    """How widely jobs told to wait ``wait`` seconds are spread after it: a quarter of
-    the wait, at least a second, at most five minutes."""
-    return min(max(1.0, wait / 4), MAX_SPREAD)
 
 
 def new_delivery_id() -> str:
@@ -272,7 +239,7 @@ def retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) -> 
     if delivery.attempts >= settings.delivery_max_attempts:
         record(runtime, delivery.id, DEAD, f"gave up after {delivery.attempts} attempts: {exc}")
         return None
-    delay = retry_delay(
+    delay = backoff.retry_delay(
         delivery.attempts, settings.retry_base_seconds, settings.retry_max_seconds, exc.retry_after
     )
     with runtime.transaction() as session:

@@ -6,7 +6,7 @@ refill). The platform's own rate-limit headers tighten
 it (``X-RateLimit-Remaining`` caps the tokens, a 0 or a ``Retry-After`` blocks
 until the reset), so several workers — or a second app on the same store — slow
 down together instead of each discovering the limit with a 429. Jobs told to
-wait are spread over a quarter of the wait after it (``outbox.retry_delay``),
+wait are spread over a quarter of the wait after it (``worker.backoff``),
 so the end of a block does not release all of a store's jobs at one instant.
 """
 
@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.errors import TransientError
+from worker.http import parse_retry_after
 from worker.storage.models import RateBudget, utcnow
 from worker.storage.upsert import insert_ignore
 
@@ -60,7 +61,7 @@ def observe(
 ) -> None:
     """Fold a response's rate-limit headers into the shared budget."""
     remaining = _number(headers.get("x-ratelimit-remaining"))
-    retry_after = _number(headers.get("retry-after"))
+    retry_after = parse_retry_after(headers.get("retry-after"), now)
     reset = _number(headers.get("x-ratelimit-reset"))
     if remaining is None and retry_after is None:
         return

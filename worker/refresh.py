@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, distinct, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import customers, outbox, quota
+from worker import backoff, customers, outbox, quota
 from worker.config import Settings
 from worker.errors import (
     NeedsReauthorization,
@@ -189,7 +189,7 @@ def _retry_later(runtime: Runtime, job: RefreshJob, exc: TransientError) -> None
         _finish(runtime, job.id, FAILED, f"gave up after {attempts} attempts: {exc}")
         return
     settings = runtime.settings
-    delay = outbox.retry_delay(
+    delay = backoff.retry_delay(
         max(attempts, 1), settings.retry_base_seconds, settings.retry_max_seconds, exc.retry_after
     )
     with runtime.transaction() as session:

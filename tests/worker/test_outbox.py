@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.factories import add_salla_store, add_webhook_sink
-from worker import outbox, sweeper
+from worker import backoff, outbox, sweeper
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
@@ -117,7 +117,7 @@ def test_it_only_creates_deliveries_for_subscribed_sinks(runtime: Runtime, serve
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])
 def test_it_backs_off_exponentially_with_jitter_up_to_a_cap(attempt: int) -> None:
     delays = [
-        outbox.retry_delay(attempt, 10, 3600, None, random.Random(seed)) for seed in range(50)
+        backoff.retry_delay(attempt, 10, 3600, None, random.Random(seed)) for seed in range(50)
     ]
     ceiling = min(3600, 10 * 2 ** (attempt - 1))
     assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
@@ -125,8 +125,8 @@ def test_it_backs_off_exponentially_with_jitter_up_to_a_cap(attempt: int) -> Non
 
 
 def test_it_waits_at_least_as_long_as_the_endpoint_asked() -> None:
-    assert 120 <= outbox.retry_delay(1, 10, 3600, 120) <= 150  # plus a quarter as spread
-    assert 3600 <= outbox.retry_delay(1, 10, 3600, 10**9) <= 3900
+    assert 120 <= backoff.retry_delay(1, 10, 3600, 120) <= 150  # plus a quarter as spread
+    assert 3600 <= backoff.retry_delay(1, 10, 3600, 10**9) <= 3900
 
 
 def add_sink(runtime: Runtime, store: Any, kind: str, **rules: Any) -> Sink:

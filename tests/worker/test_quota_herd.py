@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.factories import MERCHANT, add_salla_store
-from worker import outbox, refresh
+from worker import backoff, refresh
 from worker.platforms import build_platforms
 from worker.runtime import Runtime
 from worker.sandbox.salla import create_salla_sandbox
@@ -55,6 +55,6 @@ def test_it_spreads_the_jobs_one_reset_reschedules(
 
 
 def test_a_server_wait_gets_spread_after_it_never_before() -> None:
-    delays = [outbox.retry_delay(1, 10, 3600, 60, random.Random(seed)) for seed in range(200)]
+    delays = [backoff.retry_delay(1, 10, 3600, 60, random.Random(seed)) for seed in range(200)]
     assert min(delays) >= 60 and max(delays) <= 75
     assert max(delays) - min(delays) > 10

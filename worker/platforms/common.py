@@ -4,7 +4,6 @@ a token or an address."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +15,6 @@ from worker.errors import PermanentError, TransientError
 
 MESSAGE_LIMIT = 300
 ID_LIMIT = 255  # the length of our external id columns
-MAX_RETRY_AFTER = 3600.0
 
 
 @contextmanager
@@ -30,17 +28,6 @@ def transport_errors(what: str) -> Iterator[None]:
         raise TransientError(f"{what} timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
         raise TransientError(f"{what} failed ({type(exc).__name__})") from exc
-
-
-def retry_after(headers: Mapping[str, str], default: float) -> float:
-    """``Retry-After`` in seconds, else ``default``; between 1 s and an hour."""
-    try:
-        seconds = float(headers.get("Retry-After", ""))
-    except ValueError:
-        return default
-    if not math.isfinite(seconds):
-        return default
-    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
 
 
 def body_kind(response: httpx.Response) -> str:

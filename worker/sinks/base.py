@@ -1,8 +1,9 @@
-"""The contract every sink implements, and the one reading of HTTP statuses they share.
+"""The contract every sink implements.
 
 A sink turns an outbox row into one call to the outside world. It never
-retries by itself: it raises ``TransientError`` (Celery retries the delivery,
-after ``retry_after`` when the other side asked for a pause) or
+retries by itself: it raises ``TransientError`` (the outbox row is set to
+``retrying`` with its next attempt's time, after ``retry_after`` when the other
+side asked for a pause; the sweeper rings for it if the message is lost) or
 ``PermanentError`` (the row stops with the message as its reason, for ops to
 replay), so every sink fails the same way whatever it talks to.
 """
@@ -12,18 +13,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from worker.errors import PermanentError, TransientError
+from worker.errors import PermanentError
+from worker.http import Wording, describe_status, raise_for_status
 from worker.points import CustomerContact
-
-MAX_RETRY_AFTER = 3600.0  # a receiver asking for a day's pause is a bug, not a plan
-TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -113,49 +111,10 @@ class Sink(ABC):
 def classify_http_status(status: int, retry_after_header: str | None) -> None:
     """Raise the failure a receiver's status means; return quietly for 2xx.
 
-    Receivers' conventions: 3xx is a failure (we do not follow redirects with
-    signed bodies), 408/429/5xx ask us to come back later, 410 means the
-    endpoint is gone, any other 4xx will not change by retrying.
+    The reading is ``worker.http.raise_for_status``'s; a 410 means the endpoint
+    is gone (Standard Webhooks), so the sink is disabled rather than retried.
     """
-    if 200 <= status <= 299:
-        return
-    if status in TRANSIENT_STATUSES or 500 <= status <= 599:
-        raise TransientError(
-            f"endpoint answered {describe_status(status)}",
-            retry_after=parse_retry_after(retry_after_header),
-        )
     if status == HTTPStatus.GONE:
         raise EndpointGone(f"endpoint answered {describe_status(status)}")
-    raise PermanentError(f"endpoint answered {describe_status(status)}")
-
-
-def describe_status(status: int) -> str:
-    """``410 Gone``: the code with its reason phrase, for messages ops read."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
-
-
-def parse_retry_after(header: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP-date), capped at an hour.
-
-    Junk gives ``None`` (the task's own backoff applies); a date in the past gives 0.
-    """
-    if header is None or not header.strip():
-        return None
-    value = header.strip()
-    seconds = float(value) if value.isascii() and value.isdigit() else _seconds_until(value, now)
-    if seconds is None:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def _seconds_until(http_date: str, now: datetime | None) -> float | None:
-    try:
-        when = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
-        when = when.replace(tzinfo=UTC)
-    return (when - (now or datetime.now(UTC))).total_seconds()
+    headers = {"retry-after": retry_after_header} if retry_after_header is not None else {}
+    raise_for_status(status, headers, Wording("endpoint answered {phrase}"))

@@ -32,9 +32,10 @@ import httpx
 from marshmallow import ValidationError, validate
 
 from worker.errors import PermanentError, TransientError
+from worker.http import Wording, describe_status, raise_for_status
 from worker.logs import scrub
 from worker.quota import RateLimited
-from worker.sinks.base import OutboundDelivery, SendResult, describe_status
+from worker.sinks.base import OutboundDelivery, SendResult
 from worker.sinks.skips import SkippedDelivery
 
 PREFIX = "loyalty_relay_"
@@ -150,19 +151,17 @@ def raise_for_answer(
     other 4xx carry the CRM's explanation with secrets and emails removed.
     """
     status = answer.status
-    if 200 <= status <= 299:
-        return
-    if status == 429:
+    if status == 429:  # not a failure: it does not count as an attempt
         raise RateLimited(f"{service} rate limit reached", retry_after=answer.retry_after)
-    if status == 408 or status >= 500:
-        raise TransientError(
-            f"{service} answered {describe_status(status)}", retry_after=answer.retry_after
-        )
-    if status in (401, 403):
+    if status in (401, 403):  # the operator's credential, not a merchant's grant
         raise PermanentError(f"{service} {credential} rejected ({describe_status(status)})")
-    explanation = safe_message(answer.message, secrets)
-    suffix = f": {explanation}" if explanation else ""
-    raise PermanentError(f"{service} answered {describe_status(status)}{suffix}")
+    explanation = safe_message(answer.message, secrets) if status >= 300 else ""
+    wording = Wording(
+        answered=f"{service} answered {{phrase}}",
+        refused=f"{service} answered {{phrase}}{{detail}}",
+        detail=f": {explanation}" if explanation else "",
+    )
+    raise_for_status(status, {}, wording, wait=answer.retry_after)
 
 
 def safe_message(message: str, secrets: Iterable[str]) -> str:

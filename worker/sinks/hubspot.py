@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,8 +29,10 @@ from urllib.parse import quote
 import httpx
 from marshmallow import RAISE, Schema, ValidationError, fields
 
+from worker import http
 from worker.errors import PermanentError, TransientError
-from worker.sinks.base import MAX_RETRY_AFTER, OutboundDelivery, SendResult, Sink, parse_retry_after
+from worker.http import MAX_RETRY_AFTER
+from worker.sinks.base import OutboundDelivery, SendResult, Sink
 from worker.sinks.crm import (
     NOT_BLANK,
     CrmAnswer,
@@ -160,7 +163,7 @@ def hubspot_message(response: httpx.Response) -> str:
 
 def retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` when sent; for a 429 without it, the rest of HubSpot's window."""
-    header = parse_retry_after(response.headers.get("retry-after"))
+    header = http.retry_after(response.headers)
     if header is not None or response.status_code != 429:
         return header
     body = json_body(response)
@@ -179,7 +182,7 @@ def budget_headers(response: httpx.Response) -> dict[str, str]:
     if pause is None and remaining is not None and remaining.strip() == "0":
         pause = _interval_seconds(response)  # spent: the rolling window frees up within this
     if pause is not None:
-        observed["retry-after"] = f"{pause:g}"
+        observed["retry-after"] = str(math.ceil(pause))  # delta-seconds are whole (RFC 9110)
     return observed
 
 

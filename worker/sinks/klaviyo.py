@@ -14,6 +14,7 @@ filter on it), the last change an ISO 8601 UTC time, and null clears a property.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -22,7 +23,8 @@ from typing import Any
 import httpx
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from worker.sinks.base import OutboundDelivery, SendResult, Sink, parse_retry_after
+from worker import http
+from worker.sinks.base import OutboundDelivery, SendResult, Sink
 from worker.sinks.crm import (
     NOT_BLANK,
     CrmAnswer,
@@ -115,7 +117,7 @@ class KlaviyoSink(Sink):
         """Klaviyo asked for a pause: every worker on this key waits, not just this one."""
         if self.budget is not None and pause is not None:
             for key, limit, _ in self.budgets:
-                self.budget.observe(key, limit, {"retry-after": f"{pause:g}"})
+                self.budget.observe(key, limit, {"retry-after": str(math.ceil(pause))})
 
 
 def profile_document(email: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +150,6 @@ def klaviyo_message(response: httpx.Response) -> str:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    pause = parse_retry_after(response.headers.get("retry-after"))
-    if pause is None and response.status_code == 429:
-        return THROTTLE_PAUSE
-    return pause
+    return http.retry_after(
+        response.headers, default=THROTTLE_PAUSE if response.status_code == 429 else None
+    )

@@ -18,13 +18,8 @@ import httpx
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from worker.errors import PermanentError, TransientError
-from worker.sinks.base import (
-    OutboundDelivery,
-    SendResult,
-    Sink,
-    classify_http_status,
-    describe_status,
-)
+from worker.http import describe_status
+from worker.sinks.base import OutboundDelivery, SendResult, Sink, classify_http_status
 from worker.sinks.signing import InvalidSecret, decode_secret, sign
 
 # Reference: standard-webhooks/standard-webhooks spec/standard-webhooks.md, "Signature

@@ -8,15 +8,9 @@ from typing import Any
 import pytest
 
 from worker.errors import PermanentError, TransientError
-from worker.http import build_client
+from worker.http import MAX_RETRY_AFTER, MIN_RETRY_AFTER, build_client, parse_retry_after
 from worker.sinks import SINKS, get_sink
-from worker.sinks.base import (
-    MAX_RETRY_AFTER,
-    EndpointGone,
-    OutboundDelivery,
-    classify_http_status,
-    parse_retry_after,
-)
+from worker.sinks.base import EndpointGone, OutboundDelivery, classify_http_status
 from worker.sinks.email import EmailSink
 from worker.sinks.hubspot import HubSpotSink
 from worker.sinks.klaviyo import KlaviyoSink
@@ -40,9 +34,9 @@ STATUSES: list[tuple[int, str | None, type[Exception] | None, float | None]] = [
     (410, None, EndpointGone, None),
     (429, None, TransientError, None),
     (429, "120", TransientError, 120.0),
-    (429, "0", TransientError, 0.0),
+    (429, "0", TransientError, MIN_RETRY_AFTER),  # one floor for platforms and sinks
     (429, FAR_FUTURE, TransientError, MAX_RETRY_AFTER),
-    (429, PAST, TransientError, 0.0),
+    (429, PAST, TransientError, MIN_RETRY_AFTER),
     (429, "86400", TransientError, MAX_RETRY_AFTER),
     (429, "soon", TransientError, None),
     (429, "-5", TransientError, None),

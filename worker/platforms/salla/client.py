@@ -29,18 +29,17 @@ refused refresh token are ``NeedsReauthorization``; anything else is
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from worker import http
 from worker.errors import (
     NeedsReauthorization,
     PermanentError,
     TemporarilyBlocked,
-    TransientError,
 )
 from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
@@ -60,8 +59,6 @@ PER_PAGE = 60  # the docs say at most 60; the OpenAPI schema says 65
 MAX_PAGES = 200  # 12,000 entries: past this the server is looping, not paginating
 QUOTA_BUCKET = "customers"
 DEFAULT_RETRY_AFTER = 60.0
-MAX_RETRY_AFTER = 3600.0
-EPOCH_THRESHOLD = 1_000_000_000  # X-RateLimit-Reset below this is a delay, not a timestamp
 BLOCK_SECONDS = 600.0  # a temporary block's length is not published: wait one customer window
 LANGUAGE = "ar"
 
@@ -152,7 +149,7 @@ class PointsReader:
 
     def _hold_store(self, blocked: httpx.Response) -> None:
         """Make every worker wait out the block, not only this job."""
-        wait = common.retry_after(blocked.headers, BLOCK_SECONDS)
+        wait = http.retry_after(blocked.headers, default=BLOCK_SECONDS) or BLOCK_SECONDS
         self.store.observe_rate_headers(QUOTA_BUCKET, {"Retry-After": f"{wait:.0f}"})
 
     def _get(self, customer_id: str, number: int) -> httpx.Response:
@@ -244,17 +241,18 @@ def raise_for_status(response: httpx.Response, now: datetime) -> None:
     if 200 <= status < 300:
         return
     detail = error_detail(response)
-    if status == 429:
-        delay = retry_after_seconds(response.headers, now)
-        raise TransientError(f"Salla rate limit reached ({detail})", retry_after=delay)
-    if status >= 500 or status == 408:
-        raise TransientError(f"Salla answered {status} ({detail})")
     if is_temporary_block(response):
-        delay = common.retry_after(response.headers, BLOCK_SECONDS)
+        delay = http.retry_after(response.headers, default=BLOCK_SECONDS)
         raise TemporarilyBlocked(f"Salla blocked access for now (403, {detail})", retry_after=delay)
     if status == 403:
         raise PermanentError(f"Salla's firewall refused the request (403, {detail})")
-    raise PermanentError(f"Salla answered {status} ({detail})")
+    wording = http.Wording(
+        "Salla answered {status} ({detail})", rate_limited="Salla rate limit reached ({detail})",
+        detail=detail,
+    )  # fmt: skip
+    http.raise_for_status(
+        status, response.headers, wording, rate_limit_wait=DEFAULT_RETRY_AFTER, reset=True, now=now
+    )
 
 
 def is_temporary_block(response: httpx.Response) -> bool:
@@ -269,13 +267,7 @@ def is_temporary_block(response: httpx.Response) -> bool:
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float:
     """Retry-After, else X-RateLimit-Reset (epoch seconds) minus now, else 60 s."""
-    retry_after = _number(headers.get("Retry-After"))
-    if retry_after is not None:
-        return _bounded(retry_after)
-    reset = _number(headers.get("X-RateLimit-Reset"))
-    if reset is None:
-        return DEFAULT_RETRY_AFTER
-    return _bounded(reset - now.timestamp() if reset >= EPOCH_THRESHOLD else reset)
+    return http.retry_after(headers, default=DEFAULT_RETRY_AFTER, reset=True, now=now) or 0.0
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -285,15 +277,3 @@ def error_detail(response: httpx.Response) -> str:
 
 def json_body(response: httpx.Response, what: str) -> Any:
     return common.json_body(response, f"Salla {what}")
-
-
-def _number(raw: str | None) -> float | None:
-    try:
-        value = float(raw) if raw is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _bounded(seconds: float) -> float:
-    return min(max(seconds, 1.0), MAX_RETRY_AFTER)

@@ -42,9 +42,10 @@ from typing import Any
 
 import httpx
 
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker import http
+from worker.errors import NeedsReauthorization, PermanentError
 from worker.platforms.base import StoreApi, StoreUpdate
-from worker.platforms.common import json_body, retry_after, transport_errors
+from worker.platforms.common import json_body, transport_errors
 from worker.platforms.shopify.balance import snapshot_from_loyalty
 from worker.platforms.shopify.identity import CUSTOMER_ID, email_of
 from worker.platforms.shopify.schemas import load_customer_loyalty
@@ -59,7 +60,6 @@ WRONG_FORM = (400, 404, 422)
 REFERENCE_FORM = "customerId"  # the API reference (seed 003)
 QUICKSTART_FORM = "shop+customer_id"  # the quickstart guide
 DEFAULT_RETRY_AFTER = 30.0
-MAX_RETRY_AFTER = 3600.0
 
 Clock = Callable[[], datetime]
 
@@ -190,15 +190,7 @@ def raise_for_status(response: httpx.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    if status == 429:
-        delay = retry_after_seconds(response.headers)
-        raise TransientError("Appstle rate limit reached (HTTP 429)", retry_after=delay)
-    if status >= 500 or status == 408:
-        raise TransientError(f"Appstle answered {status}")
     if status == 404:
         raise PermanentError("Appstle has no loyalty record for this customer (HTTP 404)")
-    raise PermanentError(f"Appstle answered {status}")
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float:
-    return retry_after(headers, DEFAULT_RETRY_AFTER)
+    wording = http.Wording("Appstle answered {status}", "Appstle rate limit reached (HTTP 429)")
+    http.raise_for_status(status, response.headers, wording, rate_limit_wait=DEFAULT_RETRY_AFTER)

@@ -26,10 +26,11 @@ from urllib.parse import quote
 
 import httpx
 
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker import http
+from worker.errors import NeedsReauthorization, PermanentError
 from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
-from worker.platforms.common import retry_after, transport_errors
+from worker.platforms.common import transport_errors
 from worker.platforms.zid.balance import log_disagreement, snapshot_from_balance
 from worker.platforms.zid.schemas import (
     HistoryEntry,
@@ -48,7 +49,6 @@ HISTORY_PATH = "/managers/loyalty-program/points-history/{customer_id}"
 STOREFRONT_PATH = "/customers/loyalty-program/{store_id}/points"
 QUOTA_BUCKET = "api"
 DEFAULT_RETRY_AFTER = 60.0
-MAX_RETRY_AFTER = 3600.0
 
 Refresh = Callable[[dict[str, Any]], StoreUpdate]
 Clock = Callable[[], datetime]
@@ -274,15 +274,17 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    detail = error_detail(response)
-    if status == 429:
-        delay = retry_after_seconds(response.headers)
-        raise TransientError(f"Zid rate limit reached ({detail})", retry_after=delay)
-    if status >= 500 or status == 408:
-        raise TransientError(f"Zid answered {status} to the {what} ({detail})")
-    if 300 <= status < 400:
-        raise NeedsReauthorization(f"Zid refused the store's tokens for the {what} ({detail})")
-    raise PermanentError(f"Zid answered {status} to the {what} ({detail})")
+    wording = http.Wording(
+        f"Zid answered {{status}} to the {what} ({{detail}})",
+        rate_limited="Zid rate limit reached ({detail})",
+        reauthorize=f"Zid refused the store's tokens for the {what} ({{detail}})",
+        detail=error_detail(response),
+    )
+    # A redirect is Zid sending us to its login page: the tokens are refused.
+    http.raise_for_status(
+        status, response.headers, wording, rate_limit_wait=DEFAULT_RETRY_AFTER,
+        reauthorize=range(300, 400),
+    )  # fmt: skip
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -294,7 +296,3 @@ def error_detail(response: httpx.Response) -> str:
 
 def json_body(response: httpx.Response, what: str) -> Any:
     return common.json_body(response, f"Zid {what}")
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float:
-    return retry_after(headers, DEFAULT_RETRY_AFTER)
