@@ -25,10 +25,17 @@ from worker.errors import PermanentError, TransientError
 from worker.points import CustomerContact
 from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
-from worker.sinks import get_sink
-from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, StoreInfo
+from worker.sinks import UnknownSinkKind, get_sink
+from worker.sinks.base import (
+    EndpointGone,
+    OutboundDelivery,
+    RejectedResult,
+    SendResult,
+    SinkContext,
+    SkippedResult,
+    StoreInfo,
+)
 from worker.sinks.base import Sink as SinkAdapter
-from worker.sinks.email import EmailSink
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
@@ -154,7 +161,8 @@ def claim(session: Session, delivery_id: str) -> Delivery | None:
 
 
 def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
-    """Send one delivery (or, for HubSpot, a batch of due ones); return retries to enqueue."""
+    """Send one delivery (or a batch of due ones, for a sink that takes batches);
+    return retries to enqueue."""
     with runtime.transaction() as session:
         delivery = claim(session, delivery_id)
         sink = session.get(Sink, delivery.sink_id) if delivery else None
@@ -163,13 +171,56 @@ def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
     if sink is None or not sink.enabled:
         record(runtime, delivery_id, SKIPPED, "sink is disabled or removed")
         return []
-    if sink.kind == "hubspot":
-        from worker import crm_batches  # a sink-specific path; imports this module
-
-        companions = crm_batches.claim_companions(runtime, sink, delivery)
-        if companions:
-            return crm_batches.deliver_batch(runtime, sink, [delivery, *companions])
+    companions = claim_companions(runtime, sink, delivery)
+    if companions:
+        return deliver_batch(runtime, sink, [delivery, *companions])
     return _deliver_one(runtime, sink, delivery)
+
+
+def claim_companions(runtime: Runtime, sink: Sink, first: Delivery) -> list[Delivery]:
+    """Other due deliveries for ``sink``, claimed for one ``send_many`` (``first`` excluded).
+
+    Reconciliation-sized bursts (a reconciliation, a backlog after an outage) then
+    go as a CRM's batch upsert instead of one call per row; the other messages for
+    those rows find nothing left to claim. None for a sink that sends one at a time.
+    """
+    limit = _batch_limit(sink) - 1
+    if limit < 1:
+        return []
+    waiting = Delivery.status.in_((PENDING, RETRYING))
+    query = (
+        select(Delivery.id)
+        .where(Delivery.sink_id == sink.id, Delivery.id != first.id, waiting)
+        .where(Delivery.next_attempt_at <= utcnow())
+        .limit(limit)
+    )
+    with runtime.transaction() as session:
+        claimed = [claim(session, row_id) for row_id in session.scalars(query).all()]
+    return [delivery for delivery in claimed if delivery is not None]
+
+
+def deliver_batch(runtime: Runtime, sink: Sink, batch: list[Delivery]) -> list[Due]:
+    """Send ``batch`` (all claimed) in one ``send_many``; record each row's outcome."""
+    try:
+        adapter = make_sink(runtime, sink)
+        results = adapter.send_many([outbound_delivery(runtime, row) for row in batch])
+    except TransientError as exc:
+        return [due for row in batch if (due := retry_or_bury(runtime, row, exc))]
+    except PermanentError as exc:
+        for row in batch:
+            record(runtime, row.id, DEAD, str(exc))
+        return []
+    for row, result in zip(batch, results, strict=True):
+        record(runtime, row.id, _result_status(result), result.detail, result.status_code)
+    return []
+
+
+def _result_status(result: SendResult) -> str:
+    if isinstance(result, SkippedResult):
+        return SKIPPED
+    if isinstance(result, RejectedResult):
+        return DEAD
+    return DELIVERED
 
 
 def _deliver_one(runtime: Runtime, sink: Sink, delivery: Delivery) -> list[Due]:
@@ -202,14 +253,27 @@ def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
 
 
 def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
-    """The sink adapter for a row: decrypted config, the shared HTTP client and budget."""
-    config = runtime.cipher.open(sink.config)
-    budget = DatabaseBudget(runtime.transaction)
-    if sink.kind == "email":  # the only sink that reads files: the operator's template folder
-        return EmailSink(
-            config, runtime.http, budget, shared_templates_dir=runtime.settings.templates_dir
-        )
-    return get_sink(sink.kind)(config, runtime.http, budget)
+    """The sink adapter for a row: decrypted config, and the one context every sink gets."""
+    return _adapter_class(sink)(runtime.cipher.open(sink.config), sink_context(runtime))
+
+
+def sink_context(runtime: Runtime) -> SinkContext:
+    """The shared HTTP client, the rate budget in the database, the settings."""
+    return SinkContext(runtime.http, DatabaseBudget(runtime.transaction), runtime.settings)
+
+
+def _batch_limit(sink: Sink) -> int:
+    try:
+        return get_sink(sink.kind).batch_limit
+    except UnknownSinkKind:  # the send says why (dead, with the reason)
+        return 1
+
+
+def _adapter_class(sink: Sink) -> type[SinkAdapter]:
+    try:
+        return get_sink(sink.kind)
+    except UnknownSinkKind as exc:  # a row written by a newer version, or by hand
+        raise PermanentError(str(exc)) from None
 
 
 def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:

@@ -22,8 +22,10 @@ from zoneinfo import ZoneInfo
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from worker.points import BALANCE_CHANGED
+from worker.sinks import SINKS
 
-MESSAGE_SINKS = frozenset({"email"})  # sinks that address a person
+# Sinks that address a person (``Sink.at_most_once``): their messages wait and collapse.
+MESSAGE_SINKS = frozenset(kind for kind, sink in SINKS.items() if sink.at_most_once)
 DEFAULT_COLLAPSE_SECONDS = 60.0
 
 

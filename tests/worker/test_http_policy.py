@@ -27,7 +27,7 @@ from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState
 from worker.sandbox.server import RunningServer
-from worker.sinks.base import OutboundDelivery, StoreInfo
+from worker.sinks.base import OutboundDelivery, SinkContext, StoreInfo
 from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 from worker.storage.models import Delivery, RefreshJob
@@ -104,11 +104,11 @@ def test_it_gives_the_worker_a_permanent_error(capture: tuple[str, CaptureLog]) 
     url, log = capture
     url, secret = url + "/hooks/loyalty", new_secret()
     with build_client(timeout=2.0) as strict:
-        sink = WebhookSink({"url": url, "secret": secret}, strict, None)
+        sink = WebhookSink({"url": url, "secret": secret}, SinkContext(strict))
         with pytest.raises(PermanentError, match="only https"):
             sink.send(_delivery())
         https = url.replace("http://", "https://")
-        sink = WebhookSink({"url": https, "secret": secret}, strict, None)
+        sink = WebhookSink({"url": https, "secret": secret}, SinkContext(strict))
         with pytest.raises(PermanentError, match="loopback"):
             sink.send(_delivery())
     assert log.requests() == []

@@ -11,14 +11,15 @@ replay), so every sink fails the same way whatever it talks to.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar, Protocol
 
 import httpx
 
+from worker.config import Settings
 from worker.errors import PermanentError
 from worker.http import Wording, describe_status, raise_for_status
 from worker.points import CustomerContact
@@ -78,25 +79,64 @@ class SendResult:
     detail: str  # stored on the row: no secrets, no PII
 
 
+@dataclass(frozen=True)
+class SkippedResult(SendResult):
+    """A batch's answer for one delivery that was skipped (same meaning as ``SkippedDelivery``)."""
+
+
+@dataclass(frozen=True)
+class RejectedResult(SendResult):
+    """A batch's answer for one delivery the receiver refused: retrying cannot help (``dead``)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What the process hands every sink: the shared HTTP client (``worker.http``), the
+    rate budget shared by all workers, the settings and a clock. One shape for all
+    sinks, so that a new sink needs no change where sinks are built (``worker.outbox``)."""
+
+    http: httpx.Client
+    budget: Budget | None = None
+    settings: Settings | None = None
+    clock: Callable[[], datetime] = _now
+
+
 class EndpointGone(PermanentError):
     """The receiver answered 410 Gone: the sink should be disabled, not just this delivery."""
 
 
 class Sink(ABC):
-    """A destination for changes, built per delivery from its stored config."""
+    """A destination for changes, built per delivery from its stored config.
+
+    What varies between sinks is said here, so that the outbox asks no sink its kind:
+
+    - ``batch_limit``: how many due deliveries one ``send_many`` call may take (a CRM's
+      batch upsert); 1 means one ``send`` per delivery.
+    - ``at_most_once``: the sink addresses a person (email, SMS…). Its messages wait
+      for the sink's collapse window and the store's quiet hours, a customer's first
+      snapshot is not news to them, and a send whose outcome is unknown (a worker
+      killed mid-send, an ambiguous answer) counts as sent and is never repeated —
+      a person must not hear twice. Other sinks are at least once: their receivers
+      set absolute values or dedupe on the delivery id.
+    """
 
     kind: ClassVar[str]
+    batch_limit: ClassVar[int] = 1
+    at_most_once: ClassVar[bool] = False
 
-    def __init__(
-        self, config: Mapping[str, Any], http: httpx.Client, budget: Budget | None = None
-    ) -> None:
+    def __init__(self, config: Mapping[str, Any], context: SinkContext) -> None:
         """Re-validate the stored config: a row edited by hand must stop, not crash, the task."""
         try:
             self.config = self.validate_config(config)
         except ValueError as exc:
             raise PermanentError(f"{self.kind} sink config is invalid: {exc}") from None
-        self.http = http
-        self.budget = budget
+        self.context = context
+        self.http = context.http
+        self.budget = context.budget
 
     @classmethod
     @abstractmethod
@@ -106,6 +146,12 @@ class Sink(ABC):
     @abstractmethod
     def send(self, delivery: OutboundDelivery) -> SendResult:
         """Deliver once; raise ``TransientError`` or ``PermanentError`` on failure."""
+
+    def send_many(self, deliveries: list[OutboundDelivery]) -> list[SendResult]:
+        """Deliver up to ``batch_limit`` at once: one result per delivery, in order
+        (``SkippedResult``/``RejectedResult`` for those that did not go). A failure of
+        the whole call raises, and every delivery in it is retried or buried alike."""
+        return [self.send(delivery) for delivery in deliveries]
 
 
 def classify_http_status(status: int, retry_after_header: str | None) -> None:

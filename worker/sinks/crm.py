@@ -35,7 +35,7 @@ from worker.errors import PermanentError, TransientError
 from worker.http import Wording, describe_status, raise_for_status
 from worker.logs import scrub
 from worker.quota import RateLimited
-from worker.sinks.base import OutboundDelivery, SendResult
+from worker.sinks.base import OutboundDelivery
 from worker.sinks.skips import SkippedDelivery
 
 PREFIX = "loyalty_relay_"
@@ -80,16 +80,6 @@ PROPERTIES: tuple[CrmProperty, ...] = (
     CrmProperty(LAST_CHANGE_AT, "Loyalty last change", "datetime", "date",
                 "When loyalty-relay saw the latest change.", None),
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SkippedResult(SendResult):
-    """A batch's answer for one delivery that was skipped (same meaning as ``SkippedDelivery``)."""
-
-
-@dataclass(frozen=True)
-class RejectedResult(SendResult):
-    """A batch's answer for one delivery the CRM refused: retrying cannot help (record ``dead``)."""
 
 
 def contact_email(delivery: OutboundDelivery) -> str:

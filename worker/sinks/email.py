@@ -42,7 +42,6 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from marshmallow import (
     RAISE,
     Schema,
@@ -55,7 +54,7 @@ from marshmallow import (
 
 from worker.errors import PermanentError, RelayError, TransientError
 from worker.logs import scrub
-from worker.sinks.base import Budget, OutboundDelivery, SendResult, Sink
+from worker.sinks.base import OutboundDelivery, SendResult, Sink, SinkContext
 from worker.sinks.email_render import (
     DIGIT_STYLES,
     LANGUAGES,
@@ -126,18 +125,14 @@ class EmailConfigSchema(Schema):
 class EmailSink(Sink):
     kind = "email"
 
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        http: httpx.Client,
-        budget: Budget | None = None,
-        *,
-        shared_templates_dir: Path | None = None,
-    ) -> None:
-        """``shared_templates_dir`` is ``RELAY_TEMPLATES_DIR``: overrides for every store,
-        after the sink's own ``templates_dir`` and before the built-in templates."""
-        super().__init__(config, http, budget)
-        self.shared_templates_dir = shared_templates_dir
+    at_most_once = True  # a person reads it: never twice
+
+    def __init__(self, config: Mapping[str, Any], context: SinkContext) -> None:
+        """``RELAY_TEMPLATES_DIR`` (the context's settings) overrides templates for every
+        store, after the sink's own ``templates_dir`` and before the built-in templates."""
+        super().__init__(config, context)
+        settings = context.settings
+        self.shared_templates_dir: Path | None = settings.templates_dir if settings else None
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

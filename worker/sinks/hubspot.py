@@ -32,14 +32,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from worker import http
 from worker.errors import PermanentError, TransientError
 from worker.http import MAX_RETRY_AFTER
-from worker.sinks.base import OutboundDelivery, SendResult, Sink
+from worker.sinks.base import OutboundDelivery, RejectedResult, SendResult, Sink, SkippedResult
 from worker.sinks.crm import (
     NOT_BLANK,
     CrmAnswer,
     CrmRequest,
     PropertyValue,
-    RejectedResult,
-    SkippedResult,
     contact_email,
     crm_properties,
     json_body,
@@ -74,6 +72,10 @@ class HubSpotConfigSchema(Schema):
 
 class HubSpotSink(Sink):
     kind = "hubspot"
+    batch_limit = BATCH_LIMIT  # a reconciliation's burst goes as batch upserts
+
+    def send_many(self, deliveries: list[OutboundDelivery]) -> list[SendResult]:
+        return upsert_batch(self, deliveries)
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

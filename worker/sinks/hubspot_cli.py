@@ -22,6 +22,7 @@ from worker.cli.common import open_runtime, parse_store_key
 from worker.errors import RelayError
 from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
+from worker.sinks.base import SinkContext
 from worker.sinks.crm import GROUP_LABEL, GROUP_NAME, PROPERTIES, CrmProperty
 from worker.sinks.hubspot import HubSpotSink
 from worker.storage.models import Sink
@@ -54,7 +55,8 @@ def setup(sink_id: int | None, store_key: str | None) -> None:
     runtime = open_runtime()
     config = _sink_config(runtime, sink_id, store_key)
     try:
-        sink = HubSpotSink(config, runtime.http, DatabaseBudget(runtime.transaction))
+        context = SinkContext(runtime.http, DatabaseBudget(runtime.transaction), runtime.settings)
+        sink = HubSpotSink(config, context)
         for definition in definitions():
             click.echo(f"{definition.what}: {ensure(sink, definition)}")
     except RelayError as exc:

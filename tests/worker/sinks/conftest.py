@@ -14,7 +14,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from worker.http import build_client
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
-from worker.sinks.base import OutboundDelivery
+from worker.sinks.base import OutboundDelivery, SinkContext
 from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 
@@ -72,7 +72,7 @@ def make_sink(http: httpx.Client, secret: str) -> Callable[..., WebhookSink]:
         url: str, *, sink_secret: str | None = None, client: httpx.Client | None = None
     ) -> WebhookSink:
         config = {"url": url, "secret": sink_secret or secret}
-        return WebhookSink(config, client or http)
+        return WebhookSink(config, SinkContext(client or http))
 
     return make
 

@@ -10,7 +10,7 @@ import pytest
 from worker.errors import PermanentError, TransientError
 from worker.http import MAX_RETRY_AFTER, MIN_RETRY_AFTER, build_client, parse_retry_after
 from worker.sinks import SINKS, get_sink
-from worker.sinks.base import EndpointGone, OutboundDelivery, classify_http_status
+from worker.sinks.base import EndpointGone, OutboundDelivery, SinkContext, classify_http_status
 from worker.sinks.email import EmailSink
 from worker.sinks.hubspot import HubSpotSink
 from worker.sinks.klaviyo import KlaviyoSink
@@ -146,4 +146,4 @@ def test_it_stops_a_sink_whose_stored_config_went_bad() -> None:
         build_client(timeout=1.0, allow_private=True) as http,
         pytest.raises(PermanentError, match="config"),
     ):
-        WebhookSink({"url": "gopher://x", "secret": SECRET}, http)
+        WebhookSink({"url": "gopher://x", "secret": SECRET}, SinkContext(http))

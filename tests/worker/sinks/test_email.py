@@ -32,7 +32,7 @@ from worker.points import (
     PointsSnapshot,
     change_payload,
 )
-from worker.sinks.base import OutboundDelivery, SendResult, StoreInfo
+from worker.sinks.base import OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.email import EmailSink
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
 
@@ -133,7 +133,7 @@ def sink(port: int, **config: Any) -> EmailSink:
         "reply_to": "care@rayhan.example",
         "timeout": 5,
     }
-    return EmailSink(values | config, build_client(allow_private=True))
+    return EmailSink(values | config, SinkContext(build_client(allow_private=True)))
 
 
 def delivery(

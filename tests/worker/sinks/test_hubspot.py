@@ -25,8 +25,8 @@ from worker.sandbox.hubspot import (
     RecordedRequest,
     create_hubspot_sandbox,
 )
-from worker.sinks.base import Budget, SendResult
-from worker.sinks.crm import PROPERTIES, RejectedResult, SkippedResult
+from worker.sinks.base import Budget, RejectedResult, SendResult, SinkContext, SkippedResult
+from worker.sinks.crm import PROPERTIES
 from worker.sinks.hubspot import HubSpotSink, budget_headers, hubspot_value, upsert_batch
 from worker.sinks.skips import SkippedDelivery
 from worker.storage.models import CustomerPoints, Delivery, Sink
@@ -57,7 +57,9 @@ class Portal:
     def sink(
         self, *, token: str = DEMO_TOKEN, budget: Budget | None = None, **config: Any
     ) -> HubSpotSink:
-        return HubSpotSink({"token": token, "api_base": self.url, **config}, self.http, budget)
+        return HubSpotSink(
+            {"token": token, "api_base": self.url, **config}, SinkContext(self.http, budget)
+        )
 
     def requests(self) -> list[RecordedRequest]:
         return self.state.requests()
@@ -186,7 +188,7 @@ def test_it_retries_when_hubspot_is_out_of_reach(http: httpx.Client) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    sink = HubSpotSink({"token": DEMO_TOKEN, "api_base": closed}, http)
+    sink = HubSpotSink({"token": DEMO_TOKEN, "api_base": closed}, SinkContext(http))
 
     with pytest.raises(TransientError, match="could not reach HubSpot"):
         sink.send(balance_change())

@@ -18,7 +18,7 @@ from worker.quota import DatabaseBudget, RateLimited
 from worker.runtime import Runtime
 from worker.sandbox.hubspot import RecordedRequest
 from worker.sandbox.klaviyo import DEMO_API_KEY, KlaviyoSandboxState, create_klaviyo_sandbox
-from worker.sinks.base import Budget, SendResult
+from worker.sinks.base import Budget, SendResult, SinkContext
 from worker.sinks.klaviyo import KlaviyoSink, klaviyo_value
 from worker.sinks.skips import SkippedDelivery
 from worker.storage.models import RateBudget, utcnow
@@ -46,7 +46,9 @@ class Account:
     def sink(
         self, *, api_key: str = DEMO_API_KEY, budget: Budget | None = None, **config: Any
     ) -> KlaviyoSink:
-        return KlaviyoSink({"api_key": api_key, "api_base": self.url, **config}, self.http, budget)
+        return KlaviyoSink(
+            {"api_key": api_key, "api_base": self.url, **config}, SinkContext(self.http, budget)
+        )
 
     def requests(self) -> list[RecordedRequest]:
         return self.state.requests()
