@@ -35,7 +35,7 @@ from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, points_entry
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.migrate import upgrade
 from worker.storage.models import CustomerPoints, Delivery, RefreshJob, Sink, Store, utcnow
 

@@ -27,8 +27,8 @@ from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState
 from worker.sandbox.server import RunningServer
+from worker.signing import new_secret
 from worker.sinks.base import OutboundDelivery, SinkContext, StoreInfo
-from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 from worker.storage.models import Delivery, RefreshJob
 

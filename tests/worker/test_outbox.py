@@ -18,7 +18,7 @@ from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import Delivery, Sink
 
 Serve = Callable[[Any], RunningServer]

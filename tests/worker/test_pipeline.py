@@ -34,7 +34,7 @@ from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import (
     CustomerPoints,
     Delivery,

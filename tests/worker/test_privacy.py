@@ -38,7 +38,7 @@ from worker.sandbox.capture import create_capture_app
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.snapshots import remember_contact
 from worker.storage.models import CustomerPoints, DataRequest, InboxEvent, RefreshJob, Store
 from worker.stores import save_store

@@ -39,7 +39,7 @@ from worker.sandbox.capture import create_capture_app
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import CustomerPoints, Delivery, InboxEvent, RefreshJob, Sink, Store
 
 Serve = Callable[[Any], RunningServer]

@@ -15,8 +15,8 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.cli.common import database_error, open_runtime
 from worker.cli.dev import demo, sandbox, trigger
+from worker.cli.kit import database_error, open_runtime
 from worker.cli.privacy import privacy
 from worker.cli.serve import run, sweep
 from worker.cli.sinks import add as add_sink
@@ -28,10 +28,10 @@ from worker.crypto import CredentialsError, generate_key
 from worker.errors import RelayError
 from worker.platforms.shopify.cli import add_shopify
 from worker.platforms.zid.cli import add_zid, zid
+from worker.signing import new_secret
 from worker.sinks.crm_cli import add_hubspot, add_klaviyo
 from worker.sinks.email_cli import add_email, preview
 from worker.sinks.hubspot_cli import hubspot
-from worker.sinks.signing import new_secret
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import click
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.cli.common import open_runtime
+from worker.cli.kit import open_runtime
 from worker.config import ConfigError
 from worker.crypto import CredentialsError
 from worker.platforms import PLATFORM_NAMES, build_platform, samples_module

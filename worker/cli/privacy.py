@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from worker import privacy as privacy_module
-from worker.cli.common import credentials_error, fail, open_runtime, parse_store_key
+from worker.cli.kit import credentials_error, fail, open_runtime, parse_store_key
 from worker.crypto import CredentialsError
 from worker.customers import EMAIL_PREFIX
 from worker.platforms import build_platforms

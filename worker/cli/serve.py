@@ -19,7 +19,7 @@ from kombu import Queue
 
 from worker import dispatch
 from worker.celery_app import create_celery
-from worker.cli.common import open_runtime
+from worker.cli.kit import open_runtime
 from worker.config import Settings
 
 

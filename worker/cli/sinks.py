@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy import select
 
-from worker.cli.common import check_destination, open_runtime, parse_store_key, secret_option
+from worker.cli.kit import Target, add_sink, open_runtime, parse_store_key, secret_option
 from worker.errors import RelayError
 from worker.outbox import make_sink
 from worker.points import (
@@ -27,7 +26,6 @@ from worker.reactions import validate_rules
 from worker.sinks import get_sink
 from worker.sinks.base import OutboundDelivery, StoreInfo
 from worker.storage.models import Sink, Store, utcnow
-from worker.stores import find_store
 
 
 def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
@@ -91,14 +89,6 @@ def _rules(
         raise click.BadParameter(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class Target:
-    platform: str
-    external_id: str
-    kinds: list[str]
-    rules: dict[str, Any] = field(default_factory=dict)
-
-
 @add.command("webhook")
 @click.option("--url", required=True, help="Endpoint receiving Standard Webhooks POSTs.")
 @secret_option(
@@ -114,29 +104,7 @@ def add_webhook(target: Target, url: str, secret: str) -> None:
         config = get_sink("webhook").validate_config({"url": url, "secret": secret})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    _add(target, "webhook", config)
-
-
-def _add(target: Target, kind: str, config: dict[str, Any]) -> None:
-    runtime = open_runtime()
-    check_destination(runtime, "--url", config.get("url"))
-    check_destination(runtime, "--api-base", config.get("api_base"))
-    with runtime.transaction() as session:
-        store = find_store(session, target.platform, target.external_id)
-        if store is None:
-            raise click.ClickException(
-                f"no store {target.platform}:{target.external_id}: add it first"
-            )
-        sink = Sink(
-            store_id=store.id,
-            kind=kind,
-            config=runtime.cipher.seal(config),
-            kinds=target.kinds,
-            rules=target.rules,
-        )
-        session.add(sink)
-        session.flush()
-        click.echo(f"sink {sink.id} ({kind}) added to {store.key}")
+    add_sink(target, "webhook", config)
 
 
 @sinks.command("list")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy import select
 
 from worker import refresh
-from worker.cli.common import check_destination, open_runtime, secret_option
+from worker.cli.kit import check_timezone, check_url, open_runtime, save, secret_option
 from worker.platforms.base import StoreUpdate
 from worker.storage.models import Store
-from worker.stores import save_store
 
 
 @click.group()
@@ -24,22 +22,6 @@ def stores() -> None:
 @stores.group()
 def add() -> None:
     """Register a store (or update one): credentials are encrypted at rest."""
-
-
-def check_timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"unknown time zone {value!r}") from None
-    return value
-
-
-def check_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{value!r} is not an http(s) URL")
-    return value.rstrip("/") if value else None
 
 
 @add.command("salla")
@@ -81,14 +63,6 @@ def add_salla(
     update = StoreUpdate(status="active", credentials=credentials, token_expires_at=expires)
     fields = {"api_base": api_base, "name": name, "timezone": timezone, "locale": locale}
     save("salla", merchant_id.strip(), update, fields)
-
-
-def save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
-    runtime = open_runtime()
-    check_destination(runtime, "--api-base", fields.get("api_base"))
-    with runtime.transaction() as session:
-        store = save_store(runtime, session, platform, external_id, update, **fields)
-        click.echo(f"store {store.key} saved ({store.status})")
 
 
 @stores.command("list")

@@ -339,7 +339,7 @@ def sign_appstle_webhook(
     timestamp: int | None = None,
     prefix: str = samples.SVIX,
 ) -> SampleDelivery:
-    """An Appstle webhook signed as Svix signs it (``worker.sinks.signing.sign``), under
+    """An Appstle webhook signed as Svix signs it (``worker.signing.sign``), under
     Svix's header names or (``prefix="webhook-"``) the white-labelled ones."""
     document = samples.sample_event(event, customer, shop)
     payload = samples.encode(document) if body is None else body

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from worker.sinks.signing import SignatureError, verify
+from worker.signing import SignatureError, verify
 
 EXTENSION = "capture"
 

@@ -31,7 +31,7 @@ from worker.points import CHANGE_KINDS
 from worker.sandbox.capture import CapturedDelivery, CaptureLog, capture_log, create_capture_app
 from worker.sandbox.demo_platforms import DEMO_PLATFORMS, DemoPlatform, Webhook
 from worker.sandbox.server import serve_in_thread
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.migrate import upgrade
 from worker.storage.models import Sink
 from worker.stores import save_store

@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from worker.cli.common import secret_option
-from worker.cli.sinks import Target, _add
+from worker.cli.kit import Target, add_sink, secret_option
 from worker.sinks import get_sink
 from worker.sinks.hubspot import DEFAULT_API_BASE as HUBSPOT_API_BASE
 from worker.sinks.klaviyo import DEFAULT_API_BASE as KLAVIYO_API_BASE
@@ -33,7 +32,7 @@ from worker.sinks.klaviyo import DEFAULT_REVISION
 def add_hubspot(target: Target, token: str, create_missing: bool, api_base: str) -> None:
     """Keep loyalty_relay_* properties on HubSpot contacts (run `hubspot setup` next)."""
     config = {"token": token, "create_missing": create_missing, "api_base": api_base}
-    _add(target, "hubspot", _validated("hubspot", config))
+    add_sink(target, "hubspot", _validated("hubspot", config))
     click.echo(f"next: loyalty-relay hubspot setup --store {target.platform}:{target.external_id}")
 
 
@@ -45,7 +44,7 @@ def add_hubspot(target: Target, token: str, create_missing: bool, api_base: str)
 def add_klaviyo(target: Target, api_key: str, revision: str, api_base: str) -> None:
     """Keep loyalty_relay_* custom properties on Klaviyo profiles."""
     config = {"api_key": api_key, "revision": revision, "api_base": api_base}
-    _add(target, "klaviyo", _validated("klaviyo", config))
+    add_sink(target, "klaviyo", _validated("klaviyo", config))
 
 
 def _validated(kind: str, config: dict[str, Any]) -> dict[str, Any]:

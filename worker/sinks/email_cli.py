@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 
-from worker.cli.common import secret_option
-from worker.cli.sinks import Target, _add
+from worker.cli.kit import Target, add_sink, secret_option
 from worker.errors import RelayError
 from worker.points import (
     BALANCE_CHANGED,
@@ -174,4 +173,4 @@ def add_email(target: Target, /, **options: Any) -> None:
         config = get_sink("email").validate_config(config)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    _add(target, "email", config)
+    add_sink(target, "email", config)

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from worker.cli.common import open_runtime, parse_store_key
+from worker.cli.kit import open_runtime, parse_store_key
 from worker.errors import RelayError
 from worker.quota import DatabaseBudget
 from worker.runtime import Runtime

@@ -19,8 +19,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from worker.errors import PermanentError, TransientError
 from worker.http import describe_status
+from worker.signing import InvalidSecret, decode_secret, sign
 from worker.sinks.base import OutboundDelivery, SendResult, Sink, classify_http_status
-from worker.sinks.signing import InvalidSecret, decode_secret, sign
 
 # Reference: standard-webhooks/standard-webhooks spec/standard-webhooks.md, "Signature
 # scheme": a symmetric signing secret is "Random. At least 24 bytes (192 bits, 512 maximum)".

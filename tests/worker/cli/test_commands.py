@@ -18,7 +18,7 @@ from worker.config import Settings, load_settings
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.conftest import relay_env
 from worker.cli.app import main
 from worker.config import Settings
 from worker.runtime import Runtime
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.db import make_engine
 from worker.storage.models import Sink, Store
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from worker.platforms.base import InboundWebhook, SampleDelivery, StoreSecrets
 from worker.sandbox.appstle import DEMO_API_KEY, DEMO_SHOP, DEMO_WEBHOOK_SECRET
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "appstle"
 SHOPIFY_SECRET = "shpss_current-client-secret"

@@ -34,7 +34,7 @@ from worker.sandbox.appstle import (
 )
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 

@@ -23,7 +23,7 @@ from worker.sandbox.appstle import (
     sign_appstle_webhook,
 )
 from worker.sandbox.server import serve_in_thread
-from worker.sinks.signing import verify
+from worker.signing import verify
 
 PATH = "/api/external/customer-loyalty"
 

@@ -30,7 +30,7 @@ from worker.platforms.appstle.webhooks import (
 )
 from worker.platforms.base import InboundWebhook, ReceivedEvent, SampleDelivery
 from worker.sandbox.appstle import DEMO_SHOP, sign_appstle_webhook
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 
 EARNED = "loyalty.earned"
 

@@ -29,7 +29,7 @@ from worker.runtime import Runtime
 from worker.sandbox.appstle import DEMO_SHOP, AppstleSandboxState, create_appstle_sandbox
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import CustomerPoints, InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 

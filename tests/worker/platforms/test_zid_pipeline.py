@@ -24,7 +24,7 @@ from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
 from worker.sandbox.zid import DEMO_REFRESH_TOKEN, DEMO_STORE, ZidSandboxState, create_zid_sandbox
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 

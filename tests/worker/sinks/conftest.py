@@ -14,8 +14,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from worker.http import build_client
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
+from worker.signing import new_secret
 from worker.sinks.base import OutboundDelivery, SinkContext
-from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 
 Serve = Callable[[Flask], str]

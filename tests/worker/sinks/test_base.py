@@ -9,12 +9,12 @@ import pytest
 
 from worker.errors import PermanentError, TransientError
 from worker.http import MAX_RETRY_AFTER, MIN_RETRY_AFTER, build_client, parse_retry_after
+from worker.signing import new_secret
 from worker.sinks import SINKS, get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SinkContext, classify_http_status
 from worker.sinks.email import EmailSink
 from worker.sinks.hubspot import HubSpotSink
 from worker.sinks.klaviyo import KlaviyoSink
-from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 
 FAR_FUTURE = "Wed, 21 Oct 2099 07:28:00 GMT"

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from tests.conftest import relay_env
 from tests.factories import MERCHANT, add_salla_store
-from worker.cli.sinks import Target
+from worker.cli.kit import Target
 from worker.config import Settings
 from worker.errors import PermanentError, TransientError
 from worker.points import (

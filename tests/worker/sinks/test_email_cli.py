@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.conftest import relay_env
 from worker.cli.app import main
-from worker.cli.sinks import Target
+from worker.cli.kit import Target
 from worker.config import Settings
 from worker.runtime import Runtime
 from worker.sinks.email_cli import PREVIEW_DIR, add_email, preview

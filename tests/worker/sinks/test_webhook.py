@@ -17,8 +17,8 @@ from standardwebhooks.webhooks import Webhook
 from worker.errors import PermanentError, TransientError
 from worker.http import build_client
 from worker.sandbox.capture import CapturedDelivery, CaptureLog
+from worker.signing import new_secret
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult
-from worker.sinks.signing import new_secret
 from worker.sinks.webhook import WebhookSink
 
 StartCapture = Callable[..., tuple[str, CaptureLog]]

@@ -19,7 +19,7 @@ from worker.platforms.appstle.examples import EXAMPLES
 from worker.platforms.appstle.webhooks import SECRETS_KEY
 from worker.platforms.base import SampleDelivery
 from worker.platforms.shopify.identity import customer_id, email_ref
-from worker.sinks.signing import sign
+from worker.signing import sign
 
 # What ``trigger`` offers: the events we handle, and one we acknowledge and ignore.
 IGNORED_SAMPLE = "loyalty.reward-expired"

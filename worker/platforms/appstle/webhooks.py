@@ -49,7 +49,7 @@ from worker.errors import BadPayload, Unauthorized
 from worker.platforms.appstle import examples
 from worker.platforms.base import EventPlan, InboundWebhook, ReceivedEvent, StoreLookup
 from worker.platforms.shopify.identity import customer_ref, json_object, shop_domain
-from worker.sinks.signing import SECRET_PREFIX, InvalidSecret, decode_secret, verify
+from worker.signing import SECRET_PREFIX, InvalidSecret, decode_secret, verify
 
 log = logging.getLogger(__name__)
 

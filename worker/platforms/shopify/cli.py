@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 
-from worker.cli.stores import check_timezone, check_url, save
+from worker.cli.kit import check_timezone, check_url, save
 from worker.platforms.appstle.webhooks import SECRETS_KEY as APPSTLE_SECRETS
 from worker.platforms.base import StoreUpdate
 from worker.platforms.shopify.client import API_KEY
 from worker.platforms.shopify.identity import shop_domain
-from worker.sinks.signing import SECRET_PREFIX, InvalidSecret, decode_secret
+from worker.signing import SECRET_PREFIX, InvalidSecret, decode_secret
 from worker.stores import ACTIVE
 
 LOCALE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,4})?")

@@ -17,8 +17,15 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.cli.common import credentials_error, open_runtime, parse_store_key, secret_option
-from worker.cli.stores import check_timezone, check_url, save
+from worker.cli.kit import (
+    check_timezone,
+    check_url,
+    credentials_error,
+    open_runtime,
+    parse_store_key,
+    save,
+    secret_option,
+)
 from worker.crypto import CredentialsError
 from worker.errors import RelayError
 from worker.platforms.base import StoreUpdate

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from worker.errors import Unauthorized
-from worker.sinks.signing import (
+from worker.signing import (
     InvalidSecret,
     SignatureError,
     decode_secret,
@@ -32,6 +32,11 @@ def signed_headers(secret: str, *, timestamp: int | None = None, body: bytes = B
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, MSG_ID, timestamp, body),
     }
+
+
+@pytest.fixture
+def secret() -> str:
+    return new_secret()
 
 
 def test_it_matches_the_published_example() -> None:

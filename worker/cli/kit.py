@@ -1,22 +1,32 @@
-"""What every command shares: the runtime, and turning errors into one line."""
+"""The command line's public kit: what every command shares — the runtime,
+secrets from options or files, errors as one line — and the helpers that the
+commands of platform and sink folders use (``stores add <platform>``, ``sinks
+add <kind>``). Platform and sink folders import from here, never from the
+other modules of ``worker.cli``."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker import http
 from worker import runtime as runtime_module
 from worker.config import ConfigError, load_settings
 from worker.crypto import CredentialsError
-from worker.http import DestinationRefused, check_url
+from worker.http import DestinationRefused
 from worker.logs import configure_logging, scrub
+from worker.platforms.base import StoreUpdate
 from worker.runtime import Runtime
 from worker.storage.migrate import schema_is_current, upgrade
+from worker.storage.models import Sink
+from worker.stores import find_store, save_store
 
 
 def secret_option(
@@ -90,7 +100,7 @@ def check_destination(runtime: Runtime, option: str, url: str | None) -> None:
     if not url:
         return
     try:
-        check_url(url, allow_private=runtime.settings.allow_private_urls)
+        http.check_url(url, allow_private=runtime.settings.allow_private_urls)
     except DestinationRefused as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
@@ -113,3 +123,67 @@ def parse_store_key(value: str) -> tuple[str, str]:
     if not sep or not platform or not external_id:
         raise click.BadParameter(f"{value!r} is not a store key like salla:1234509876")
     return platform, external_id
+
+
+# --- stores add <platform> --------------------------------------------------------------
+
+
+def check_timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {value!r}") from None
+    return value
+
+
+def check_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/") if value else None
+
+
+def save(platform: str, external_id: str, update: StoreUpdate, fields: dict[str, Any]) -> None:
+    """Register (or update) a store from a ``stores add <platform>`` command."""
+    runtime = open_runtime()
+    check_destination(runtime, "--api-base", fields.get("api_base"))
+    with runtime.transaction() as session:
+        store = save_store(runtime, session, platform, external_id, update, **fields)
+        click.echo(f"store {store.key} saved ({store.status})")
+
+
+# --- sinks add <kind> -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """The store and the rules ``sinks add`` was given, for its ``<kind>`` subcommand."""
+
+    platform: str
+    external_id: str
+    kinds: list[str]
+    rules: dict[str, Any] = field(default_factory=dict)
+
+
+def add_sink(target: Target, kind: str, config: dict[str, Any]) -> None:
+    """Store a sink of ``kind`` with its validated ``config`` (sealed) for the target store."""
+    runtime = open_runtime()
+    check_destination(runtime, "--url", config.get("url"))
+    check_destination(runtime, "--api-base", config.get("api_base"))
+    with runtime.transaction() as session:
+        store = find_store(session, target.platform, target.external_id)
+        if store is None:
+            raise click.ClickException(
+                f"no store {target.platform}:{target.external_id}: add it first"
+            )
+        sink = Sink(
+            store_id=store.id,
+            kind=kind,
+            config=runtime.cipher.seal(config),
+            kinds=target.kinds,
+            rules=target.rules,
+        )
+        session.add(sink)
+        session.flush()
+        click.echo(f"sink {sink.id} ({kind}) added to {store.key}")
