@@ -1,6 +1,11 @@
 """Developer tools: ``sandbox`` (local platform APIs), ``trigger`` (send a
 correctly authenticated sample webhook, think ``stripe trigger``) and
-``demo`` (all of it)."""
+``demo`` (all of it).
+
+The stand-ins for the outside world (``worker.sandbox``) are imported inside the
+commands that serve them, never at the top: every command shares this module's
+import with ``migrate`` and ``run``, and production processes load no fake apps.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,6 @@ from worker.cli.kit import open_runtime
 from worker.config import ConfigError
 from worker.crypto import CredentialsError
 from worker.platforms import PLATFORM_NAMES, build_platform, samples_module
-from worker.sandbox.demo import run_demo
-from worker.sandbox.serve import serve_sandbox
 from worker.stores import find_store
 
 
@@ -74,6 +77,8 @@ def _stored_secret(platform: str, store_id: str) -> str:
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(0, 65535))
 def sandbox(host: str, port: int) -> None:
     """Serve local Salla, Zid and Appstle APIs (ports PORT, PORT+1, …) until Ctrl-C."""
+    from worker.sandbox.serve import serve_sandbox
+
     serve_sandbox(host, port, echo=click.echo)
 
 
@@ -83,5 +88,7 @@ def sandbox(host: str, port: int) -> None:
 def demo(port: int, keep: bool) -> None:
     """Start everything embedded, register sandbox stores and a capture sink,
     fire webhooks and print what reached the sink."""
+    from worker.sandbox.demo import run_demo
+
     os.environ.pop("DATABASE_URL", None)
     run_demo(port=port, keep=keep, echo=click.echo)

@@ -28,6 +28,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from worker.sandbox.trouble import FailureQueue, InjectedFailure
+
 EXTENSION = "hubspot_sandbox"
 DEMO_TOKEN = "pat-na1-sandbox-token"
 AUTH_MESSAGE = "Authentication credentials not found."  # and a link to the OAuth docs
@@ -55,34 +57,13 @@ class RecordedRequest:
     status: int
 
 
-@dataclass(frozen=True)
-class InjectedFailure:
-    status: int
-    retry_after: str | None = None
-    path: str | None = None  # only requests whose path contains this; None: any
-
-
-class RequestLog:
-    """What a sandbox saw and the failures it was told to answer; thread-safe."""
+class RequestLog(FailureQueue):
+    """What a sandbox saw, and the failures it was told to answer (``FailureQueue``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
-        self._failures: list[InjectedFailure] = []
-
-    def fail_next(
-        self, status: int, retry_after: str | None = None, path: str | None = None
-    ) -> None:
-        """Answer the next request (whose path contains ``path``) with ``status``."""
-        with self.lock:
-            self._failures.append(InjectedFailure(status, retry_after, path))
-
-    def take_failure(self, path: str) -> InjectedFailure | None:
-        with self.lock:
-            for index, failure in enumerate(self._failures):
-                if failure.path is None or failure.path in path:
-                    return self._failures.pop(index)
-        return None
 
     def record(self, seen: RecordedRequest) -> None:
         with self.lock:
@@ -315,7 +296,7 @@ def _failure(failure: InjectedFailure) -> Response:
     else:
         response = _json(failure.status, _error("internal error", "INTERNAL_ERROR"))
     if failure.retry_after is not None:
-        response.headers["Retry-After"] = failure.retry_after
+        response.headers["Retry-After"] = str(failure.retry_after)
     return response
 
 

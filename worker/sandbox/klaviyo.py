@@ -20,7 +20,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from worker.sandbox.hubspot import Answer, InjectedFailure, RequestLog, seen_request
+from worker.sandbox.hubspot import Answer, RequestLog, seen_request
+from worker.sandbox.trouble import InjectedFailure
 
 EXTENSION = "klaviyo_sandbox"
 DEMO_API_KEY = "pk_sandbox_0123456789abcdef0123456789"
@@ -116,7 +117,7 @@ def _failure(failure: InjectedFailure) -> Response:
         response = _json(*_error(429, "throttled", detail))
         response.headers["RateLimit-Remaining"] = "0"
         if failure.retry_after is not None:
-            response.headers["Retry-After"] = failure.retry_after
+            response.headers["Retry-After"] = str(failure.retry_after)
         return response
     return _json(*_error(failure.status, "error", "A server error occurred."))
 

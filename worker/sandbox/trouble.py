@@ -45,21 +45,13 @@ class _Window:
     used: int = 0
 
 
-class SandboxTrouble(Generic[Seen]):
-    """Injected failures, delay and budget, and the request log; every method is thread-safe."""
+class FailureQueue:
+    """The one failure-injection kit of every sandbox (platform APIs, CRMs): failures
+    to answer, in order, each for any request or those whose path ends with ``path``."""
 
-    def __init__(
-        self, *, rate_limit: int, rate_window: float, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.rate_limit, self.rate_window = rate_limit, rate_window
-        self._clock = clock
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self._failure_lock = threading.Lock()
         self._failures: deque[InjectedFailure] = deque()
-        self._windows: dict[str, _Window] = {}
-        self._requests: list[Seen] = []
-        self._delay = 0.0
-
-    # --- driving it ---
 
     def fail_next(
         self,
@@ -70,9 +62,33 @@ class SandboxTrouble(Generic[Seen]):
         path: str | None = None,
     ) -> None:
         """Answer the next ``count`` requests (to ``path``, or any) with ``status``;
-        a 429 carries ``retry_after`` as Retry-After when given."""
-        with self._lock:
+        ``retry_after`` is sent as Retry-After when given."""
+        with self._failure_lock:
             self._failures.extend([InjectedFailure(status, retry_after, path)] * count)
+
+    def take_failure(self, path: str = "") -> InjectedFailure | None:
+        with self._failure_lock:
+            failure = next((f for f in self._failures if f.applies_to(path)), None)
+            if failure is not None:
+                self._failures.remove(failure)
+            return failure
+
+
+class SandboxTrouble(FailureQueue, Generic[Seen]):
+    """Injected failures, delay and budget, and the request log; every method is thread-safe."""
+
+    def __init__(
+        self, *, rate_limit: int, rate_window: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__()
+        self.rate_limit, self.rate_window = rate_limit, rate_window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+        self._requests: list[Seen] = []
+        self._delay = 0.0
+
+    # --- driving it ---
 
     def set_delay(self, seconds: float) -> None:
         with self._lock:
@@ -99,13 +115,6 @@ class SandboxTrouble(Generic[Seen]):
     def record(self, seen: Seen) -> None:
         with self._lock:
             self._requests.append(seen)
-
-    def take_failure(self, path: str = "") -> InjectedFailure | None:
-        with self._lock:
-            failure = next((f for f in self._failures if f.applies_to(path)), None)
-            if failure is not None:
-                self._failures.remove(failure)
-            return failure
 
     def take_budget(self, key: str) -> RateState:
         """Count one request against ``key``'s window, or refuse it (``retry_after`` set)."""

@@ -348,7 +348,7 @@ def test_it_treats_a_definition_made_meanwhile_as_found(
     portal: tuple[HubSpotSandboxState, int], setup_cli: Callable[..., Result]
 ) -> None:
     state, sink_id = portal
-    state.fail_next(404, path="/properties/contacts/groups/loyalty_relay")
+    state.fail_next(1, status=404, path="/properties/contacts/groups/loyalty_relay")
     state.schema["groups"]["loyalty_relay"] = {"name": "loyalty_relay", "label": "x"}
 
     result = setup_cli("--sink", str(sink_id))

@@ -135,7 +135,7 @@ def test_it_backs_off_on_429_and_blocks_the_token_for_every_worker(
     portal: Portal, runtime: Runtime
 ) -> None:
     portal.state.add_contact(EMAIL)
-    portal.state.fail_next(429, retry_after="30")
+    portal.state.fail_next(1, status=429, retry_after=30)
     budget = DatabaseBudget(runtime.transaction)
 
     with pytest.raises(RateLimited, match="^HubSpot rate limit reached$") as first:
@@ -149,7 +149,7 @@ def test_it_backs_off_on_429_and_blocks_the_token_for_every_worker(
 
 
 def test_it_waits_out_hubspots_window_when_a_429_names_no_delay(portal: Portal) -> None:
-    portal.state.fail_next(429)
+    portal.state.fail_next(1, status=429)
 
     with pytest.raises(RateLimited) as caught:
         portal.sink().send(balance_change())
@@ -176,7 +176,7 @@ def test_it_reads_hubspots_rate_limit_headers_into_the_budget() -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_it_retries_a_hubspot_server_error(portal: Portal, status: int) -> None:
-    portal.state.fail_next(status, retry_after="7")
+    portal.state.fail_next(1, status=status, retry_after=7)
 
     with pytest.raises(TransientError, match=f"^HubSpot answered {status} ") as caught:
         portal.sink().send(balance_change())
@@ -237,7 +237,7 @@ def test_it_never_puts_the_token_or_email_in_an_error(portal: Portal) -> None:
     failures = []
     for status in (None, 401, 429, 503):
         if status:
-            portal.state.fail_next(status)
+            portal.state.fail_next(1, status=status)
         with pytest.raises((PermanentError, TransientError)) as caught:
             portal.sink(create_missing=True).send(balance_change(odd))
         failures.append(str(caught.value))
@@ -334,7 +334,7 @@ def test_it_reports_what_hubspot_refused_in_a_batch(portal: Portal) -> None:
 
 
 def test_it_raises_for_a_batch_call_that_failed_as_a_whole(portal: Portal) -> None:
-    portal.state.fail_next(503, path="/batch/upsert")
+    portal.state.fail_next(1, status=503, path="/batch/upsert")
 
     with pytest.raises(TransientError, match="503"):
         upsert_batch(portal.sink(create_missing=True), [balance_change()])

@@ -126,7 +126,7 @@ def test_it_updates_an_excluded_customer(account: Account) -> None:
 def test_it_retries_after_klaviyos_delay_and_pauses_both_budgets(
     account: Account, runtime: Runtime
 ) -> None:
-    account.state.fail_next(429, retry_after="20")
+    account.state.fail_next(1, status=429, retry_after=20)
 
     with pytest.raises(RateLimited, match="^Klaviyo rate limit reached$") as first:
         account.sink(budget=DatabaseBudget(runtime.transaction)).send(balance_change())
@@ -155,7 +155,7 @@ def test_it_shares_two_budgets_per_key_never_naming_it(account: Account, runtime
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_it_retries_a_klaviyo_server_error(account: Account, status: int) -> None:
-    account.state.fail_next(status)
+    account.state.fail_next(1, status=status)
 
     with pytest.raises(TransientError, match=f"^Klaviyo answered {status} "):
         account.sink().send(balance_change())
@@ -174,7 +174,7 @@ def test_it_never_puts_the_key_or_email_in_an_error(account: Account) -> None:
     failures = []
     for status in (None, 401, 429, 503):
         if status:
-            account.state.fail_next(status)
+            account.state.fail_next(1, status=status)
         with pytest.raises((PermanentError, TransientError)) as caught:
             account.sink().send(balance_change(odd))
         failures.append(str(caught.value))
