@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/inbox_seal.py [--rounds 20000]
 
-Times ``worker.inbox.sealed`` (what ``web.ingest.InboxWriter.record`` calls for
+Times ``worker.pipeline.inbox.sealed`` (what ``web.ingest.InboxWriter.record`` calls for
 every webhook) on bodies of typical sizes, beside the HMAC-SHA256 verification
 every webhook already costs, in one process and one run. Prints microseconds of
 CPU per webhook (``time.process_time``), so other load on the machine does not
@@ -18,8 +18,8 @@ import json
 import time
 from collections.abc import Callable
 
-from worker import inbox
 from worker.crypto import Cipher
+from worker.pipeline import inbox
 
 SIZES = (600, 2_000, 8_000)  # a customer event, an order, a large order (bytes)
 

@@ -15,7 +15,7 @@ reconciliation). Then it times, on the code in this checkout:
   publishing of its delivery messages (``relay.deliver_many`` chunks, Redis db 13);
 - ``reconcile`` (per-store spare budget);
 
-and with ``--old``, the same on main's ``worker/schedule.py`` (loaded from git into a
+and with ``--old``, the same on main's ``worker/pipeline/schedule.py`` (loaded from git into a
 temporary module; the old code publishes one ``relay.deliver`` per delivery), after
 resetting the markers. The schema is this checkout's in both runs, so the old
 figures already have the new indexes (``ix_sinks_store`` among them).
@@ -45,9 +45,10 @@ import redis
 from psycopg import sql
 from sqlalchemy import text
 
-from worker import dispatch, runtime, schedule, tasks
+from worker import dispatch, runtime, tasks
 from worker.celery_app import app
 from worker.config import load_settings
+from worker.pipeline import schedule
 from worker.runtime import Runtime
 from worker.storage.migrate import upgrade
 
@@ -169,9 +170,9 @@ def reset_markers(relay: Runtime) -> None:
 
 
 def main_schedule() -> ModuleType:
-    """main's worker/schedule.py, as the module ``old_schedule``."""
+    """main's worker/pipeline/schedule.py, as the module ``old_schedule``."""
     source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", "main:worker/schedule.py"],
+        ["git", "-C", str(ROOT), "show", "main:worker/pipeline/schedule.py"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     path = Path(tempfile.mkdtemp()) / "old_schedule.py"

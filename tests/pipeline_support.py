@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from worker import inbox, outbox, refresh
+from worker.pipeline import inbox, outbox, refresh
 from worker.platforms.base import Platform
 from worker.runtime import Runtime
 

@@ -168,7 +168,7 @@ def test_it_imports_the_sandbox_from_no_production_module_at_module_level() -> N
 
 def test_it_finds_the_imports_it_checks() -> None:
     """The checks above can fail: the reading sees the imports that are there."""
-    assert "worker.outbox" in project_imports("worker.tasks")
+    assert "worker.pipeline.outbox" in project_imports("worker.tasks")
     assert "worker.sandbox.demo" in project_imports("worker.cli.dev")  # inside the command
     assert "worker.sandbox.demo" not in top_level_imports("worker.cli.dev")
     assert any(is_sandbox(name) for name in top_level_imports("worker.sandbox.demo"))

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from web.errors import problem
-from worker import refresh
+from worker.pipeline import refresh
 from worker.runtime import Runtime
 from worker.storage.models import DataRequest, Delivery, InboxEvent, RefreshJob, Store, utcnow
 

@@ -28,7 +28,7 @@ the CPU. Other databases (SQLite, embedded) take the portable statement.
 
 A batch is everyone's: one row the database refuses for its values (a
 ``DataError`` or a constraint) must not fail the others. Rows are bounded by
-their columns before they get here (``worker.inbox.row``); should one still be
+their columns before they get here (``worker.pipeline.inbox.row``); should one still be
 refused, the batch is retried row by row and only that row's request is
 answered 400. A database that is down fails the batch as a whole (503), without
 a retry per row.
@@ -51,7 +51,8 @@ from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import dispatch, inbox
+from worker import dispatch
+from worker.pipeline import inbox
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 

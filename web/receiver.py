@@ -29,9 +29,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from web.body import BodyRefused, read_body
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import dispatch, inbox, stores
+from worker import dispatch, stores
 from worker.celery_app import create_celery
 from worker.errors import BadPayload, Unauthorized
+from worker.pipeline import inbox
 from worker.platforms import build_platforms
 from worker.platforms.base import InboundWebhook, Platform, ReceivedEvent, StoreSecrets
 from worker.runtime import Runtime
@@ -45,7 +46,7 @@ class StoreLookupCache:
     """Store secrets by external id, cached briefly so a spike costs no extra queries.
 
     Only stores that exist are cached: an event that finds none is parked until
-    its store registers (``worker.inbox.WAITING``), and a cached "unknown" would
+    its store registers (``worker.pipeline.inbox.WAITING``), and a cached "unknown" would
     keep parking the events that follow an install for as long as it lived."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):

@@ -66,7 +66,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "sweep-stuck-rows": _every(SWEEP, settings.sweep_interval_seconds),
         # Every quarter hour: reminders go out in each store's local reminder hour.
         "expiry-notices": _every(EXPIRY_NOTICES, 900.0),
-        # Every 5 min, each store's share of its budget for 5 min (worker.schedule).
+        # Every 5 min, each store's share of its budget for 5 min (worker.pipeline.schedule).
         "reconcile-stale-customers": _every(RECONCILE, RECONCILE_INTERVAL),
         # Hourly: Zid tokens expiring within RELAY_ZID_REFRESH_WINDOW_DAYS are refreshed early.
         "refresh-expiring-tokens": _every(REFRESH_TOKENS, 3600.0),

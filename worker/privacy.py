@@ -12,8 +12,8 @@ see ``worker.customers``); an address also finds the customers whose encrypted
 contact holds it (every contact of the store is decrypted: requests are rare).
 
 A refresh running while its customer is forgotten finds its job gone and drops
-its result (``worker.refresh.run``); an inbox row being processed finds its
-status changed and stops (``worker.inbox.process``).
+its result (``worker.pipeline.refresh.run``); an inbox row being processed finds its
+status changed and stops (``worker.pipeline.inbox.process``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ from functools import cache
 
 from celery import shared_task
 
-from worker import dispatch, inbox, outbox, refresh, retention, runtime, schedule, sweeper
+from worker import dispatch, runtime
 from worker.celery_app import app
+from worker.pipeline import inbox, outbox, refresh, retention, schedule, sweeper
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.platforms.zid import tokens as zid_tokens
@@ -115,7 +116,7 @@ def enqueue_deliveries(due: list[outbox.Due]) -> None:
 
 @shared_task(name=dispatch.RETENTION, acks_late=True, soft_time_limit=540, time_limit=600)
 def purge_old_rows() -> int:
-    """Delete finished rows past their retention (``worker.retention``)."""
+    """Delete finished rows past their retention (``worker.pipeline.retention``)."""
     deleted = retention.purge(runtime.current(), utcnow())
     if any(deleted.values()):
         log.info("retention deleted %s", ", ".join(f"{n} {t}" for t, n in deleted.items() if n))

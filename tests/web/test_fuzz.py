@@ -22,7 +22,7 @@ from tests.conftest import SALLA_SECRET
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store
 from tests.web.conftest import Served
 from tests.web.raw_http import chunked, exchange, request, signed_salla
-from worker import inbox
+from worker.pipeline import inbox
 from worker.platforms import build_platforms
 from worker.runtime import Runtime
 

@@ -15,7 +15,8 @@ from tests.conftest import SALLA_SECRET
 from tests.factories import MERCHANT, add_salla_store
 from tests.web.conftest import Served
 from web import gunicorn_conf
-from worker import dispatch, inbox
+from worker import dispatch
+from worker.pipeline import inbox
 from worker.platforms.salla import samples
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent

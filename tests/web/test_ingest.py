@@ -20,9 +20,10 @@ from sqlalchemy import select
 from tests.conftest import quiet_broker, relay_env
 from web import ingest
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import dispatch, inbox
+from worker import dispatch
 from worker.celery_app import create_celery
 from worker.config import load_settings
+from worker.pipeline import inbox
 from worker.platforms.base import ReceivedEvent
 from worker.runtime import Runtime, configure
 from worker.storage.models import InboxEvent

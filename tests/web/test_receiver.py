@@ -17,8 +17,8 @@ from tests.conftest import SALLA_SECRET, quiet_broker, relay_env
 from tests.factories import MERCHANT, add_salla_store, encode, salla_event, salla_headers
 from web import create_app
 from web.ingest import _Pending
-from worker import inbox
 from worker.config import Settings, load_settings
+from worker.pipeline import inbox
 from worker.platforms.base import ReceivedEvent
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent

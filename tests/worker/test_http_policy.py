@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
-from worker import outbox, refresh
 from worker.errors import PermanentError
 from worker.http import DestinationRefused, build_client, check_url, ip_literal, refusal
+from worker.pipeline import outbox, refresh
 from worker.platforms import build_platforms
 from worker.points import BALANCE_CHANGED, CustomerContact
 from worker.runtime import Runtime

@@ -19,8 +19,8 @@ from tests.conftest import SALLA_SECRET
 from tests.factories import CUSTOMER, add_salla_store, encode, salla_event, salla_headers
 from tests.pipeline_support import all_rows
 from web import create_app
-from worker import inbox, sweeper
 from worker.config import Settings
+from worker.pipeline import inbox, sweeper
 from worker.platforms import build_platforms
 from worker.platforms.salla import samples
 from worker.runtime import Runtime

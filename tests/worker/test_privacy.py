@@ -23,10 +23,12 @@ from tests.pipeline_support import all_rows, process_event
 from tests.privacy_support import found_in_clear
 from tests.worker.platforms.appstle_support import SHOPIFY_SECRET, credentials
 from web import create_app
-from worker import inbox, privacy, refresh
+from worker import privacy
 from worker import runtime as runtime_module
 from worker.cli.app import main
 from worker.customers import HASHED_PREFIX
+from worker.pipeline import inbox, refresh
+from worker.pipeline.snapshots import remember_contact
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform, StoreUpdate
 from worker.platforms.shopify import compliance
@@ -39,7 +41,6 @@ from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
 from worker.signing import new_secret
-from worker.snapshots import remember_contact
 from worker.storage.models import CustomerPoints, DataRequest, InboxEvent, RefreshJob, Store
 from worker.stores import save_store
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.factories import MERCHANT, add_salla_store
-from worker import backoff, refresh
+from worker import backoff
+from worker.pipeline import refresh
 from worker.platforms import build_platforms
 from worker.runtime import Runtime
 from worker.sandbox.salla import create_salla_sandbox

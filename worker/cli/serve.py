@@ -112,8 +112,8 @@ def _stop_all(children: dict[str, subprocess.Popen[bytes]], *, failed: bool) -> 
 @click.command()
 def sweep() -> None:
     """Re-enqueue rows stuck longer than RELAY_STALE_AFTER_SECONDS, once."""
-    from worker import sweeper
     from worker.celery_app import create_celery
+    from worker.pipeline import sweeper
 
     runtime = open_runtime()
     swept = sweeper.sweep(runtime)

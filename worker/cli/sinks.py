@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from worker.cli.kit import Target, add_sink, open_runtime, parse_store_key, secret_option
 from worker.errors import RelayError
-from worker.outbox import make_sink
+from worker.pipeline.outbox import make_sink
 from worker.points import (
     BALANCE_CHANGED,
     CHANGE_KINDS,

@@ -8,8 +8,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from worker import refresh
 from worker.cli.kit import check_timezone, check_url, open_runtime, save, secret_option
+from worker.pipeline import refresh
 from worker.platforms.base import StoreUpdate
 from worker.storage.models import Store
 

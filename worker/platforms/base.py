@@ -48,7 +48,7 @@ class ReceivedEvent:
     ignored_reason: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     # Signed with the app's secret for a store not registered yet (its install is
-    # still being processed): kept until the store appears (``worker.inbox``).
+    # still being processed): kept until the store appears (``worker.pipeline.inbox``).
     waiting_for_store: bool = False
 
 

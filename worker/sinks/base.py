@@ -97,7 +97,7 @@ def _now() -> datetime:
 class SinkContext:
     """What the process hands every sink: the shared HTTP client (``worker.http``), the
     rate budget shared by all workers, the settings and a clock. One shape for all
-    sinks, so that a new sink needs no change where sinks are built (``worker.outbox``)."""
+    sinks, so that a new sink needs no change where sinks are built (``worker.pipeline.outbox``)."""
 
     http: httpx.Client
     budget: Budget | None = None

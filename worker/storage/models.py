@@ -128,7 +128,7 @@ class CustomerPoints(Base):
 
     __tablename__ = "customer_points"
     __table_args__ = (
-        # The scheduler's scans (``worker.schedule``): expiries not yet reminded
+        # The scheduler's scans (``worker.pipeline.schedule``): expiries not yet reminded
         # about / announced, by date, and each store's least recently fetched.
         Index(
             "ix_points_remind_due",

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.worker.platforms.appstle_support import WHSEC, credentials
 from web import create_app
-from worker import inbox
+from worker.pipeline import inbox
 from worker.platforms.appstle import AppstlePlatform
 from worker.platforms.appstle.examples import EXAMPLE_CUSTOMER, EXAMPLES, VARIANTS
 from worker.platforms.appstle.samples import SVIX, UNBRANDED, encode, path_for, svix_headers

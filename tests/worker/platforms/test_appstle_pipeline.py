@@ -19,7 +19,7 @@ from tests.factories import add_webhook_sink
 from tests.pipeline_support import all_rows, process_event
 from tests.worker.platforms.appstle_support import CUSTOMER, WHSEC, WHSEC_PREVIOUS, credentials
 from web import create_app
-from worker import outbox
+from worker.pipeline import outbox
 from worker.platforms.appstle import AppstlePlatform
 from worker.platforms.base import Platform, SampleDelivery, StoreUpdate
 from worker.platforms.shopify import ShopifyPlatform

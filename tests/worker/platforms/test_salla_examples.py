@@ -18,7 +18,7 @@ from tests.conftest import SALLA_SECRET
 from tests.factories import add_salla_store, encode, salla_headers
 from tests.pipeline_support import all_rows
 from web import create_app
-from worker import inbox
+from worker.pipeline import inbox
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.platforms.salla.examples import EXAMPLES

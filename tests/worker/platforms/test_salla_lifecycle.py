@@ -19,8 +19,8 @@ from tests.conftest import SALLA_SECRET, relay_env
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
 from tests.pipeline_support import all_rows
 from web import create_app
-from worker import inbox, outbox, refresh
 from worker.cli.app import main
+from worker.pipeline import inbox, outbox, refresh
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.platforms.salla import samples

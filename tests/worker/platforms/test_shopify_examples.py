@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tests.worker.platforms.appstle_support import SHOPIFY_SECRET, credentials
 from web import create_app
-from worker import inbox
+from worker.pipeline import inbox
 from worker.platforms.base import Platform, StoreUpdate
 from worker.platforms.shopify import ShopifyPlatform
 from worker.platforms.shopify.examples import EXAMPLE_CUSTOMERS, EXAMPLES

@@ -22,7 +22,7 @@ from tests.worker.platforms.appstle_support import (
     credentials,
 )
 from web import create_app
-from worker import inbox, outbox, refresh
+from worker.pipeline import inbox, outbox, refresh
 from worker.platforms.base import Platform, SampleDelivery, StoreUpdate
 from worker.platforms.shopify import ShopifyPlatform, samples
 from worker.runtime import Runtime

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from tests.pipeline_support import all_rows
 from tests.worker.platforms.zid_support import SECRET, demo_credentials
 from web import create_app
-from worker import inbox
+from worker.pipeline import inbox
 from worker.platforms.base import Platform, StoreUpdate
 from worker.platforms.zid import ZidPlatform
 from worker.platforms.zid.examples import EXAMPLES

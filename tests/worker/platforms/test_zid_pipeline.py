@@ -17,7 +17,7 @@ from tests.factories import add_webhook_sink
 from tests.pipeline_support import all_rows, process_event
 from tests.worker.platforms.zid_support import PREVIOUS_SECRET, SECRET, demo_credentials
 from web import create_app
-from worker import inbox, outbox, refresh
+from worker.pipeline import inbox, outbox, refresh
 from worker.platforms.base import Platform, StoreUpdate
 from worker.platforms.zid import ZidPlatform, samples
 from worker.runtime import Runtime

@@ -14,8 +14,8 @@ from flask import Flask
 
 from tests.factories import add_salla_store
 from tests.worker.sinks.test_crm import CREATED_AT, EMAIL, balance_change
-from worker import outbox
 from worker.errors import PermanentError, TransientError
+from worker.pipeline import outbox
 from worker.points import BALANCE_CHANGED
 from worker.quota import DatabaseBudget, RateLimited
 from worker.runtime import Runtime

@@ -14,7 +14,7 @@ and only here:
   No English label is published, so none is accepted.
 - Any other label is listed, deduplicated and sorted, in ``unknown_statuses``;
   it never raises here, and the refresh holds such a snapshot: nothing is
-  stored or sent until ops know the label (``worker.refresh``).
+  stored or sent until ops know the label (``worker.pipeline.refresh``).
 - ``available`` = Σ(points − used_points) over confirmed entries whose expiry
   is absent or later than ``now``; a confirmed entry past its expiry is expired
   whatever its label says. Negative entries (deductions) subtract. The total is

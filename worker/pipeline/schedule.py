@@ -39,11 +39,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import dispatch, outbox, refresh
+from worker import dispatch
 from worker.config import Settings
+from worker.pipeline import outbox, refresh
+from worker.pipeline.snapshots import snapshot_of
 from worker.points import EXPIRED, EXPIRING_SOON, change_payload
 from worker.runtime import Runtime
-from worker.snapshots import snapshot_of
 from worker.storage.models import (
     CustomerPoints,
     PointsChange,

@@ -16,12 +16,13 @@ import redis
 from sqlalchemy import func, insert, select
 
 from tests.factories import add_salla_store, add_webhook_sink
-from worker import schedule, tasks
+from worker import tasks
+from worker.pipeline import schedule
 from worker.points import CHANGE_KINDS, EXPIRED, EXPIRING_SOON
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app
 from worker.sandbox.server import RunningServer
-from worker.sinks.signing import new_secret
+from worker.signing import new_secret
 from worker.storage.models import CustomerPoints, Delivery, RateBudget, RefreshJob, Sink, Store
 
 TEN_IN_RIYADH = datetime(2026, 11, 23, 7, 15, tzinfo=UTC)  # 10:15 in Asia/Riyadh

@@ -20,12 +20,13 @@ from typing import Any, TypeGuard
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import customers, privacy, refresh, stores
+from worker import customers, privacy, stores
 from worker.crypto import Cipher, CredentialsError
 from worker.errors import BadPayload
+from worker.pipeline import refresh
+from worker.pipeline.snapshots import remember_contact
 from worker.platforms.base import EventPlan, Platform, ReceivedEvent
 from worker.runtime import Runtime
-from worker.snapshots import remember_contact
 from worker.storage.models import InboxEvent, Store, utcnow
 from worker.storage.upsert import rows_changed
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, distinct, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, customers, outbox, quota
+from worker import backoff, customers, quota
 from worker.config import Settings
 from worker.errors import (
     NeedsReauthorization,
@@ -23,10 +23,11 @@ from worker.errors import (
     TemporarilyBlocked,
     TransientError,
 )
+from worker.pipeline import outbox
+from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
-from worker.snapshots import apply_snapshot
 from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
 from worker.storage.upsert import insert_ignore, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason

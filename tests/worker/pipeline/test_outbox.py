@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.factories import add_salla_store, add_webhook_sink
-from worker import backoff, outbox, sweeper
+from worker import backoff
+from worker.pipeline import outbox, sweeper
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import capture_log, create_capture_app

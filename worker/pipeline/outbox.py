@@ -75,7 +75,7 @@ def create_deliveries(
 
     A message sink's row waits for its collapse window and the store's quiet
     hours; a change arriving while it waits is folded into it instead. A caller
-    creating many (``worker.schedule``) passes the store's enabled ``sinks`` it
+    creating many (``worker.pipeline.schedule``) passes the store's enabled ``sinks`` it
     loaded once, and flushes once for the lot.
     """
     now = utcnow()

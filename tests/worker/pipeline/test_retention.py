@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.factories import add_salla_store
-from worker import retention
 from worker.config import ConfigError, load_settings
+from worker.pipeline import retention
 from worker.points import CHANGE_KINDS
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, PointsChange, RefreshJob, Sink, Store

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from tests.factories import CUSTOMER, add_salla_store
-from worker import schedule
+from worker.pipeline import schedule
 from worker.points import CHANGE_KINDS, EXPIRED, EXPIRING_SOON
 from worker.runtime import Runtime
 from worker.storage.models import CustomerPoints, Delivery, RefreshJob, Sink, Store

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from worker import dispatch, inbox, outbox, refresh
+from worker import dispatch
+from worker.pipeline import inbox, outbox, refresh
 from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, Store, utcnow

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from worker import inbox, outbox, refresh
+from worker.pipeline import inbox, outbox, refresh
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, PointsChange, RefreshJob
 from worker.storage.upsert import rows_changed

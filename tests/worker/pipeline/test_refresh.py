@@ -7,7 +7,7 @@ import dataclasses
 from sqlalchemy import select
 
 from tests.factories import CUSTOMER, add_salla_store
-from worker import refresh
+from worker.pipeline import refresh
 from worker.runtime import Runtime
 from worker.storage.models import RefreshJob
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker import outbox
+from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
 from worker.storage.models import CustomerPoints, PointsChange, Store

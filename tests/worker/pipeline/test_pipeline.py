@@ -1,0 +1,84 @@
+"""Event → refresh → change → delivery, in process, against the Salla sandbox
+and a signed-webhook capture server over real HTTP and a real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.factories import (
+    CUSTOMER,
+    MERCHANT,
+)
+from tests.worker.pipeline.salla_world import NOW, World, entry
+from worker.pipeline import inbox, refresh
+from worker.storage.models import (
+    CustomerPoints,
+    Delivery,
+    RateBudget,
+    RefreshJob,
+    Store,
+)
+
+
+def test_it_delivers_a_signed_update_for_a_new_balance(world: World) -> None:
+    world.process(world.post())
+    [received] = world.capture.received()
+    assert received.verified and received.type == "points.balance_changed"
+    data = received.data
+    assert (data["platform"], data["store"], data["customer_id"]) == (
+        "salla", f"salla:{MERCHANT}", CUSTOMER,
+    )  # fmt: skip
+    assert (data["balance_before"], data["balance_after"]) == (0, 1000)
+    assert data["next_expiry_points"] == 100
+    riyadh = (NOW + timedelta(days=3)).astimezone(ZoneInfo("Asia/Riyadh"))
+    assert data["next_expiry_date"] == riyadh.date().isoformat()
+    [delivery] = world.rows(Delivery)
+    assert delivery.status == "delivered" and received.id == delivery.id
+
+
+def test_it_refreshes_an_expired_token_once_and_keeps_both_new_tokens(world: World) -> None:
+    world.salla.expire_access_token(MERCHANT)
+    world.process(world.post())
+    assert len(world.salla.refreshes()) == 1 and len(world.capture.received()) == 1
+    access, refresh_token = world.salla.tokens(MERCHANT)
+    with world.runtime.sessions() as session:
+        store = session.get_one(Store, world.store.id)
+        stored = world.runtime.cipher.open(store.credentials)
+    assert (stored["access_token"], stored["refresh_token"]) == (access, refresh_token)
+    assert store.token_version == world.store.token_version + 1
+
+
+def test_it_stops_a_store_whose_refresh_token_is_spent(world: World) -> None:
+    world.salla.expire_access_token(MERCHANT)
+    world.salla.exchange("refresh-1")  # someone else used it: Salla revokes on reuse
+    world.process(world.post())
+    [job] = world.rows(RefreshJob)
+    [store] = world.rows(Store)
+    assert job.status == "failed" and "re-authorization" in (job.last_error or "")
+    assert store.status == "needs_reauth" and world.capture.received() == []
+
+
+def test_it_waits_out_a_429_without_counting_a_failure(world: World) -> None:
+    world.salla.fail_next(1, status=429, retry_after=30)
+    inbox_id = world.post()
+    [due] = inbox.handle(world.runtime, world.platforms, inbox_id)
+    with pytest.raises(refresh.Reschedule) as later:
+        refresh.run(world.runtime, world.platforms, due.job_id)
+    assert later.value.countdown >= 30
+    [job] = world.rows(RefreshJob)
+    assert (job.status, job.attempts) == ("retrying", 0) and "rate limit" in (job.last_error or "")
+    [budget] = world.rows(RateBudget)  # every worker now waits for the same 30 s
+    assert budget.blocked_until and budget.blocked_until > datetime.now(UTC) + timedelta(seconds=25)
+
+
+def test_it_holds_a_balance_read_with_an_unknown_status_label(world: World) -> None:
+    odd = entry(500, expires_in=30) | {"status": "معلّقة للمراجعة"}
+    world.salla.set_entries(MERCHANT, CUSTOMER, [entry(900, expires_in=400), odd])
+    world.process(world.post())
+    [job] = world.rows(RefreshJob)
+    assert job.status == "held" and "معلّقة للمراجعة" in (job.last_error or "")
+    assert world.capture.received() == [] and world.rows(Delivery) == []
+    assert all(row.fetched_at is None for row in world.rows(CustomerPoints))
