@@ -5,7 +5,7 @@ timeouts, User-Agent, ``Accept: application/json`` (Salla's WAF answers an HTML
 403 without both) and connection pooling are the same everywhere. One client
 per process, created lazily; tests point base URLs at local servers.
 
-The policy (DESIGN principle 8): outbound requests go to ``https`` URLs on
+The policy: outbound requests go to ``https`` URLs on
 globally routable addresses only — never loopback, private, link-local
 (``169.254.169.254`` is the cloud metadata service), multicast, unspecified or
 reserved ones. The check runs when a URL is configured (``check_url``: a

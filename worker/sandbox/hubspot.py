@@ -1,9 +1,9 @@
 """A local HubSpot: contacts (update by email, create, batch read and upsert),
 contact properties and property groups, for tests and the demo.
 
-Reference: PROVIDERS.md, "CRMs" (HubSpot), and HubSpot's CRM v3 docs. Like HubSpot, it
-wants a known ``Bearer`` token (401 otherwise); answers 404 to a PATCH of an unknown
-contact and 409 to creating what exists; refuses (400 ``VALIDATION_ERROR``) unknown
+Reference: HubSpot's CRM v3 docs (https://developers.hubspot.com/docs/api/crm/contacts).
+Like HubSpot, it wants a known ``Bearer`` token (401 otherwise); answers 404 to a PATCH of an
+unknown contact and 409 to creating what exists; refuses (400 ``VALIDATION_ERROR``) unknown
 properties and values that do not fit their type (a date that is not midnight UTC)
 and batches of more than 100 inputs; reports per-input failures of a batch in a 207
 with ``context.ids``; sends ``X-HubSpot-RateLimit-*`` headers and answers 429

@@ -1,6 +1,6 @@
 """A local Klaviyo: the profile upsert (``POST /api/profile-import``), for tests and the demo.
 
-Reference: PROVIDERS.md, "CRMs" (Klaviyo), and Klaviyo's "Create or Update Profile".
+Reference: Klaviyo's "Create or Update Profile" (https://developers.klaviyo.com/en/reference/create_or_update_profile).
 Like Klaviyo, it wants ``Authorization: Klaviyo-API-Key <key>`` of a known private
 key (401 ``not_authenticated`` otherwise), a ``revision`` header (400) and the
 JSON:API content type (415); answers 201 for a new profile and 200 for an existing

@@ -2,7 +2,8 @@
 webhook subscriptions and the OAuth token endpoint.
 
 Reference: zidsa/sdk-python (fixtures, ``zid/http.py``), zidsa/zid-agent-skill
-references/*.md, https://docs.zid.sa/webhooks and seeds/004. The client is given
+references/*.md and https://docs.zid.sa/webhooks (the storefront points endpoint is
+not published on a page we can cite; see ``worker.platforms.zid.client``). The client is given
 ``http://127.0.0.1:PORT`` as its API base, so routes sit at the root; they are
 served under ``/v1`` too, so a realistic base works. Like Zid, it:
 

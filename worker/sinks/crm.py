@@ -17,7 +17,8 @@ Decisions:
 - **A payload key we do not have is left out; a key that is null clears the
   property**, so a tier that went away does not linger in the CRM.
 
-# Reference: PROVIDERS.md, "CRMs" (what loyalty platforms sync to CRMs).
+# Reference: HubSpot contacts (https://developers.hubspot.com/docs/api/crm/contacts) and Klaviyo
+# profiles (https://developers.klaviyo.com/en/reference/create_or_update_profile).
 """
 
 from __future__ import annotations

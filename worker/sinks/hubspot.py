@@ -1,6 +1,6 @@
 """HubSpot: keep the ``loyalty_relay_*`` properties of the customer's contact current.
 
-# Reference: PROVIDERS.md, "CRMs" (HubSpot), and HubSpot's docs: CRM contacts v3
+# Reference: HubSpot's docs: CRM contacts v3 (https://developers.hubspot.com/docs/api/crm/contacts)
 # (update by email with ``?idProperty=email``, create, batch read/upsert of at most
 # 100 inputs), "How should timestamps be formatted for HubSpot's APIs" (date
 # properties hold midnight UTC), rate limits (100 requests per 10 s per private-app
@@ -99,7 +99,7 @@ class HubSpotSink(Sink):
         leave it written; the retry writes the same absolute values again, harmlessly."""
         email = contact_email(delivery)
         properties = hubspot_properties(delivery)
-        # Reference: PATCH /crm/v3/objects/contacts/{email}?idProperty=email (PROVIDERS.md, CRMs)
+        # Reference: PATCH /crm/v3/objects/contacts/{email}?idProperty=email (HubSpot contacts v3)
         path = f"{CONTACTS}/{quote(email, safe='@')}"
         body = {"properties": properties}
         response = self.request("PATCH", path, body, params={"idProperty": "email"})
@@ -273,7 +273,7 @@ def _skip_unknown(sink: HubSpotSink, chunk: _Chunk) -> None:
 
 def _upsert(sink: HubSpotSink, chunk: _Chunk) -> None:
     # Reference: POST /crm/v3/objects/contacts/batch/upsert, at most 100 inputs, each with
-    # idProperty "email" (PROVIDERS.md, CRMs). A 207 lists per-input errors; their
+    # idProperty "email" (HubSpot contacts v3, batch upsert). A 207 lists per-input errors; their
     # ``context.ids`` name the inputs [guess: confirm on a live portal].
     emails = chunk.emails()
     response = sink.request(

@@ -7,7 +7,7 @@ first (404 → create) and a 409 on create means someone made it meanwhile.
 
 # Reference: HubSpot CRM properties v3 (``GET /crm/v3/properties/contacts/{name}``,
 # ``POST /crm/v3/properties/contacts``, ``GET|POST /crm/v3/properties/contacts/groups``)
-# and PROVIDERS.md, "CRMs" (custom properties must exist first).
+# (https://developers.hubspot.com/docs/api/crm/properties: custom properties must exist first).
 """
 
 from __future__ import annotations

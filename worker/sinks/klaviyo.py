@@ -1,7 +1,8 @@
 """Klaviyo: keep the ``loyalty_relay_*`` custom properties of the customer's profile current.
 
-# Reference: PROVIDERS.md, "CRMs" (Klaviyo), and Klaviyo's API reference, "Create or
-# Update Profile" (``POST /api/profile-import``: an upsert by email, 201 created / 200
+# Reference: Klaviyo's API reference, "Create or Update Profile"
+# (https://developers.klaviyo.com/en/reference/create_or_update_profile):
+# (``POST /api/profile-import``: an upsert by email, 201 created / 200
 # updated, burst 75/s and steady 700/min, a null value clears a field) and "API
 # versioning and deprecation" (``revision`` is a release date, each supported for two
 # years; 2026-07-15 is the latest published when this was written).
@@ -88,7 +89,7 @@ class KlaviyoSink(Sink):
         """One upsert: Klaviyo creates the profile if needed (201) or updates it (200)."""
         email = contact_email(delivery)
         document = profile_document(email, klaviyo_properties(delivery))
-        # Reference: POST /api/profile-import (PROVIDERS.md, CRMs; "Create or Update Profile")
+        # Reference: POST /api/profile-import ("Create or Update Profile")
         response = self._post("/api/profile-import", document)
         answer = CrmAnswer(response.status_code, klaviyo_message(response), retry_after(response))
         raise_for_answer(SERVICE, "API key", answer, (self.config["api_key"], email))

@@ -1,7 +1,7 @@
 """Signed webhooks to the merchant's own endpoint, following Standard Webhooks.
 
-# Reference: https://www.standardwebhooks.com/ (spec) and PROVIDERS.md, "Our own
-# outbound webhooks". ``webhook-id`` is the outbox row's id, the same on every
+# Reference: https://www.standardwebhooks.com/ (spec) and standard-webhooks/standard-webhooks
+# spec/standard-webhooks.md. ``webhook-id`` is the outbox row's id, the same on every
 # retry, so the receiver can drop duplicates; ``webhook-timestamp`` is the time
 # of this attempt, because receivers reject signatures older than ~5 minutes.
 """

@@ -42,7 +42,7 @@ NOW = datetime.now(UTC)
 Serve = Callable[[Any], RunningServer]
 # How ``stores add shopify --appstle-webhook-secret`` stores them.
 APPSTLE_SECRETS = {"appstle_webhook_secrets": [WHSEC, WHSEC_PREVIOUS]}
-# Until the receiver hands Appstle its own key (the wiring in the report), its
+# Until the receiver hands Appstle its own key, its
 # lookup reads ``webhook_secrets``: the world's store holds the secrets under both.
 
 

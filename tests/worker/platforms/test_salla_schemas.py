@@ -1,4 +1,5 @@
-"""Salla's response schemas: the seed examples and the quirks PROVIDERS.md lists."""
+"""Salla's response schemas: Salla's published examples and the quirks
+its answers are known to have."""
 
 from __future__ import annotations
 

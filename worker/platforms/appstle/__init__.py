@@ -20,7 +20,7 @@ from worker.points import PointsSnapshot
 class AppstlePlatform:
     name = "appstle"
     store_platform = "shopify"
-    # The credentials key holding this receiver's per-store secrets (see the report on wiring).
+    # The credentials key holding this receiver's per-store secrets.
     webhook_secrets_key = SECRETS_KEY
 
     def __init__(self, settings: Settings) -> None:

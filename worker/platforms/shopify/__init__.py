@@ -21,7 +21,7 @@ from worker.points import PointsSnapshot
 class ShopifyPlatform:
     name = "shopify"
     store_platform = "shopify"
-    # The credentials key holding this receiver's per-store secrets (see the report on wiring).
+    # The credentials key holding this receiver's per-store secrets.
     webhook_secrets_key = "webhook_secrets"
 
     def __init__(self, settings: Settings) -> None:

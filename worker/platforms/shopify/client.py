@@ -57,8 +57,9 @@ API_KEY = "appstle_api_key"
 REFUSED = (401, 403)
 # Answers meaning "this spelling of the customer was not understood": try the other form.
 WRONG_FORM = (400, 404, 422)
-REFERENCE_FORM = "customerId"  # the API reference (seed 003)
-QUICKSTART_FORM = "shop+customer_id"  # the quickstart guide
+# Reference: https://developers.appstle.com/api-reference/customer-enrollment-&-profile/get-customer-loyalty-details
+REFERENCE_FORM = "customerId"  # the API reference
+QUICKSTART_FORM = "shop+customer_id"  # https://developers.appstle.com/loyalty/quickstart
 DEFAULT_RETRY_AFTER = 30.0
 
 Clock = Callable[[], datetime]

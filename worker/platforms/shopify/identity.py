@@ -9,8 +9,9 @@ one way everywhere:
 - a customer is the Shopify customer id as decimal digits (a number, a string
   or a ``gid://shopify/Customer/<id>`` all give the same ref), or, when an
   event names no id, ``email:<address>`` lower-cased — Appstle's API looks a
-  customer up by either (seeds/003). An ``email:`` ref is transient: it is
-  stored under a keyed hash and the address kept encrypted (``worker.customers``).
+  customer up by either (Appstle's "Get customer loyalty details",
+  developers.appstle.com). An ``email:`` ref is transient: it is stored under a
+  keyed hash and the address kept encrypted (``worker.customers``).
 """
 
 from __future__ import annotations

@@ -46,5 +46,6 @@ class ZidPlatform:
         return self.api.fetch_points(store, customer_id)
 
     def fetch_storefront_points(self, store: StoreApi, customer_token: str) -> StorefrontPoints:
-        """A logged-in customer's points through the storefront endpoint (seeds/004)."""
+        """A logged-in customer's points through the storefront endpoint
+        (see ``client.fetch_storefront_points``)."""
         return self.api.fetch_storefront_points(store, customer_token)

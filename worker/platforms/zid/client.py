@@ -181,7 +181,9 @@ def history_for(
 def fetch_storefront_points(calls: ZidCalls, customer_token: str) -> StorefrontPoints:
     """The logged-in customer's points, when a storefront customer token is at hand."""
     path = STOREFRONT_PATH.format(store_id=quote(calls.store.external_id, safe=""))
-    # Reference: seeds/004 (GET v1/customers/loyalty-program/<STORE_ID>/points, X-CUSTOMER-TOKEN)
+    # GET v1/customers/loyalty-program/<STORE_ID>/points with X-CUSTOMER-TOKEN. Not published on
+    # a page we can cite: Zid's theme docs on the loyalty program show the storefront widgets
+    # (https://share.apidog.com/apidoc/docs-site/613905/loyalty-program), not this path.
     call = Call("GET", path, "storefront points request", customer_token=customer_token)
     return load_storefront_points(calls.json(call))
 

@@ -2,7 +2,8 @@
 
 Reference: zidsa/sdk-python (zid/resources/loyalty.py, tests/fixtures/
 loyalty_customer.json; zid/resources/webhooks.py), zidsa/zid-agent-skill
-references/oauth-flow.md (token answer) and seeds/004 (storefront points).
+references/oauth-flow.md (token answer). The storefront points answer is not published
+on a page we can cite (see ``worker.platforms.zid.client``).
 Zid's answers are loose, so the fields are too:
 
 - points come as ints, floats or numeric strings → ``Decimal``;
@@ -68,7 +69,7 @@ class LoyaltyBalance:
 
 @dataclass(frozen=True)
 class StorefrontPoints:
-    """The storefront endpoint's ``points`` (seeds/004)."""
+    """The storefront endpoint's ``points`` (not published; see ``worker.platforms.zid.client``)."""
 
     available: Decimal
     used: Decimal
