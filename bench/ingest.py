@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 
 import psycopg
 import redis
-from psycopg import sql
+from scratch import fresh_database
 
 from web import gunicorn_conf
 from worker import runtime
@@ -53,9 +53,6 @@ from worker.storage.migrate import upgrade
 from worker.stores import save_store
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get(
-    "RELAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("RELAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 MERCHANT = "1234509876"
 SECRET = "bench-salla-webhook-secret"
@@ -412,18 +409,6 @@ def make_loader(directory: Path, connections: int) -> Loader:
 
 
 # The environment -----------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(name: str) -> Iterator[str]:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            drop = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
-            admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
 
 
 @contextmanager

@@ -33,16 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import psycopg
 import redis
-from psycopg import sql
+from scratch import fresh_database
 from sqlalchemy import text
 
 from worker import dispatch, runtime, tasks
@@ -53,9 +51,6 @@ from worker.runtime import Runtime
 from worker.storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get(
-    "RELAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("RELAY_BENCH_SCALE_REDIS_URL", "redis://127.0.0.1:6379/13")
 SECRET = "bench-scale-secret-key-0123456789abcdef"
 
@@ -67,18 +62,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=20000, help="expiring within 7 days")
     parser.add_argument("--old", action="store_true", help="also time main's schedule.py")
     return parser.parse_args(argv)
-
-
-@contextmanager
-def fresh_database(name: str) -> Iterator[str]:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            drop = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
-            admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
 
 
 def reminder_moment() -> datetime:
