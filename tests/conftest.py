@@ -137,3 +137,14 @@ def serve() -> Iterator[Callable[[Any], RunningServer]]:
     yield start
     for server in running:
         server.stop()
+
+
+@pytest.fixture
+def world(
+    request: pytest.FixtureRequest, runtime: Runtime, serve: Callable[[Any], RunningServer]
+) -> Any:
+    """A platform's pipeline world (``tests.pipeline_world``), by name, indirectly:
+    ``pytest.mark.parametrize("world", ["zid"], indirect=True)``."""
+    from tests.pipeline_world import make_world  # it imports this module
+
+    return make_world(request.param, runtime, serve)

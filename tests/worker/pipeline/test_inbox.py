@@ -15,7 +15,7 @@ from tests.factories import (
     salla_event,
     salla_headers,
 )
-from tests.worker.pipeline.salla_world import World
+from tests.pipeline_world import SallaWorld
 from worker import dispatch, tasks
 from worker.pipeline import inbox
 from worker.storage.models import (
@@ -24,9 +24,11 @@ from worker.storage.models import (
     Store,
 )
 
+pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
+
 
 def test_a_drain_claims_a_chunk_and_rings_for_the_rest(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: SallaWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broker = redis.Redis.from_url(world.runtime.settings.broker_url)
     monkeypatch.setattr(tasks, "DRAIN_CHUNK", 2)
@@ -45,7 +47,7 @@ def test_a_drain_claims_a_chunk_and_rings_for_the_rest(
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_drains_side_by_side_skip_each_others_rows(world: World) -> None:
+def test_drains_side_by_side_skip_each_others_rows(world: SallaWorld) -> None:
     first, *rest = [world.post("customer.updated", id=2000 + n) for n in range(3)]
     url = world.runtime.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as other:  # another drain holds the oldest row
@@ -54,14 +56,14 @@ def test_drains_side_by_side_skip_each_others_rows(world: World) -> None:
     assert inbox.claim_pending(world.runtime, 10) == [first]
 
 
-def test_it_marks_events_for_guests_as_ignored(world: World) -> None:
+def test_it_marks_events_for_guests_as_ignored(world: SallaWorld) -> None:
     inbox_id = world.post("order.created", id=1, customer=None)
     assert inbox.handle(world.runtime, world.platforms, inbox_id) == []
     [event] = world.rows(InboxEvent)
     assert event.status == "ignored" and "customer" in (event.reason or "")
 
 
-def test_it_creates_and_uninstalls_stores_from_app_events(world: World) -> None:
+def test_it_creates_and_uninstalls_stores_from_app_events(world: SallaWorld) -> None:
     authorize = salla_event(
         "app.store.authorize", merchant="777",
         access_token="tok-a", refresh_token="tok-r", expires=2000000000, scope="x",

@@ -12,7 +12,7 @@ from tests.factories import (
     CUSTOMER,
     MERCHANT,
 )
-from tests.worker.pipeline.salla_world import NOW, World, entry
+from tests.pipeline_world import NOW, SallaWorld, entry
 from worker.pipeline import inbox, refresh
 from worker.storage.models import (
     CustomerPoints,
@@ -22,8 +22,10 @@ from worker.storage.models import (
     Store,
 )
 
+pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 
-def test_it_delivers_a_signed_update_for_a_new_balance(world: World) -> None:
+
+def test_it_delivers_a_signed_update_for_a_new_balance(world: SallaWorld) -> None:
     world.process(world.post())
     [received] = world.capture.received()
     assert received.verified and received.type == "points.balance_changed"
@@ -39,11 +41,11 @@ def test_it_delivers_a_signed_update_for_a_new_balance(world: World) -> None:
     assert delivery.status == "delivered" and received.id == delivery.id
 
 
-def test_it_refreshes_an_expired_token_once_and_keeps_both_new_tokens(world: World) -> None:
-    world.salla.expire_access_token(MERCHANT)
+def test_it_refreshes_an_expired_token_once_and_keeps_both_new_tokens(world: SallaWorld) -> None:
+    world.sandbox.expire_access_token(MERCHANT)
     world.process(world.post())
-    assert len(world.salla.refreshes()) == 1 and len(world.capture.received()) == 1
-    access, refresh_token = world.salla.tokens(MERCHANT)
+    assert len(world.sandbox.refreshes()) == 1 and len(world.capture.received()) == 1
+    access, refresh_token = world.sandbox.tokens(MERCHANT)
     with world.runtime.sessions() as session:
         store = session.get_one(Store, world.store.id)
         stored = world.runtime.cipher.open(store.credentials)
@@ -51,9 +53,9 @@ def test_it_refreshes_an_expired_token_once_and_keeps_both_new_tokens(world: Wor
     assert store.token_version == world.store.token_version + 1
 
 
-def test_it_stops_a_store_whose_refresh_token_is_spent(world: World) -> None:
-    world.salla.expire_access_token(MERCHANT)
-    world.salla.exchange("refresh-1")  # someone else used it: Salla revokes on reuse
+def test_it_stops_a_store_whose_refresh_token_is_spent(world: SallaWorld) -> None:
+    world.sandbox.expire_access_token(MERCHANT)
+    world.sandbox.exchange("refresh-1")  # someone else used it: Salla revokes on reuse
     world.process(world.post())
     [job] = world.rows(RefreshJob)
     [store] = world.rows(Store)
@@ -61,8 +63,8 @@ def test_it_stops_a_store_whose_refresh_token_is_spent(world: World) -> None:
     assert store.status == "needs_reauth" and world.capture.received() == []
 
 
-def test_it_waits_out_a_429_without_counting_a_failure(world: World) -> None:
-    world.salla.fail_next(1, status=429, retry_after=30)
+def test_it_waits_out_a_429_without_counting_a_failure(world: SallaWorld) -> None:
+    world.sandbox.fail_next(1, status=429, retry_after=30)
     inbox_id = world.post()
     [due] = inbox.handle(world.runtime, world.platforms, inbox_id)
     with pytest.raises(refresh.Reschedule) as later:
@@ -74,9 +76,9 @@ def test_it_waits_out_a_429_without_counting_a_failure(world: World) -> None:
     assert budget.blocked_until and budget.blocked_until > datetime.now(UTC) + timedelta(seconds=25)
 
 
-def test_it_holds_a_balance_read_with_an_unknown_status_label(world: World) -> None:
+def test_it_holds_a_balance_read_with_an_unknown_status_label(world: SallaWorld) -> None:
     odd = entry(500, expires_in=30) | {"status": "معلّقة للمراجعة"}
-    world.salla.set_entries(MERCHANT, CUSTOMER, [entry(900, expires_in=400), odd])
+    world.sandbox.set_entries(MERCHANT, CUSTOMER, [entry(900, expires_in=400), odd])
     world.process(world.post())
     [job] = world.rows(RefreshJob)
     assert job.status == "held" and "معلّقة للمراجعة" in (job.last_error or "")

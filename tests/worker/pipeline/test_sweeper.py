@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.worker.pipeline.salla_world import World
+import pytest
+
+from tests.pipeline_world import SallaWorld
 from worker.pipeline import inbox, sweeper
 from worker.storage.models import (
     InboxEvent,
 )
 
+pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 
-def test_the_sweeper_finds_rows_whose_message_was_lost(world: World) -> None:
+
+def test_the_sweeper_finds_rows_whose_message_was_lost(world: SallaWorld) -> None:
     inbox_id = world.post()
     stale = dataclasses.replace(world.runtime, settings=dataclasses.replace(
         world.runtime.settings, stale_after_seconds=0))  # fmt: skip

@@ -3,89 +3,26 @@ Appstle sandbox and a delivery to a signed-webhook capture server; real database
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
-from tests.factories import add_webhook_sink
-from tests.pipeline_support import all_rows, process_event
+from tests.pipeline_world import AppstleWorld
 from tests.worker.platforms.appstle_support import (
     CUSTOMER,
     SHOPIFY_PREVIOUS,
     SHOPIFY_SECRET,
     credentials,
 )
-from web import create_app
-from worker.pipeline import inbox, outbox, refresh
-from worker.platforms.base import Platform, SampleDelivery, StoreUpdate
-from worker.platforms.shopify import ShopifyPlatform, samples
-from worker.runtime import Runtime
-from worker.sandbox.appstle import DEMO_SHOP, AppstleSandboxState, create_appstle_sandbox
-from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
-from worker.sandbox.server import RunningServer
-from worker.signing import new_secret
+from worker.pipeline import inbox, refresh
+from worker.platforms.shopify import samples
+from worker.sandbox.appstle import DEMO_SHOP
 from worker.storage.models import CustomerPoints, InboxEvent, RefreshJob, Store
-from worker.stores import save_store
 
-NOW = datetime.now(UTC)
-Serve = Callable[[Any], RunningServer]
+pytestmark = pytest.mark.parametrize("world", ["shopify"], indirect=True)
 
 
-@dataclasses.dataclass
-class World:
-    runtime: Runtime
-    platforms: dict[str, Platform]
-    appstle: AppstleSandboxState
-    capture: CaptureLog
-    client: FlaskClient
-    store: Store
-
-    def post(self, sent: SampleDelivery, **headers: str) -> TestResponse:
-        return self.client.post(sent.path, data=sent.body, headers=sent.headers | headers)
-
-    def accepted(self, topic: str = "orders/paid", customer: str = CUSTOMER) -> int:
-        response = self.post(samples.build(topic, DEMO_SHOP, customer, SHOPIFY_SECRET))
-        assert response.status_code == 200, response.get_json()
-        return int(response.get_json()["id"])
-
-    def process(self, inbox_id: int) -> list[outbox.Due]:
-        return process_event(self.runtime, self.platforms, inbox_id)
-
-    def rows(self, model: Any) -> list[Any]:
-        return all_rows(self.runtime, model)
-
-
-@pytest.fixture
-def world(runtime: Runtime, serve: Serve) -> World:
-    appstle = AppstleSandboxState()
-    appstle.add_shop(DEMO_SHOP, credentials()["appstle_api_key"])
-    appstle.set_customer(
-        DEMO_SHOP, CUSTOMER, email="sara@example.com", available=250.5, pending=50, tier="Gold",
-        expiring=40, expire_at=NOW + timedelta(days=3),
-    )  # fmt: skip
-    api = serve(create_appstle_sandbox(appstle))
-    settings = dataclasses.replace(
-        runtime.settings, shopify_webhook_secrets=(SHOPIFY_SECRET, SHOPIFY_PREVIOUS)
-    )
-    secret = new_secret()
-    capture_app = create_capture_app(secret)
-    sink = serve(capture_app)
-    with runtime.transaction() as session:
-        update = StoreUpdate(status="active", credentials=credentials())
-        store = save_store(runtime, session, "shopify", DEMO_SHOP, update, api_base=api.url)
-    add_webhook_sink(runtime, store, f"{sink.url}/loyalty", secret)
-    client = create_app(settings).test_client()
-    platforms: dict[str, Platform] = {"shopify": ShopifyPlatform(settings)}
-    return World(runtime, platforms, appstle, capture_log(capture_app), client, store)
-
-
-def test_it_delivers_a_signed_update_for_an_order(world: World) -> None:
+def test_it_delivers_a_signed_update_for_an_order(world: AppstleWorld) -> None:
     world.process(world.accepted())
     [received] = world.capture.received()
     assert received.verified and received.type == "points.balance_changed"
@@ -100,15 +37,15 @@ def test_it_delivers_a_signed_update_for_an_order(world: World) -> None:
     assert {"x-shopify-triggered-at", "x-shopify-event-id"} <= set(event.headers)
 
 
-def test_it_sends_the_change_when_points_are_credited(world: World) -> None:
+def test_it_sends_the_change_when_points_are_credited(world: AppstleWorld) -> None:
     world.process(world.accepted())
-    world.appstle.add_points(DEMO_SHOP, CUSTOMER, 100.25)
+    world.sandbox.add_points(DEMO_SHOP, CUSTOMER, 100.25)
     world.process(world.accepted("orders/fulfilled"))
     latest = world.capture.received()[-1].data
     assert (latest["balance_before"], latest["balance_after"]) == (250.5, 350.75)
 
 
-def test_it_reads_a_customer_named_only_by_email(world: World) -> None:
+def test_it_reads_a_customer_named_only_by_email(world: AppstleWorld) -> None:
     world.process(world.accepted("customers/update", "Sara@Example.com"))
     [received] = world.capture.received()
     [points] = world.rows(CustomerPoints)
@@ -118,14 +55,14 @@ def test_it_reads_a_customer_named_only_by_email(world: World) -> None:
     assert world.runtime.cipher.open(points.contact)["email"] == "sara@example.com"
 
 
-def test_it_remembers_an_excluded_customer(world: World) -> None:
-    world.appstle.set_customer(DEMO_SHOP, CUSTOMER, available=10, status="EXCLUDED")
+def test_it_remembers_an_excluded_customer(world: AppstleWorld) -> None:
+    world.sandbox.set_customer(DEMO_SHOP, CUSTOMER, available=10, status="EXCLUDED")
     world.process(world.accepted())
     [points] = world.rows(CustomerPoints)
     assert points.excluded and points.available == Decimal(10)
 
 
-def test_it_accepts_both_app_secrets_and_dedupes_a_retry(world: World) -> None:
+def test_it_accepts_both_app_secrets_and_dedupes_a_retry(world: AppstleWorld) -> None:
     sent = samples.build("orders/paid", DEMO_SHOP, CUSTOMER, SHOPIFY_SECRET)
     first = world.post(sent)
     retry_signature = samples.hmac_header(sent.body, SHOPIFY_PREVIOUS)
@@ -141,14 +78,14 @@ def test_it_accepts_both_app_secrets_and_dedupes_a_retry(world: World) -> None:
 @pytest.mark.parametrize(
     "signature", ["", "not-base64!", "AAAA", "✓", samples.hmac_header(b"other", SHOPIFY_SECRET)]
 )
-def test_it_answers_401_and_stores_nothing(world: World, signature: str) -> None:
+def test_it_answers_401_and_stores_nothing(world: AppstleWorld, signature: str) -> None:
     sent = samples.build("orders/paid", DEMO_SHOP, CUSTOMER, SHOPIFY_SECRET)
     assert world.post(sent, **{"X-Shopify-Hmac-Sha256": signature}).status_code == 401
     assert world.rows(InboxEvent) == []
 
 
 def test_it_keeps_an_event_of_an_unknown_shop_until_the_shop_is_registered(
-    world: World,
+    world: AppstleWorld,
 ) -> None:
     sent = samples.build("orders/paid", "someone-else.myshopify.com", CUSTOMER, SHOPIFY_SECRET)
     response = world.post(sent)
@@ -158,13 +95,13 @@ def test_it_keeps_an_event_of_an_unknown_shop_until_the_shop_is_registered(
     assert event.status == "waiting_for_store"
 
 
-def test_it_records_other_topics_as_ignored(world: World) -> None:
+def test_it_records_other_topics_as_ignored(world: AppstleWorld) -> None:
     response = world.post(samples.build("products/update", DEMO_SHOP, None, SHOPIFY_SECRET))
     assert response.get_json()["status"] == "ignored"
     assert world.rows(RefreshJob) == []
 
 
-def test_it_stops_refreshing_an_uninstalled_shop(world: World) -> None:
+def test_it_stops_refreshing_an_uninstalled_shop(world: AppstleWorld) -> None:
     world.process(world.accepted("app/uninstalled", ""))
     [store] = world.rows(Store)
     assert store.status == "uninstalled"
@@ -175,8 +112,8 @@ def test_it_stops_refreshing_an_uninstalled_shop(world: World) -> None:
     assert world.rows(RefreshJob) == [] and world.capture.received() == []
 
 
-def test_it_marks_the_store_when_appstle_refuses_its_key(world: World) -> None:
-    world.appstle.revoke_key(credentials()["appstle_api_key"])
+def test_it_marks_the_store_when_appstle_refuses_its_key(world: AppstleWorld) -> None:
+    world.sandbox.revoke_key(credentials()["appstle_api_key"])
     world.process(world.accepted())
     [job] = world.rows(RefreshJob)
     [store] = world.rows(Store)
@@ -185,8 +122,8 @@ def test_it_marks_the_store_when_appstle_refuses_its_key(world: World) -> None:
     assert world.capture.received() == []
 
 
-def test_it_waits_out_a_429_without_counting_a_failure(world: World) -> None:
-    world.appstle.fail_next(1, status=429, retry_after=30)
+def test_it_waits_out_a_429_without_counting_a_failure(world: AppstleWorld) -> None:
+    world.sandbox.fail_next(1, status=429, retry_after=30)
     [due] = inbox.handle(world.runtime, world.platforms, world.accepted())
     with pytest.raises(refresh.Reschedule) as later:
         refresh.run(world.runtime, world.platforms, due.job_id)
