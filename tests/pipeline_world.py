@@ -52,7 +52,12 @@ from worker.sandbox.appstle import (
     create_appstle_sandbox,
     sign_appstle_webhook,
 )
-from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
+from worker.sandbox.capture import (
+    CapturedDelivery,
+    CaptureLog,
+    capture_log,
+    create_capture_app,
+)
 from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
@@ -116,6 +121,17 @@ class World(Generic[S]):
 
     def rows(self, model: Any) -> list[Any]:
         return all_rows(self.runtime, model)
+
+    def only_update(self, platform: str, store_ref: str, customer_id: str) -> CapturedDelivery:
+        """The one delivery the capture server got: verified, a balance change, for this
+        platform's store (``<platform>:<store_ref>``) and customer."""
+        [received] = self.capture.received()
+        assert received.verified and received.type == "points.balance_changed"
+        data = received.data
+        assert (data["platform"], data["store"], data["customer_id"]) == (
+            platform, f"{platform}:{store_ref}", customer_id,
+        )  # fmt: skip
+        return received
 
     def credentials(self) -> dict[str, Any]:
         with self.runtime.sessions() as session:

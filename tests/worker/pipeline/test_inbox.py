@@ -10,19 +10,11 @@ import pytest
 import redis
 
 from tests.conftest import SALLA_SECRET
-from tests.factories import (
-    encode,
-    salla_event,
-    salla_headers,
-)
+from tests.factories import encode, salla_event, salla_headers
 from tests.pipeline_world import SallaWorld
 from worker import dispatch, tasks
 from worker.pipeline import inbox
-from worker.storage.models import (
-    InboxEvent,
-    RefreshJob,
-    Store,
-)
+from worker.storage.models import InboxEvent, RefreshJob, Store
 
 pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import (
-    CUSTOMER,
-    MERCHANT,
-)
+from tests.factories import CUSTOMER, MERCHANT
 from tests.pipeline_world import SallaWorld
-from worker.storage.models import (
-    CustomerPoints,
-    RefreshJob,
-)
+from worker.storage.models import CustomerPoints, RefreshJob
 
 pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 

@@ -8,9 +8,7 @@ import pytest
 
 from tests.pipeline_world import SallaWorld
 from worker.pipeline import inbox, sweeper
-from worker.storage.models import (
-    InboxEvent,
-)
+from worker.storage.models import InboxEvent
 
 pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 

@@ -24,12 +24,7 @@ pytestmark = pytest.mark.parametrize("world", ["shopify"], indirect=True)
 
 def test_it_delivers_a_signed_update_for_an_order(world: AppstleWorld) -> None:
     world.process(world.accepted())
-    [received] = world.capture.received()
-    assert received.verified and received.type == "points.balance_changed"
-    data = received.data
-    assert (data["platform"], data["store"], data["customer_id"]) == (
-        "shopify", f"shopify:{DEMO_SHOP}", CUSTOMER,
-    )  # fmt: skip
+    data = world.only_update("shopify", DEMO_SHOP, CUSTOMER).data
     assert (data["balance_before"], data["balance_after"], data["pending"]) == (0, 250.5, 50)
     assert (data["next_expiry_points"], data["tier"]) == (40, "Gold")
     [event] = world.rows(InboxEvent)
