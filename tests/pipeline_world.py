@@ -21,18 +21,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from tests import factories
 from tests.conftest import SALLA_SECRET
-from tests.factories import (
-    CUSTOMER as SALLA_CUSTOMER,
-)
-from tests.factories import (
-    MERCHANT,
-    add_salla_store,
-    add_webhook_sink,
-    encode,
-    salla_event,
-    salla_headers,
-)
+from tests.factories import MERCHANT, add_salla_store, add_webhook_sink, salla_headers
 from tests.pipeline_support import all_rows, process_event
 from tests.worker.platforms import appstle_support, zid_support
 from web import create_app
@@ -150,7 +141,7 @@ class SallaSetup:
         salla = SallaSandboxState()
         salla.add_merchant(MERCHANT, access_token="access-1", refresh_token="refresh-1")
         salla.set_entries(
-            MERCHANT, SALLA_CUSTOMER, [entry(900, expires_in=400), entry(100, expires_in=3)]
+            MERCHANT, factories.CUSTOMER, [entry(900, expires_in=400), entry(100, expires_in=3)]
         )
         api = serve(create_salla_sandbox(salla))
         settings = dataclasses.replace(
@@ -164,7 +155,7 @@ class SallaSetup:
 
     def post(self, client: FlaskClient, event: str = "order.status.updated", **data: Any) -> int:
         """Salla's signed event; the answer must be 200 — its inbox id (0 if none)."""
-        body = encode(salla_event(event, **data))
+        body = factories.encode(factories.salla_event(event, **data))
         response = client.post(
             "/webhooks/salla", data=body, headers=salla_headers(body, SALLA_SECRET)
         )
