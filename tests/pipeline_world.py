@@ -183,13 +183,7 @@ class ZidSetup:
         zid.add_points(DEMO_STORE, ZID_CUSTOMER, 800, expires_in_days=300, now=NOW)
         zid.add_points(DEMO_STORE, ZID_CUSTOMER, 100, expires_in_days=3, now=NOW)
         api = serve(create_zid_sandbox(zid))
-        settings = dataclasses.replace(
-            runtime.settings,
-            zid_oauth_token_url=f"{api.url}/oauth/token",
-            zid_client_id=zid.client_id,
-            zid_client_secret=zid.client_secret,
-            zid_redirect_uri=zid.redirect_uri,
-        )
+        settings = zid_support.sandbox_settings(runtime.settings, api.url, zid)
         credentials = zid_support.demo_credentials(
             webhook_secrets=[zid_support.SECRET, zid_support.PREVIOUS_SECRET]
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.platforms.zid_support import demo_credentials
+from tests.worker.platforms.zid_support import demo_credentials, sandbox_settings
 from worker import runtime as runtime_module
 from worker.celery_app import beat_schedule
 from worker.dispatch import REFRESH_TOKENS
@@ -61,13 +61,7 @@ def tokens(runtime: Runtime, serve: Serve) -> Tokens:
     zid = ZidSandboxState()
     zid.add_store(DEMO_STORE)
     api = serve(create_zid_sandbox(zid))
-    settings = dataclasses.replace(
-        runtime.settings,
-        zid_oauth_token_url=f"{api.url}/oauth/token",
-        zid_client_id=zid.client_id,
-        zid_client_secret=zid.client_secret,
-        zid_redirect_uri=zid.redirect_uri,
-    )
+    settings = sandbox_settings(runtime.settings, api.url, zid)
     assert settings.zid_refresh_window_days == 60  # the default window
     return Tokens(runtime_module.configure(settings), zid, api)
 

@@ -3,10 +3,12 @@ store holds them, and a real lookup of webhook secrets (no database needed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from worker.config import Settings
 from worker.platforms.base import InboundWebhook, StoreSecrets
 from worker.platforms.zid.subscriptions import BasicCredentials
 from worker.sandbox.zid import (
@@ -14,6 +16,7 @@ from worker.sandbox.zid import (
     DEMO_MANAGER_TOKEN,
     DEMO_REFRESH_TOKEN,
     DEMO_STORE,
+    ZidSandboxState,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "zid"
@@ -23,6 +26,17 @@ PREVIOUS_SECRET = BasicCredentials("relay-old", "old password").header
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def sandbox_settings(settings: Settings, api_url: str, zid: ZidSandboxState) -> Settings:
+    """``settings`` with Zid's OAuth app pointed at the sandbox served at ``api_url``."""
+    return dataclasses.replace(
+        settings,
+        zid_oauth_token_url=f"{api_url}/oauth/token",
+        zid_client_id=zid.client_id,
+        zid_client_secret=zid.client_secret,
+        zid_redirect_uri=zid.redirect_uri,
+    )
 
 
 def demo_credentials(**extra: Any) -> dict[str, Any]:
