@@ -5,6 +5,9 @@ State machines (the ``status`` columns):
 - RefreshJob:   pending → working → done | held | failed  (one pending row per customer and slot;
                 held: a points label we cannot interpret, nothing applied or sent)
 - Delivery:     pending → sending → delivered | retrying → … | dead | skipped
+                (every call to the sink is a ``DeliveryAttempt`` row)
+- Sink:         enabled/disabled (disabled skips its deliveries); paused (by an
+                operator or the circuit breaker: its deliveries wait, none is skipped)
 Rows stuck in pending/processing/working/sending longer than the stale window
 are put back by the sweeper, so a lost message or a killed worker loses nothing.
 """
@@ -76,13 +79,19 @@ EXPIRE_PENDING = "expired_for IS NULL OR expired_for <> next_expiry_at"
 
 class InboxEvent(Base):
     __tablename__ = "inbox_events"
-    __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbox_status_received", "status", "received_at"),
+        Index("ix_inbox_store_customer", "store_ref", "customer_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))
     store_ref: Mapped[str | None] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(100))
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # The customer the event named (the stable id refresh jobs use), once processed:
+    # lets privacy erasure and ops find a customer's events by index.
+    customer_id: Mapped[str | None] = mapped_column(String(255))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -191,6 +200,16 @@ class Sink(Base):
     rules: Mapped[dict[str, Any]] = mapped_column(default=dict)  # see worker.reactions
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Paused: deliveries wait (nothing is skipped). ``paused_by`` is "operator" or
+    # "breaker"; a breaker-paused sink is probed with one delivery at ``probe_at``.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_by: Mapped[str | None] = mapped_column(String(20))
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None]
+    probe_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -220,6 +239,32 @@ class Delivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryAttempt(Base):
+    """One call to a sink for a delivery: what it answered and how long it took.
+
+    ``outcome``: delivered, retrying (a transient failure), dead, skipped, rejected,
+    or ``sending`` while the call is in flight (a worker killed mid-call leaves it so).
+    ``error`` is scrubbed of secrets and personal data before it is written.
+    """
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        Index("ix_attempts_delivery", "delivery_id", "number"),
+        Index("ix_attempts_sink_started", "sink_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    sink_id: Mapped[int] = mapped_column(ForeignKey("sinks.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(20), default="sending")
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class RateBudget(Base):

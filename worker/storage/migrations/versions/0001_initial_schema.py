@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("store_ref", sa.String(length=255), nullable=True),
         sa.Column("event_type", sa.String(length=100), nullable=False),
         sa.Column("dedupe_key", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.String(length=255), nullable=True),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
@@ -44,6 +45,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inbox_events", schema=None) as batch_op:
         batch_op.create_index("ix_inbox_status_received", ["status", "received_at"], unique=False)
+        batch_op.create_index("ix_inbox_store_customer", ["store_ref", "customer_id"], unique=False)
 
     op.create_table(
         "rate_budgets",
@@ -159,6 +161,18 @@ def upgrade() -> None:
         sa.Column("rules", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("disabled_reason", sa.Text(), nullable=True),
+        sa.Column("paused", sa.Boolean(), nullable=False),
+        sa.Column("paused_by", sa.String(length=20), nullable=True),
+        sa.Column("paused_reason", sa.Text(), nullable=True),
+        sa.Column("paused_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("probe_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column(
+            "last_success_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "last_failure_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("created_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -200,6 +214,26 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_deliveries_change", ["change_id"], unique=False)
 
+    op.create_table(
+        "delivery_attempts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("delivery_id", sa.String(length=40), nullable=False),
+        sa.Column("sink_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("started_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=20), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("duration_ms", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["delivery_id"], ["deliveries.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["sink_id"], ["sinks.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_attempts_delivery", ["delivery_id", "number"], unique=False)
+        batch_op.create_index("ix_attempts_sink_started", ["sink_id", "started_at"], unique=False)
+
     # Privacy: the installation's own keys, and customers' requests for their data.
     op.create_table(
         "instance_keys",
@@ -234,6 +268,7 @@ def downgrade() -> None:
 
     op.drop_table("data_requests")
     op.drop_table("instance_keys")
+    op.drop_table("delivery_attempts")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_status_next")
 
