@@ -70,10 +70,17 @@ class Settings:
     log_format: str = "text"  # or "json": one object per line
     allow_private_urls: bool = False  # local development and the sandboxes only
     templates_dir: Path | None = None  # merchant overrides for every store's emails
+    # The /ops dashboard (web.ops): off unless one of these is set.
+    ops_users: tuple[tuple[str, str], ...] = ()  # (user, werkzeug password hash)
+    ops_token: str = ""  # a Bearer token for scripts
 
     @property
     def embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def ops_enabled(self) -> bool:
+        return bool(self.ops_users or self.ops_token)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +152,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "RELAY_LOG_FORMAT", ("text", "json")),
         allow_private_urls=allow_private,
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
+        ops_users=_ops_users(env, "RELAY_OPS_USERS"),
+        ops_token=_ops_token(env, "RELAY_OPS_TOKEN"),
     )
 
 
@@ -337,3 +346,34 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+HASH_METHODS = ("scrypt:", "pbkdf2:")  # what werkzeug.security.generate_password_hash writes
+MIN_OPS_TOKEN = 24
+
+
+def _ops_users(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """``user:hash,user:hash``; a werkzeug hash holds colons itself, so the user
+    ends at the first one. A clear password where a hash belongs is refused."""
+    raw = _secret(env, name) or ""
+    users: dict[str, str] = {}
+    for pair in (part.strip() for part in raw.split(",") if part.strip()):
+        user, _, password_hash = pair.partition(":")
+        if not user.strip() or not password_hash.startswith(HASH_METHODS):
+            raise ConfigError(
+                f"{name} must be user:password-hash pairs (`loyalty-relay ops-password` "
+                f"prints a hash), got an entry for {user.strip()[:40] or 'no user'!r}"
+            )
+        if user.strip() in users:
+            raise ConfigError(f"{name}: user {user.strip()[:40]!r} is listed twice")
+        users[user.strip()] = password_hash
+    return tuple(users.items())
+
+
+def _ops_token(env: Mapping[str, str], name: str) -> str:
+    token = _secret(env, name) or ""
+    if token and len(token) < MIN_OPS_TOKEN:
+        raise ConfigError(
+            f"{name} must be at least {MIN_OPS_TOKEN} characters (e.g. `openssl rand -hex 32`)"
+        )
+    return token

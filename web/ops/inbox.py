@@ -1,0 +1,13 @@
+"""Inbox pages (the query layer is worker.ops.inbox)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from worker.runtime import Runtime
+
+
+def register(blueprint: Blueprint, runtime: Runtime) -> None:
+    @blueprint.get("/inbox", endpoint="inbox")
+    def listing() -> str:
+        return render_template("ops/error.html", status=200, message="not yet")
