@@ -15,6 +15,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker.cli.dashboard import ops_password
 from worker.cli.dev import demo, sandbox, trigger
 from worker.cli.kit import database_error, open_runtime
 from worker.cli.privacy import privacy
@@ -72,6 +73,7 @@ def keygen(whsec: bool) -> None:
 
 for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid, hubspot, preview, privacy):
     main.add_command(command)
+main.add_command(ops_password)
 for sink_command in (add_hubspot, add_klaviyo, add_email):
     add_sink.add_command(sink_command)
 add_store.add_command(add_zid, "zid")
