@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers.response import Response
 
-from web.ops import csrf
-from web.ops import cookie
+from web.ops import cookie, csrf
 from web.ops.auth import Credentials, LoginThrottle
 from web.ops.charts import sparkline
 from worker.runtime import Runtime

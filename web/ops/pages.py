@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Blueprint, Response, flash, render_template, request
+from flask import Blueprint, flash, render_template, request
+from werkzeug.wrappers.response import Response
 
 from web.ops import redirect_back
 from worker.ops import overview, sinks, stores

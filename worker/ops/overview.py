@@ -20,11 +20,12 @@ from sqlalchemy import BigInteger, Integer, cast, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from worker.pipeline import inbox
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
 
 MINUTES = 60
 COUNT_CAP = 10_000
-INBOX_STATUSES = ("pending", "processing", "done", "ignored", "failed")
+INBOX_STATUSES = (inbox.PENDING, inbox.PROCESSING, inbox.DONE, inbox.IGNORED, inbox.FAILED)
 REFRESH_FINISHED = ("done", "held", "failed")
 
 

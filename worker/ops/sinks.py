@@ -65,7 +65,10 @@ def health(session: Session, *, after_id: int = 0, limit: int = 50) -> list[Sink
         .limit(limit)
     )
     since = utcnow() - WINDOW
-    return [_health(sink, store, _outcomes(session, sink.id, since)) for sink, store in session.execute(query)]
+    return [
+        _health(sink, store, _outcomes(session, sink.id, since))
+        for sink, store in session.execute(query)
+    ]
 
 
 def _outcomes(session: Session, sink_id: int, since: datetime) -> dict[str, int]:

@@ -3,7 +3,8 @@ customers held on unknown points labels.
 
 Stores are few (one row per merchant), so a page of them is read in one query
 ordered by id; what is gathered per store is bounded by an index on a page's
-ids: the last inbox row per store (``ix_inbox_store_received``), the store's
+ids: the last inbox row per store (``ix_inbox_store_status_received``: the
+newest row of each status is one index probe), the store's
 rate-budget rows (primary-key prefix), and held refresh jobs (few by nature).
 """
 
@@ -13,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from worker import quota
+from worker.ops.overview import INBOX_STATUSES
 from worker.pipeline import refresh
 from worker.storage.models import InboxEvent, RateBudget, Store, utcnow
 
@@ -96,14 +98,21 @@ def _summary(
 
 
 def _last_webhooks(session: Session, keys: list[str]) -> dict[str, datetime]:
-    """Newest ``received_at`` per store ref: one index probe per store (max on the index)."""
+    """Newest ``received_at`` per store ref: the newest of each status, one probe each."""
     found: dict[str, datetime] = {}
     for key in keys:
-        newest = session.scalar(
-            select(func.max(InboxEvent.received_at)).where(InboxEvent.store_ref == key)
-        )
-        if newest is not None:
-            found[key] = newest
+        newest = [
+            select(InboxEvent.received_at.label("at"))
+            .where(InboxEvent.store_ref == key, InboxEvent.status == status)
+            .order_by(InboxEvent.received_at.desc())
+            .limit(1)
+            .subquery()
+            for status in INBOX_STATUSES
+        ]
+        merged = union_all(*(select(part.c.at) for part in newest)).subquery()
+        moment = session.scalar(select(func.max(merged.c.at)))
+        if moment is not None:
+            found[key] = moment
     return found
 
 
