@@ -25,7 +25,9 @@ from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
 
 MINUTES = 60
 COUNT_CAP = 10_000
-INBOX_STATUSES = (inbox.PENDING, inbox.PROCESSING, inbox.DONE, inbox.IGNORED, inbox.FAILED)
+INBOX_STATUSES = (
+    inbox.PENDING, inbox.PROCESSING, inbox.WAITING, inbox.DONE, inbox.IGNORED, inbox.FAILED
+)
 REFRESH_FINISHED = ("done", "held", "failed")
 
 

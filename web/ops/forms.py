@@ -1,0 +1,41 @@
+"""What the list pages share: their filters as typed, the time choices, and the
+query layer's refusals turned into a 400 or 404 page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from flask import abort, request
+
+from worker.ops import NotFound, OpsError
+from worker.storage.models import utcnow
+
+T = TypeVar("T")
+SINCE = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(days=1),
+         "7d": timedelta(days=7), "30d": timedelta(days=30)}  # fmt: skip
+
+
+def filters(names: tuple[str, ...]) -> dict[str, str]:
+    """The filters given (as typed), for the form and the pager's links."""
+    return {name: value for name in names if (value := request.args.get(name, "").strip())}
+
+
+def since(choice: str | None) -> datetime | None:
+    """The start of a "last N hours" choice; anything else is a 400."""
+    if not choice:
+        return None
+    if choice not in SINCE:
+        abort(400, f"since must be one of {', '.join(SINCE)}")
+    return utcnow() - SINCE[choice]
+
+
+def call_ops(call: Callable[[], T]) -> T:
+    """Run a query-layer call; an unknown id is a 404, other bad input a 400."""
+    try:
+        return call()
+    except NotFound as exc:
+        abort(404, str(exc))
+    except OpsError as exc:
+        abort(400, str(exc))
