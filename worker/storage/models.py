@@ -82,6 +82,8 @@ class InboxEvent(Base):
     __table_args__ = (
         Index("ix_inbox_status_received", "status", "received_at"),
         Index("ix_inbox_store_customer", "store_ref", "customer_id"),
+        # The ops listing of one store's events, newest first (``worker.ops.inbox``).
+        Index("ix_inbox_store_status_received", "store_ref", "status", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -220,6 +222,9 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         Index("ix_deliveries_change", "change_id"),  # retention: is a change still referenced
+        # The ops listings, newest first by status, and by sink (``worker.ops.deliveries``).
+        Index("ix_deliveries_status_created", "status", "created_at", "id"),
+        Index("ix_deliveries_sink_status_created", "sink_id", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
