@@ -18,7 +18,8 @@ FIRST_PAGE = "-"  # a trail entry for the first page (which has no cursor)
 
 @dataclass(frozen=True)
 class Links:
-    """Query arguments for the next and previous page; None where there is none."""
+    """Query arguments (filters included) for the next and previous page; None where
+    there is none."""
 
     next: dict[str, str] | None
     previous: dict[str, str] | None
@@ -28,7 +29,8 @@ def current_cursor() -> str | None:
     return request.args.get("after") or None
 
 
-def links(next_cursor: str | None) -> Links:
+def links(next_cursor: str | None, filters: dict[str, str]) -> Links:
+    """Links to the pages around this one, keeping ``filters``."""
     trail = [part for part in request.args.get("trail", "").split(",") if part]
     here = current_cursor()
     forward = None
@@ -40,7 +42,7 @@ def links(next_cursor: str | None) -> Links:
     back = None
     if here:
         before = trail[-1] if trail else FIRST_PAGE
-        back = {"trail": ",".join(trail[:-1])}
+        back = filters | {"trail": ",".join(trail[:-1])}
         if before != FIRST_PAGE:
             back["after"] = before
     return Links(forward, back)

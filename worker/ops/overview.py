@@ -20,14 +20,11 @@ from sqlalchemy import BigInteger, Integer, cast, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from worker.pipeline import inbox
+from worker.ops.inbox import STATUSES as INBOX_STATUSES
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
 
 MINUTES = 60
 COUNT_CAP = 10_000
-INBOX_STATUSES = (
-    inbox.PENDING, inbox.PROCESSING, inbox.WAITING, inbox.DONE, inbox.IGNORED, inbox.FAILED
-)
 REFRESH_FINISHED = ("done", "held", "failed")
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from worker import quota
-from worker.ops.overview import INBOX_STATUSES
+from worker.ops.inbox import STATUSES as INBOX_STATUSES
 from worker.pipeline import refresh
 from worker.storage.models import InboxEvent, RateBudget, Store, utcnow
 
