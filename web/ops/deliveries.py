@@ -28,7 +28,7 @@ from worker.ops import deliveries as queries
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
-FILTERS = ("status", "sink", "store", "since")
+FILTERS = ("status", "sink", "store", "since", "limit")
 
 
 def register(blueprint: Blueprint, runtime: Runtime) -> None:
@@ -40,7 +40,9 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
         query = _query(filters)
         with runtime.sessions() as session:
             page = forms.call_ops(
-                lambda: queries.list_deliveries(session, **query, cursor=current_cursor())
+                lambda: queries.list_deliveries(
+                    session, **query, cursor=current_cursor(), limit=forms.page_size(filters)
+                )
             )
         return render_template(
             "ops/deliveries.html",
@@ -67,7 +69,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
 
     @blueprint.post("/deliveries/retry", endpoint="retry_matching")
     def retry_matching() -> Response:
-        filters = {name: request.form.get(name, "") for name in FILTERS}
+        filters = {name: request.form.get(name, "") for name in FILTERS if name != "limit"}
         with runtime.transaction() as session:
             moved = forms.call_ops(lambda: _retry_matching(session, _query(filters)))
         flash(_enqueued(enqueue, moved) if moved else "no delivery matched")

@@ -10,6 +10,7 @@ from typing import TypeVar
 from flask import abort, request
 
 from worker.ops import NotFound, OpsError
+from worker.ops.pages import DEFAULT_LIMIT
 from worker.storage.models import utcnow
 
 T = TypeVar("T")
@@ -29,6 +30,14 @@ def since(choice: str | None) -> datetime | None:
     if choice not in SINCE:
         abort(400, f"since must be one of {', '.join(SINCE)}")
     return utcnow() - SINCE[choice]
+
+
+def page_size(filters: dict[str, str]) -> int:
+    """``limit`` rows a page (the query layer clamps it); junk is a 400."""
+    raw = filters.get("limit", "")
+    if raw and not raw.isdigit():
+        abort(400, f"limit must be a number of rows, got {raw[:20]!r}")
+    return int(raw) if raw else DEFAULT_LIMIT
 
 
 def call_ops(call: Callable[[], T]) -> T:

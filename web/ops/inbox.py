@@ -18,7 +18,7 @@ from web.ops.paging import current_cursor, links
 from worker.ops import inbox as queries
 from worker.runtime import Runtime
 
-FILTERS = ("store", "event", "status", "since")
+FILTERS = ("store", "event", "status", "since", "limit")
 
 
 def register(blueprint: Blueprint, runtime: Runtime) -> None:
@@ -35,6 +35,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
                     status=filters.get("status"),
                     since=since,
                     cursor=current_cursor(),
+                    limit=forms.page_size(filters),
                 )
             )
         return render_template(

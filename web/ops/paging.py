@@ -35,7 +35,7 @@ def links(next_cursor: str | None, filters: dict[str, str]) -> Links:
     here = current_cursor()
     forward = None
     if next_cursor:
-        forward = {
+        forward = filters | {
             "after": next_cursor,
             "trail": ",".join([*trail, here or FIRST_PAGE][-MAX_TRAIL:]),
         }

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from worker import quota
 from worker.ops.inbox import STATUSES as INBOX_STATUSES
+from worker.ops.inbox import receivers
 from worker.pipeline import refresh
 from worker.storage.models import InboxEvent, RateBudget, Store, utcnow
 
@@ -63,7 +64,7 @@ def summaries(
     query = select(Store).where(Store.id > after_id).order_by(Store.id).limit(limit)
     stores = list(session.scalars(query))
     held = refresh.needing_attention(session)
-    last = _last_webhooks(session, [store.key for store in stores])
+    last = _last_webhooks(session, stores)
     budgets = _budgets(session, stores, quotas)
     return [_summary(store, last, budgets, held) for store in stores]
 
@@ -73,7 +74,7 @@ def needing_attention(session: Session, limit: int = 20) -> list[StoreSummary]:
     held = refresh.needing_attention(session)
     query = select(Store).where(Store.status.in_(NEEDS_ATTENTION) | Store.id.in_(list(held)))
     stores = list(session.scalars(query.order_by(Store.id).limit(limit)))
-    last = _last_webhooks(session, [store.key for store in stores])
+    last = _last_webhooks(session, stores)
     return [_summary(store, last, {}, held) for store in stores]
 
 
@@ -97,13 +98,15 @@ def _summary(
     )
 
 
-def _last_webhooks(session: Session, keys: list[str]) -> dict[str, datetime]:
-    """Newest ``received_at`` per store ref: the newest of each status, one probe each."""
+def _last_webhooks(session: Session, stores: list[Store]) -> dict[str, datetime]:
+    """Newest ``received_at`` per store (by key): the newest of each status, one probe each."""
     found: dict[str, datetime] = {}
-    for key in keys:
+    for store in stores:
+        platforms = receivers(store.platform)
         newest = [
             select(InboxEvent.received_at.label("at"))
-            .where(InboxEvent.store_ref == key, InboxEvent.status == status)
+            .where(InboxEvent.store_ref == store.external_id, InboxEvent.status == status)
+            .where(InboxEvent.platform.in_(platforms))
             .order_by(InboxEvent.received_at.desc())
             .limit(1)
             .subquery()
@@ -112,7 +115,7 @@ def _last_webhooks(session: Session, keys: list[str]) -> dict[str, datetime]:
         merged = union_all(*(select(part.c.at) for part in newest)).subquery()
         moment = session.scalar(select(func.max(merged.c.at)))
         if moment is not None:
-            found[key] = moment
+            found[store.key] = moment
     return found
 
 

@@ -44,7 +44,7 @@ def test_it_shows_a_stores_last_webhook(runtime: Runtime, operator: FlaskClient)
     received = utcnow().replace(microsecond=0) - timedelta(minutes=3)
     with runtime.transaction() as session:
         for status, minutes in (("done", 3), ("failed", 9)):
-            session.add(InboxEvent(platform="salla", store_ref=store.key, event_type="x",
+            session.add(InboxEvent(platform="salla", store_ref=store.external_id, event_type="x",
                                    dedupe_key=status, body=b"", status=status,
                                    received_at=utcnow().replace(microsecond=0)
                                    - timedelta(minutes=minutes)))  # fmt: skip
