@@ -23,7 +23,6 @@ from flask import (
     url_for,
 )
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers.response import Response
 
 from web.ops import cookie, csrf
 from web.ops.auth import Credentials, LoginThrottle
@@ -70,11 +69,3 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
 
 def _error_page_for(status: int, message: str) -> tuple[str, int]:
     return render_template("ops/error.html", status=status, message=message), status
-
-
-def redirect_back(default: str) -> Response:
-    """After an action: back to the page it was taken on (same-site paths only)."""
-    target = request.form.get("back", "")
-    if not target.startswith("/ops") or target.startswith("//"):
-        target = url_for(default)
-    return redirect(target, 303)

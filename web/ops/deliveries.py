@@ -20,7 +20,7 @@ from kombu.exceptions import KombuError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response
 
-from web.ops import forms, redirect_back
+from web.ops import forms
 from web.ops.paging import current_cursor, links
 from worker import dispatch
 from worker.ops import OpsError
@@ -65,7 +65,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
         with runtime.transaction() as session:
             moved = queries.retry(session, [delivery_id])
         flash(_enqueued(enqueue, moved) if moved else f"{delivery_id} is not dead or retrying")
-        return redirect_back("ops.deliveries")
+        return forms.redirect_back("ops.deliveries")
 
     @blueprint.post("/deliveries/retry", endpoint="retry_matching")
     def retry_matching() -> Response:
@@ -73,14 +73,14 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
         with runtime.transaction() as session:
             moved = forms.call_ops(lambda: _retry_matching(session, _query(filters)))
         flash(_enqueued(enqueue, moved) if moved else "no delivery matched")
-        return redirect_back("ops.deliveries")
+        return forms.redirect_back("ops.deliveries")
 
     @blueprint.post("/deliveries/<delivery_id>/discard", endpoint="discard_delivery")
     def discard(delivery_id: str) -> Response:
         with runtime.transaction() as session:
             moved = queries.discard(session, [delivery_id])
         flash(f"{delivery_id} discarded" if moved else f"{delivery_id} was already sent or done")
-        return redirect_back("ops.deliveries")
+        return forms.redirect_back("ops.deliveries")
 
 
 def _query(filters: dict[str, str]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from flask import abort, request
+from flask import abort, redirect, request, url_for
+from werkzeug.wrappers.response import Response
 
 from worker.ops import NotFound, OpsError
 from worker.ops.pages import DEFAULT_LIMIT
@@ -48,3 +49,11 @@ def call_ops(call: Callable[[], T]) -> T:
         abort(404, str(exc))
     except OpsError as exc:
         abort(400, str(exc))
+
+
+def redirect_back(default: str) -> Response:
+    """After an action: back to the page it was taken on (same-site paths only)."""
+    target = request.form.get("back", "")
+    if not target.startswith("/ops") or target.startswith("//"):
+        target = url_for(default)
+    return redirect(target, 303)

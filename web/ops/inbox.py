@@ -13,7 +13,7 @@ import json
 from flask import Blueprint, flash, render_template
 from werkzeug.wrappers.response import Response
 
-from web.ops import forms, redirect_back
+from web.ops import forms
 from web.ops.paging import current_cursor, links
 from worker.ops import inbox as queries
 from worker.runtime import Runtime
@@ -63,4 +63,4 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
             if moved
             else f"event {event_id} is not finished or holds no body"
         )
-        return redirect_back("ops.inbox")
+        return forms.redirect_back("ops.inbox")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from flask import Blueprint, flash, render_template, request
 from werkzeug.wrappers.response import Response
 
-from web.ops import redirect_back
+from web.ops import forms
 from worker.ops import overview, sinks, stores
 from worker.platforms import PLATFORM_NAMES, build_platform
 from worker.runtime import Runtime
@@ -48,14 +48,14 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
         with runtime.transaction() as session:
             changed = sinks.pause(session, sink_id, "paused from the dashboard")
         flash(f"sink {sink_id} paused" if changed else f"sink {sink_id} was already paused")
-        return redirect_back("ops.sinks")
+        return forms.redirect_back("ops.sinks")
 
     @blueprint.post("/sinks/<int:sink_id>/resume")
     def resume_sink(sink_id: int) -> Response:
         with runtime.transaction() as session:
             changed = sinks.resume(session, sink_id)
         flash(f"sink {sink_id} resumed" if changed else f"sink {sink_id} was not paused")
-        return redirect_back("ops.sinks")
+        return forms.redirect_back("ops.sinks")
 
 
 def _cursor(name: str) -> int:
