@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from worker.ops.inbox import STATUSES as INBOX_STATUSES
-from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
+from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, utcnow
 
 MINUTES = 60
 COUNT_CAP = 10_000
@@ -92,6 +92,7 @@ def counts(session: Session) -> list[Count]:
         Count("failed refreshes", _capped(session, RefreshJob, RefreshJob.status == "failed")),
         Count("held refreshes", _capped(session, RefreshJob, RefreshJob.status == "held")),
         Count("failed webhooks", _capped(session, InboxEvent, InboxEvent.status == "failed")),
+        Count("paused sinks", _capped(session, Sink, Sink.paused.is_(True))),
     ]
 
 

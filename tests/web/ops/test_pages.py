@@ -107,5 +107,5 @@ def test_it_counts_dead_deliveries_and_charts_the_delivered(
         )
     page = operator.get("/ops/").get_data(as_text=True)
     assert '<div class="muted">dead deliveries</div>\n    <div class="big">1</div>' in page
-    assert '<div class="muted">deliveries / minute</div>\n    <div class="big">2</div>' in page
+    assert '<div class="muted">deliveries, last hour</div>\n    <div class="big">2</div>' in page
     assert "<polyline points=" in page
