@@ -119,7 +119,8 @@ def _hour_of_traffic(
 ) -> None:
     """Webhooks, refreshes and deliveries spread over the last hour, busier lately."""
     for minute in range(60):
-        at = now - timedelta(minutes=59 - minute, seconds=rng.randint(0, 50))
+        start = now.replace(second=0, microsecond=0) - timedelta(minutes=59 - minute)
+        at = min(now, start + timedelta(seconds=rng.randint(0, 59)))
         for n in range(rng.randint(2, 6) + minute // 8):
             index = rng.choice([0, 2])  # the zid store needs re-authorization: it is quiet
             store, sink, customer = stores[index], sinks[index], f"c{minute}-{n}"

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, render_template, request
 from werkzeug.wrappers.response import Response
 
 from web.ops import forms
-from worker.ops import overview, sinks, stores
+from worker.ops import overview, queues, sinks, stores
 from worker.platforms import PLATFORM_NAMES, build_platform
 from worker.runtime import Runtime
 
@@ -21,12 +21,14 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
     @blueprint.get("/", endpoint="overview")
     def overview_page() -> str:
         with runtime.sessions() as session:
+            tables = queues.table_states(session)
             return render_template(
                 "ops/overview.html",
                 series=overview.series(session),
-                counts=overview.counts(session),
+                counts=overview.counts(session, tables),
+                tables=tables,
+                queues=queues.broker_queues(runtime, session),
                 attention=stores.needing_attention(session),
-                queues=_queues(runtime),
             )
 
     @blueprint.get("/stores", endpoint="stores")
@@ -66,7 +68,3 @@ def _cursor(name: str) -> int:
 
 def _quotas(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, float]]]:
     return {name: build_platform(name, runtime.settings).quotas for name in PLATFORM_NAMES}
-
-
-def _queues(runtime: Runtime) -> list[object]:
-    return []

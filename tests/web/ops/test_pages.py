@@ -109,3 +109,5 @@ def test_it_counts_dead_deliveries_and_charts_the_delivered(
     assert '<div class="muted">dead deliveries</div>\n    <div class="big">1</div>' in page
     assert '<div class="muted">deliveries, last hour</div>\n    <div class="big">2</div>' in page
     assert "<polyline points=" in page
+    assert '<span class="status status-dead">dead 1</span>' in page  # the tables' rows
+    assert "<td>deliveries</td>" in page and "<td>events</td>" in page  # Celery's queues
