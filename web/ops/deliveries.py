@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, render_template, request
-from kombu.exceptions import KombuError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response
 
-from web.ops import forms
+from web.ops import broker, forms
 from web.ops.paging import current_cursor, links
-from worker import dispatch
 from worker.ops import OpsError
 from worker.ops import deliveries as queries
+from worker.pipeline.states import Due
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,7 +30,7 @@ FILTERS = ("status", "sink", "store", "since", "limit")
 
 
 def register(blueprint: Blueprint, runtime: Runtime) -> None:
-    enqueue = _enqueuer(runtime)
+    enqueue = broker.enqueuer(runtime)
 
     @blueprint.get("/deliveries", endpoint="deliveries")
     def listing() -> str:
@@ -64,7 +62,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
     def retry(delivery_id: str) -> Response:
         with runtime.transaction() as session:
             moved = queries.retry(session, [delivery_id])
-        flash(_enqueued(enqueue, moved) if moved else f"{delivery_id} is not dead or retrying")
+        flash(_queued(enqueue, moved) if moved else f"{delivery_id} is not dead or retrying")
         return forms.redirect_back("ops.deliveries")
 
     @blueprint.post("/deliveries/retry", endpoint="retry_matching")
@@ -72,7 +70,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
         filters = {name: request.form.get(name, "") for name in FILTERS if name != "limit"}
         with runtime.transaction() as session:
             moved = forms.call_ops(lambda: _retry_matching(session, _query(filters)))
-        flash(_enqueued(enqueue, moved) if moved else "no delivery matched")
+        flash(_queued(enqueue, moved) if moved else "no delivery matched")
         return forms.redirect_back("ops.deliveries")
 
     @blueprint.post("/deliveries/<delivery_id>/discard", endpoint="discard_delivery")
@@ -109,28 +107,6 @@ def _retry_matching(session: Session, query: dict[str, Any]) -> list[str]:
     )
 
 
-def _enqueuer(runtime: Runtime) -> Callable[[list[str]], bool]:
-    celery: list[Any] = []
-
-    def enqueue(ids: list[str]) -> bool:
-        """Send ``relay.deliver`` for each id; False when the broker refused."""
-        if not celery:
-            from worker.celery_app import create_celery  # a publisher, made on first use
-
-            celery.append(create_celery(runtime.settings))
-        try:
-            for delivery_id in ids:
-                dispatch.enqueue(celery[0], dispatch.DELIVER, delivery_id)
-        except (KombuError, OSError) as exc:
-            log.warning("deliveries not enqueued (%s): the sweeper will send them", exc)
-            return False
-        return True
-
-    return enqueue
-
-
-def _enqueued(enqueue: Callable[[list[str]], bool], moved: list[str]) -> str:
+def _queued(enqueue: broker.Enqueue, moved: list[str]) -> str:
     what = moved[0] if len(moved) == 1 else f"{len(moved)} deliveries"
-    if enqueue(moved):
-        return f"{what} queued for delivery"
-    return f"{what} put back to pending; the broker is unreachable, the sweeper will send them"
+    return broker.queued(enqueue, [Due(delivery_id) for delivery_id in moved], what)
