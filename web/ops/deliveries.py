@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response
 
 from web.ops import broker, forms
-from web.ops.paging import current_cursor, links
+from web.ops.paging import current_cursor
 from worker.ops import OpsError
 from worker.ops import deliveries as queries
 from worker.pipeline.states import Due
@@ -42,14 +42,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
                     session, **query, cursor=current_cursor(), limit=forms.page_size(filters)
                 )
             )
-        return render_template(
-            "ops/deliveries.html",
-            page=page,
-            links=links(page.next_cursor, filters),
-            filters=filters,
-            statuses=queries.STATUSES,
-            since_choices=list(forms.SINCE),
-        )
+        return forms.listing("ops/deliveries.html", page, filters, queries.STATUSES)
 
     @blueprint.get("/deliveries/<delivery_id>", endpoint="delivery")
     def detail(delivery_id: str) -> str:

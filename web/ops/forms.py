@@ -3,15 +3,16 @@ query layer's refusals turned into a 400 or 404 page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import abort, redirect, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response
 
+from web.ops.paging import links
 from worker.ops import NotFound, OpsError
-from worker.ops.pages import DEFAULT_LIMIT
+from worker.ops.pages import DEFAULT_LIMIT, Page
 from worker.storage.models import utcnow
 
 T = TypeVar("T")
@@ -31,6 +32,20 @@ def since(choice: str | None) -> datetime | None:
     if choice not in SINCE:
         abort(400, f"since must be one of {', '.join(SINCE)}")
     return utcnow() - SINCE[choice]
+
+
+def listing(
+    template: str, page: Page[Any], filters: dict[str, str], statuses: Sequence[str]
+) -> str:
+    """A list page: its rows, the pager's links, the filter form as typed."""
+    return render_template(
+        template,
+        page=page,
+        links=links(page.next_cursor, filters),
+        filters=filters,
+        statuses=statuses,
+        since_choices=list(SINCE),
+    )
 
 
 def page_size(filters: dict[str, str]) -> int:

@@ -14,7 +14,7 @@ from flask import Blueprint, flash, render_template
 from werkzeug.wrappers.response import Response
 
 from web.ops import forms
-from web.ops.paging import current_cursor, links
+from web.ops.paging import current_cursor
 from worker.ops import inbox as queries
 from worker.runtime import Runtime
 
@@ -38,14 +38,7 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
                     limit=forms.page_size(filters),
                 )
             )
-        return render_template(
-            "ops/inbox.html",
-            page=page,
-            links=links(page.next_cursor, filters),
-            filters=filters,
-            statuses=queries.STATUSES,
-            since_choices=list(forms.SINCE),
-        )
+        return forms.listing("ops/inbox.html", page, filters, queries.STATUSES)
 
     @blueprint.get("/inbox/<int:event_id>", endpoint="inbox_event")
     def detail(event_id: int) -> str:
