@@ -92,12 +92,13 @@ def show(delivery_id: str, as_json: bool) -> None:
     ], limit=200)  # fmt: skip
     click.echo("\npayload:")
     echo_json(detail.payload)
-    click.echo("\nattempts:")
+    click.echo("\nattempts:" if detail.attempts else "\nattempts: none recorded")
     attempts = [
         (a.number, a.outcome, a.started_at, a.duration_ms, a.status_code, a.error)
         for a in detail.attempts
     ]
-    echo_table(("#", "OUTCOME", "STARTED", "MS", "STATUS", "ERROR"), attempts, limit=100)
+    if attempts:
+        echo_table(("#", "OUTCOME", "STARTED", "MS", "STATUS", "ERROR"), attempts, limit=100)
 
 
 @deliveries.command("retry")
