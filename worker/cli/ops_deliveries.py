@@ -17,7 +17,7 @@ from worker.cli.ops_kit import (
     Since,
     bad_input,
     echo_json,
-    echo_page,
+    echo_listing,
     echo_table,
     json_option,
     listing_options,
@@ -55,10 +55,7 @@ def list_command(
     runtime = open_runtime()
     with runtime.sessions() as session, bad_input():
         page = ops.list_deliveries(session, status, sink_id, store, since, cursor, limit)
-    if as_json:
-        echo_json(page)
-        return
-    echo_page(page, HEADERS, _cells)
+    echo_listing(page, as_json, HEADERS, _cells)
 
 
 def _cells(row: ops.DeliveryRow) -> tuple[object, ...]:
