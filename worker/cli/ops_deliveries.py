@@ -17,7 +17,7 @@ from worker.cli.ops_kit import (
     Since,
     bad_input,
     echo_json,
-    echo_page,
+    echo_listing,
     echo_table,
     json_option,
     listing_options,
@@ -55,10 +55,7 @@ def list_command(
     runtime = open_runtime()
     with runtime.sessions() as session, bad_input():
         page = ops.list_deliveries(session, status, sink_id, store, since, cursor, limit)
-    if as_json:
-        echo_json(page)
-        return
-    echo_page(page, HEADERS, _cells)
+    echo_listing(page, as_json, HEADERS, _cells)
 
 
 def _cells(row: ops.DeliveryRow) -> tuple[object, ...]:
@@ -92,12 +89,13 @@ def show(delivery_id: str, as_json: bool) -> None:
     ], limit=200)  # fmt: skip
     click.echo("\npayload:")
     echo_json(detail.payload)
-    click.echo("\nattempts:")
+    click.echo("\nattempts:" if detail.attempts else "\nattempts: none recorded")
     attempts = [
         (a.number, a.outcome, a.started_at, a.duration_ms, a.status_code, a.error)
         for a in detail.attempts
     ]
-    echo_table(("#", "OUTCOME", "STARTED", "MS", "STATUS", "ERROR"), attempts, limit=100)
+    if attempts:
+        echo_table(("#", "OUTCOME", "STARTED", "MS", "STATUS", "ERROR"), attempts, limit=100)
 
 
 @deliveries.command("retry")

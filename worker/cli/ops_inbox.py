@@ -12,7 +12,7 @@ from worker.cli.ops_kit import (
     BadInput,
     bad_input,
     echo_json,
-    echo_page,
+    echo_listing,
     echo_table,
     json_option,
     listing_options,
@@ -49,10 +49,7 @@ def list_events(
     runtime = open_runtime()
     with runtime.sessions() as session, bad_input():
         page = inbox_ops.list_events(session, store, event, status, since, cursor, limit)
-    if as_json:
-        echo_json(page)
-        return
-    echo_page(page, EVENT_HEADERS, lambda row: (
+    echo_listing(page, as_json, EVENT_HEADERS, lambda row: (
         row.id, row.platform, row.store_ref, row.event_type, row.status, row.received_at,
         "kept" if row.body_kept else "-", row.reason,
     ))  # fmt: skip
@@ -120,10 +117,7 @@ def list_jobs(
     runtime = open_runtime()
     with runtime.sessions() as session, bad_input():
         page = refresh_ops.list_jobs(session, status, store, since, cursor, limit)
-    if as_json:
-        echo_json(page)
-        return
-    echo_page(page, JOB_HEADERS, lambda row: (
+    echo_listing(page, as_json, JOB_HEADERS, lambda row: (
         row.id, row.store, row.customer_id, row.slot, row.status, row.attempts, row.due_at,
         row.last_error,
     ))  # fmt: skip

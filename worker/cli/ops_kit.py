@@ -125,8 +125,14 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], limit: int
         )
 
 
-def echo_page(page: Page[Any], headers: Sequence[str], row: Callable[[Any], Sequence[Any]]) -> None:
-    """The page as a table, then the command that prints the next one."""
+def echo_listing(
+    page: Page[Any], as_json: bool, headers: Sequence[str], row: Callable[[Any], Sequence[Any]]
+) -> None:
+    """The page as one JSON document, or as a table followed by the command that prints
+    the next one."""
+    if as_json:
+        echo_json(page)
+        return
     if not page.items:
         click.echo("nothing matches")
         return

@@ -30,7 +30,8 @@ def _echo(found: QueuesReport) -> None:
     click.echo("\ntables:")
     echo_table(
         ("TABLE", "OLDEST DUE", "ROWS BY STATUS"),
-        [(t.table, _age(t.oldest_due_seconds), "  ".join(_count(c) for c in t.statuses))
+        [(t.table, _age(t.oldest_due_seconds),
+          "  ".join(_count(c) for c in t.statuses if c.rows) or "empty")
          for t in found.tables],
         limit=200,
     )  # fmt: skip

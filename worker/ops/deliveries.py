@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from worker.logs import scrub
 from worker.ops import NotFound, OpsError, store_by_key
 from worker.ops.masking import masked
-from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, clamp, encode_cursor, newest, page_of
+from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, chosen, listing
 from worker.ops.pages import partitions as combinations
 from worker.pipeline.outbox import DEAD, DELIVERED, PENDING, RETRYING, SENDING, SKIPPED
 from worker.storage.models import Delivery, DeliveryAttempt, Sink, Store, utcnow
@@ -86,17 +86,14 @@ def list_deliveries(
     limit: int = DEFAULT_LIMIT,
 ) -> Page[DeliveryRow]:
     """Newest first, filtered; ``next_cursor`` reads the page after this one."""
-    limit = clamp(limit)
-    conditions = KEYSET.after(cursor) + _since(since)
-    keys = newest(KEYSET, _partitions(session, status, sink_id, store), conditions, limit + 1)
-    query = (
-        select(Delivery, Store.platform, Store.external_id)
-        .join(Store, Store.id == Delivery.store_id)
-        .where(Delivery.id.in_(keys))
-        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    parts = _partitions(session, status, sink_id, store)
+    query = select(Delivery, Store.platform, Store.external_id).join(
+        Store, Store.id == Delivery.store_id
     )
-    rows = [_row(delivery, f"{p}:{e}") for delivery, p, e in session.execute(query)]
-    return page_of(rows, limit, lambda row: encode_cursor(row.created_at, row.id))
+    return listing(
+        session, KEYSET, parts, KEYSET.after(cursor) + _since(since), limit, query,
+        lambda found: _row(found[0], f"{found[1]}:{found[2]}"),
+    )  # fmt: skip
 
 
 def _since(since: datetime | None) -> list[ColumnElement[bool]]:
@@ -107,19 +104,11 @@ def _partitions(
     session: Session, status: str | None, sink_id: int | None, store: str | None
 ) -> list[tuple[ColumnElement[bool], ...]]:
     """One (status[, sink]) range of an index per combination the filters allow."""
-    statuses = [Delivery.status == value for value in _statuses(status)]
+    statuses = [Delivery.status == value for value in chosen(status, STATUSES, "delivery")]
     sinks = _sink_ids(session, sink_id, store)
     if sinks is None:
         return combinations(statuses)
     return combinations([Delivery.sink_id == value for value in sinks], statuses)
-
-
-def _statuses(status: str | None) -> Sequence[str]:
-    if status is None:
-        return STATUSES
-    if status not in STATUSES:
-        raise OpsError(f"unknown delivery status {status!r} (one of {', '.join(STATUSES)})")
-    return (status,)
 
 
 def _sink_ids(session: Session, sink_id: int | None, store: str | None) -> list[int] | None:
@@ -208,22 +197,24 @@ def retry_matching(
 
 
 def _retry_where(session: Session, conditions: list[ColumnElement[bool]]) -> list[str]:
-    moved = (
-        update(Delivery)
-        .where(*conditions)
-        .values(status=PENDING, next_attempt_at=utcnow(), attempts=0, deferred=False)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(session.scalars(moved))
+    fresh_round = {"status": PENDING, "next_attempt_at": utcnow(), "attempts": 0}
+    return _move(session, conditions, fresh_round)
 
 
 def discard(session: Session, ids: Sequence[str]) -> list[str]:
     """Rows not sent yet (pending, retrying, dead) among ``ids`` to skipped; the ids moved."""
+    not_sent = [Delivery.id.in_(list(ids)), Delivery.status.in_(DISCARDABLE)]
+    return _move(session, not_sent, {"status": SKIPPED, "last_error": DISCARDED})
+
+
+def _move(
+    session: Session, conditions: Sequence[ColumnElement[bool]], values: dict[str, Any]
+) -> list[str]:
+    """One conditional UPDATE; the ids it changed."""
     moved = (
         update(Delivery)
-        .where(Delivery.id.in_(list(ids)), Delivery.status.in_(DISCARDABLE))
-        .values(status=SKIPPED, last_error=DISCARDED, deferred=False)
+        .where(*conditions)
+        .values(deferred=False, **values)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )

@@ -1,7 +1,7 @@
 """Stored webhooks for ops: list, show (body decrypted, then masked), replay.
 
 Replay re-processes a webhook as if it had just arrived: the row goes back to
-pending and the inbox bell rings, as the receiver does after a commit. It is
+pending and a drain is rung after the commit, as the receiver does. It is
 safe because events are triggers, not truth: processing asks for a refresh of
 the customer, the refresh compares with the stored snapshot, and a delivery is
 made only when something changed — replaying an order webhook whose points
@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from worker import dispatch
 from worker.crypto import CredentialsError
-from worker.ops import NotFound, OpsError, store_by_key
+from worker.ops import NotFound, store_by_key
 from worker.ops.masking import masked_body
-from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, clamp, encode_cursor, newest, page_of
+from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, chosen, listing
 from worker.ops.pages import partitions as combinations
 from worker.pipeline.inbox import DONE, FAILED, IGNORED, PENDING, PROCESSING, WAITING
 from worker.platforms import REGISTRY
@@ -72,32 +72,19 @@ def list_events(
 ) -> Page[EventRow]:
     """Newest first. ``event`` filters within the status (and store) ranges: give
     ``since`` with it on a large inbox, so the range read stays short."""
-    limit = clamp(limit)
     conditions = KEYSET.after(cursor)
     if since is not None:
         conditions.append(InboxEvent.received_at >= since)
     if event is not None:
         conditions.append(InboxEvent.event_type == event)
-    parts = combinations([InboxEvent.status == value for value in _statuses(status)])
+    parts = combinations(
+        [InboxEvent.status == value for value in chosen(status, STATUSES, "inbox")]
+    )
     if store is not None:
         of_store = _of_store(session, store)
         parts = [(*part, *of_store) for part in parts]
-    keys = newest(KEYSET, parts, conditions, limit + 1)
-    query = (
-        select(InboxEvent)
-        .where(InboxEvent.id.in_(keys))
-        .order_by(InboxEvent.received_at.desc(), InboxEvent.id.desc())
-    )
-    rows = [_row(row) for row in session.scalars(query)]
-    return page_of(rows, limit, lambda row: encode_cursor(row.received_at, row.id))
-
-
-def _statuses(status: str | None) -> Sequence[str]:
-    if status is None:
-        return STATUSES
-    if status not in STATUSES:
-        raise OpsError(f"unknown inbox status {status!r} (one of {', '.join(STATUSES)})")
-    return (status,)
+    query = select(InboxEvent)
+    return listing(session, KEYSET, parts, conditions, limit, query, lambda found: _row(found[0]))
 
 
 def _of_store(session: Session, key: str) -> list[ColumnElement[bool]]:
@@ -166,8 +153,8 @@ def _body(runtime: Runtime, row: InboxEvent) -> Any:
 
 
 def replay(runtime: Runtime, ids: Sequence[int]) -> list[int]:
-    """Finished events among ``ids`` that still hold a body back to pending, then the
-    bell rings (after the commit, as the receiver does); the ids put back."""
+    """Finished events among ``ids`` that still hold a body back to pending, then a
+    drain is rung (after the commit, as the receiver does); the ids put back."""
     moved = (
         update(InboxEvent)
         .where(InboxEvent.id.in_(list(ids)), InboxEvent.status.in_(REPLAYABLE))
@@ -184,11 +171,12 @@ def replay(runtime: Runtime, ids: Sequence[int]) -> list[int]:
 
 
 def _ring(runtime: Runtime) -> None:
-    """A lost ring is harmless: the sweeper finds the rows pending and rings again."""
+    """One drain message, always: the Redis bell's ``SET NX`` saves messages on the
+    receiver's hot path, a replay is one command. A lost ring is harmless: the
+    sweeper finds the rows pending and rings again."""
     from worker.celery_app import create_celery  # a publisher, only when there is news
 
-    celery = create_celery(runtime.settings)
     try:
-        dispatch.inbox_bell(celery, runtime.settings.broker_url).ring()
+        dispatch.EveryTimeBell(create_celery(runtime.settings)).ring()
     except dispatch.BrokerUnavailable as exc:
         log.warning("inbox bell not rung (%s): the sweeper will pick the events up", exc)

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select, tuple_, union_all
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.ops import OpsError
 
@@ -109,8 +109,35 @@ def partitions(*axes: Sequence[ColumnElement[bool]]) -> list[tuple[ColumnElement
     return list(itertools.product(*axes))
 
 
-def page_of(rows: Sequence[Any], limit: int, cursor_of: Callable[[Any], str]) -> Page[Any]:
-    """``rows`` were read with ``limit + 1``: one more row means there is a next page."""
-    items = tuple(rows[:limit])
-    more = len(rows) > limit
-    return Page(items, cursor_of(items[-1]) if more and items else None)
+def listing(
+    session: Session,
+    keyset: Keyset,
+    parts: Sequence[Sequence[ColumnElement[bool]]],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    query: Select[*tuple[Any, ...]],
+    item: Callable[[Any], T],
+) -> Page[T]:
+    """One page: the keys of the newest ``limit + 1`` rows (``newest``), then ``query``
+    for those rows, each made an ``item`` — whose attributes are named after the
+    keyset's columns, so the cursor is read from the last one."""
+    keys = newest(keyset, parts, conditions, clamp(limit) + 1)
+    found = session.execute(
+        query.where(keyset.key.in_(keys)).order_by(keyset.time.desc(), keyset.key.desc())
+    )
+    items = [item(row) for row in found]
+    shown = tuple(items[: clamp(limit)])
+    if len(items) <= len(shown) or not shown:
+        return Page(shown, None)
+    last = shown[-1]
+    return Page(shown, encode_cursor(getattr(last, keyset.time.key), getattr(last, keyset.key.key)))
+
+
+def chosen(status: str | None, statuses: Sequence[str], what: str) -> Sequence[str]:
+    """The statuses a listing reads: the one asked for (if it is one of ``statuses``)
+    or all of them."""
+    if status is None:
+        return statuses
+    if status not in statuses:
+        raise OpsError(f"unknown {what} status {status!r} (one of {', '.join(statuses)})")
+    return (status,)

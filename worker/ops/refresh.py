@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from worker.logs import scrub
 from worker.ops import OpsError, store_by_key
-from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, clamp, encode_cursor, newest, page_of
+from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, chosen, listing
 from worker.ops.pages import partitions as combinations
 from worker.pipeline.refresh import DONE, FAILED, HELD, PENDING, RETRYING, WORKING
 from worker.storage.models import RefreshJob, Store, utcnow
@@ -52,31 +52,22 @@ def list_jobs(
     limit: int = DEFAULT_LIMIT,
 ) -> Page[JobRow]:
     """Latest due first; ``since`` bounds the due time."""
-    limit = clamp(limit)
     conditions = KEYSET.after(cursor)
     if since is not None:
         conditions.append(RefreshJob.due_at >= since)
-    parts = combinations([RefreshJob.status == value for value in _statuses(status)])
+    parts = combinations(
+        [RefreshJob.status == value for value in chosen(status, STATUSES, "refresh")]
+    )
     if store is not None:
         of_store = RefreshJob.store_id == store_by_key(session, store).id
         parts = [(*part, of_store) for part in parts]
-    keys = newest(KEYSET, parts, conditions, limit + 1)
-    query = (
-        select(RefreshJob, Store.platform, Store.external_id)
-        .join(Store, Store.id == RefreshJob.store_id)
-        .where(RefreshJob.id.in_(keys))
-        .order_by(RefreshJob.due_at.desc(), RefreshJob.id.desc())
+    query = select(RefreshJob, Store.platform, Store.external_id).join(
+        Store, Store.id == RefreshJob.store_id
     )
-    rows = [_row(job, f"{p}:{e}") for job, p, e in session.execute(query)]
-    return page_of(rows, limit, lambda row: encode_cursor(row.due_at, row.id))
-
-
-def _statuses(status: str | None) -> Sequence[str]:
-    if status is None:
-        return STATUSES
-    if status not in STATUSES:
-        raise OpsError(f"unknown refresh status {status!r} (one of {', '.join(STATUSES)})")
-    return (status,)
+    return listing(
+        session, KEYSET, parts, conditions, limit, query,
+        lambda found: _row(found[0], f"{found[1]}:{found[2]}"),
+    )  # fmt: skip
 
 
 def _row(job: RefreshJob, store_key: str) -> JobRow:
