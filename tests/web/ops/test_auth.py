@@ -122,3 +122,9 @@ def test_it_loads_no_dashboard_code_unless_configured(runtime: Runtime, tmp_path
         check=True, cwd=ROOT,
     )  # fmt: skip
     assert loaded.stdout.strip() == "[]"
+
+
+def test_it_lets_the_token_act_without_a_csrf_token(runtime: Runtime, client: FlaskClient) -> None:
+    """A script's request carries no cookie a browser could replay: the token is enough."""
+    answer = client.post("/ops/sinks/1/pause", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 303
