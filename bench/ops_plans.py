@@ -48,8 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def status_case(column: str, rare: list[str], common: str) -> str:
-    """Rare statuses 1 in 200 each (spread by a multiplicative hash), the rest common."""
-    cases = " ".join(f"WHEN ({column} * 7919) % 200 = {n} THEN '{s}'" for n, s in enumerate(rare))
+    """Rare statuses 1 in 199 each, the rest common: 199 is prime to the 200 sinks and
+    100 stores rows are spread over, so every sink and store has its share of each."""
+    cases = " ".join(f"WHEN {column} % 199 = {n} THEN '{s}'" for n, s in enumerate(rare))
     return f"CASE {cases} ELSE '{common}' END"
 
 

@@ -121,6 +121,8 @@ def listing(
     """One page: the keys of the newest ``limit + 1`` rows (``newest``), then ``query``
     for those rows, each made an ``item`` — whose attributes are named after the
     keyset's columns, so the cursor is read from the last one."""
+    if not parts:  # e.g. a store without sinks: nothing can match
+        return Page((), None)
     keys = newest(keyset, parts, conditions, clamp(limit) + 1)
     found = session.execute(
         query.where(keyset.key.in_(keys)).order_by(keyset.time.desc(), keyset.key.desc())

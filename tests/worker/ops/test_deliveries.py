@@ -42,6 +42,8 @@ def test_it_filters_by_status_sink_store_and_time(runtime: Runtime) -> None:
     assert [row.id for row in dead.items] == [ids[7], ids[3], ids[1]]
     assert by_sink.items == dead.items and dead.next_cursor is None
     assert other_sink.items == ()
+    with runtime.sessions() as session:  # a sink of another store: nothing, not an error
+        assert list_deliveries(session, store=store.key, sink_id=sink.id + 1).items == ()
     assert [row.status for row in recent.items] == ["dead", "sending"]
     assert dead.items[0].store == "salla:1234509876"
 
