@@ -2,9 +2,9 @@
 of the last hour's attempts that delivered.
 
 The rate is read from ``delivery_attempts`` by ``ix_attempts_sink_started``
-(sink id, then time), so it costs one index range per sink however long the
-table grows. Pausing and resuming are ``worker.pipeline.holding``'s (the same
-as ``sinks pause/resume``).
+(sink id, then time): one statement for the page, one index range per sink,
+however long the table grows. Pausing and resuming are ``worker.pipeline.holding``'s
+(the same as ``sinks pause/resume``).
 """
 
 from __future__ import annotations
@@ -63,20 +63,22 @@ def health(session: Session, *, after_id: int = 0, limit: int = 50) -> list[Sink
         .order_by(Sink.id)
         .limit(limit)
     )
-    since = utcnow() - WINDOW
-    return [
-        _health(sink, store, _outcomes(session, sink.id, since))
-        for sink, store in session.execute(query)
-    ]
+    rows = list(session.execute(query))
+    outcomes = _outcomes(session, [sink.id for sink, _ in rows], utcnow() - WINDOW)
+    return [_health(sink, store, outcomes.get(sink.id, {})) for sink, store in rows]
 
 
-def _outcomes(session: Session, sink_id: int, since: datetime) -> dict[str, int]:
+def _outcomes(session: Session, sink_ids: list[int], since: datetime) -> dict[int, dict[str, int]]:
+    """The page's sinks' attempts since ``since`` by outcome, in one statement."""
     query = (
-        select(DeliveryAttempt.outcome, func.count())
-        .where(DeliveryAttempt.sink_id == sink_id, DeliveryAttempt.started_at >= since)
-        .group_by(DeliveryAttempt.outcome)
+        select(DeliveryAttempt.sink_id, DeliveryAttempt.outcome, func.count())
+        .where(DeliveryAttempt.sink_id.in_(sink_ids), DeliveryAttempt.started_at >= since)
+        .group_by(DeliveryAttempt.sink_id, DeliveryAttempt.outcome)
     )
-    return {outcome: count for outcome, count in session.execute(query)}
+    found: dict[int, dict[str, int]] = {}
+    for sink_id, outcome, count in session.execute(query):
+        found.setdefault(sink_id, {})[outcome] = count
+    return found
 
 
 def _health(sink: Sink, store: Store, outcomes: dict[str, int]) -> SinkHealth:

@@ -3,9 +3,10 @@ customers held on unknown points labels.
 
 Stores are few (one row per merchant), so a page of them is read in one query
 ordered by id; what is gathered per store is bounded by an index on a page's
-ids: the last inbox row per store (``ix_inbox_store_status_received``: the
-newest row of each status is one index probe), the store's
-rate-budget rows (primary-key prefix), and held refresh jobs (few by nature).
+ids, each in one statement for the page: the last inbox row per store
+(``ix_inbox_store_status_received``: the newest row of each status is one index
+probe), the store's rate-budget rows (primary keys), and held refresh jobs (few
+by nature).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from worker import quota
@@ -99,24 +100,23 @@ def _summary(
 
 
 def _last_webhooks(session: Session, stores: list[Store]) -> dict[str, datetime]:
-    """Newest ``received_at`` per store (by key): the newest of each status, one probe each."""
-    found: dict[str, datetime] = {}
-    for store in stores:
-        platforms = receivers(store.platform)
-        newest = [
-            select(InboxEvent.received_at.label("at"))
-            .where(InboxEvent.store_ref == store.external_id, InboxEvent.status == status)
-            .where(InboxEvent.platform.in_(platforms))
-            .order_by(InboxEvent.received_at.desc())
-            .limit(1)
-            .subquery()
-            for status in INBOX_STATUSES
-        ]
-        merged = union_all(*(select(part.c.at) for part in newest)).subquery()
-        moment = session.scalar(select(func.max(merged.c.at)))
-        if moment is not None:
-            found[store.key] = moment
-    return found
+    """Newest ``received_at`` per store key, in one statement: the newest row of each
+    (store, status) is one probe of ``ix_inbox_store_status_received``."""
+    newest = [
+        select(literal(store.key).label("key"), InboxEvent.received_at.label("at"))
+        .where(InboxEvent.store_ref == store.external_id, InboxEvent.status == status)
+        .where(InboxEvent.platform.in_(receivers(store.platform)))
+        .order_by(InboxEvent.received_at.desc())
+        .limit(1)
+        .subquery()
+        for store in stores
+        for status in INBOX_STATUSES
+    ]
+    if not newest:
+        return {}
+    merged = union_all(*(select(part.c.key, part.c.at) for part in newest)).subquery()
+    query = select(merged.c.key, func.max(merged.c.at)).group_by(merged.c.key)
+    return {key: moment for key, moment in session.execute(query) if moment is not None}
 
 
 def _budgets(
@@ -124,14 +124,18 @@ def _budgets(
     stores: list[Store],
     quotas: Mapping[str, Mapping[str, tuple[int, float]]],
 ) -> dict[int, tuple[Budget, ...]]:
-    now, found = utcnow(), {}
-    for store in stores:
-        rows = []
-        for bucket, (limit, window) in quotas.get(store.platform, {}).items():
-            row = session.get(RateBudget, f"store:{store.id}:{bucket}")
-            if row is not None:
-                rows.append(_budget(bucket, row, limit, window, now))
-        found[store.id] = tuple(rows)
+    """Each store's buckets, read in one primary-key lookup for the page."""
+    wanted = {
+        f"store:{store.id}:{bucket}": (store.id, bucket, limit, window)
+        for store in stores
+        for bucket, (limit, window) in quotas.get(store.platform, {}).items()
+    }
+    rows = session.scalars(select(RateBudget).where(RateBudget.key.in_(list(wanted))))
+    now = utcnow()
+    found: dict[int, tuple[Budget, ...]] = {}
+    for row in sorted(rows, key=lambda row: row.key):
+        store_id, bucket, limit, window = wanted[row.key]
+        found[store_id] = (*found.get(store_id, ()), _budget(bucket, row, limit, window, now))
     return found
 
 

@@ -9,9 +9,19 @@ from sqlalchemy import update
 
 from tests.factories import add_salla_store, add_webhook_sink
 from tests.web.ops.conftest import csrf_token
+from tests.worker.ops.support import add_deliveries
+from worker import quota
 from worker.pipeline import outbox
 from worker.runtime import Runtime
-from worker.storage.models import Delivery, InboxEvent, Sink, Store, utcnow
+from worker.storage.models import (
+    Delivery,
+    DeliveryAttempt,
+    InboxEvent,
+    RateBudget,
+    Sink,
+    Store,
+    utcnow,
+)
 
 ARABIC_NAME = "متجر الورود"
 
@@ -111,3 +121,39 @@ def test_it_counts_dead_deliveries_and_charts_the_delivered(
     assert "<polyline points=" in page
     assert '<span class="status status-dead">dead 1</span>' in page  # the tables' rows
     assert "<td>deliveries</td>" in page and "<td>events</td>" in page  # Celery's queues
+
+
+def test_it_shows_a_sinks_success_rate_over_the_last_hour(
+    runtime: Runtime, operator: FlaskClient
+) -> None:
+    store = add_salla_store(runtime)
+    sink = add_webhook_sink(runtime, store, "http://127.0.0.1:9/hooks", "whsec_x")
+    [delivery_id] = add_deliveries(runtime, sink, ["delivered"])
+    now = utcnow()
+    outcomes = [
+        ("delivered", 5),
+        ("delivered", 20),
+        ("delivered", 40),
+        ("retrying", 50),
+        ("retrying", 90),
+    ]  # minutes ago; the last is outside the hour
+    with runtime.transaction() as session:
+        for number, (outcome, minutes) in enumerate(outcomes, start=1):
+            session.add(DeliveryAttempt(delivery_id=delivery_id, sink_id=sink.id, number=number,
+                                        started_at=now - timedelta(minutes=minutes),
+                                        outcome=outcome))  # fmt: skip
+    assert '75% <span class="muted">of 4</span>' in operator.get("/ops/sinks").get_data(
+        as_text=True
+    )
+
+
+def test_it_shows_the_share_of_a_stores_api_budget_used(
+    runtime: Runtime, operator: FlaskClient
+) -> None:
+    store = add_salla_store(runtime)
+    limit, window = runtime.settings.salla_quota
+    burst, _ = quota.shape(limit, window)
+    with runtime.transaction() as session:
+        session.add(RateBudget(key=f"store:{store.id}:customers", tokens=burst / 4,
+                               updated_at=utcnow()))  # fmt: skip
+    assert "customers: 75%" in operator.get("/ops/stores").get_data(as_text=True)
