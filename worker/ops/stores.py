@@ -3,10 +3,9 @@ customers held on unknown points labels.
 
 Stores are few (one row per merchant), so a page of them is read in one query
 ordered by id; what is gathered per store is bounded by an index on a page's
-ids, each in one statement for the page: the last inbox row per store
-(``ix_inbox_store_status_received``: the newest row of each status is one index
-probe), the store's rate-budget rows (primary keys), and held refresh jobs (few
-by nature).
+ids: the last inbox row per store (``ix_inbox_store_status_received``: the
+newest row of each status is one index probe), the page's rate-budget rows
+(primary keys, one statement), and held refresh jobs (few by nature).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import Select, bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from worker import quota
@@ -99,24 +98,36 @@ def _summary(
     )
 
 
-def _last_webhooks(session: Session, stores: list[Store]) -> dict[str, datetime]:
-    """Newest ``received_at`` per store key, in one statement: the newest row of each
-    (store, status) is one probe of ``ix_inbox_store_status_received``."""
+def _newest_received() -> Select[datetime | None]:
+    """The newest ``received_at`` of one store ref and receiver: the newest row of each
+    status is one probe of ``ix_inbox_store_status_received``. Built once (bound
+    parameters), so a page runs it per store without building it again."""
     newest = [
-        select(literal(store.key).label("key"), InboxEvent.received_at.label("at"))
-        .where(InboxEvent.store_ref == store.external_id, InboxEvent.status == status)
-        .where(InboxEvent.platform.in_(receivers(store.platform)))
+        select(InboxEvent.received_at.label("at"))
+        .where(InboxEvent.store_ref == bindparam("ref"), InboxEvent.status == status)
+        .where(InboxEvent.platform == bindparam("platform"))
         .order_by(InboxEvent.received_at.desc())
         .limit(1)
         .subquery()
-        for store in stores
         for status in INBOX_STATUSES
     ]
-    if not newest:
-        return {}
-    merged = union_all(*(select(part.c.key, part.c.at) for part in newest)).subquery()
-    query = select(merged.c.key, func.max(merged.c.at)).group_by(merged.c.key)
-    return {key: moment for key, moment in session.execute(query) if moment is not None}
+    merged = union_all(*(select(part.c.at) for part in newest)).subquery()
+    return select(func.max(merged.c.at))
+
+
+NEWEST_RECEIVED = _newest_received()
+
+
+def _last_webhooks(session: Session, stores: list[Store]) -> dict[str, datetime]:
+    """Newest ``received_at`` per store key (a Shopify store hears from two receivers)."""
+    found: dict[str, datetime] = {}
+    for store in stores:
+        for platform in receivers(store.platform):
+            params = {"ref": store.external_id, "platform": platform}
+            moment = session.scalar(NEWEST_RECEIVED, params)
+            if moment is not None and (store.key not in found or moment > found[store.key]):
+                found[store.key] = moment
+    return found
 
 
 def _budgets(
