@@ -42,11 +42,12 @@ class Answer:
 def start(session: Session, delivery: Delivery, now: datetime) -> None:
     """Write attempt ``delivery.attempts`` (just claimed) as ``sending``; an earlier
     attempt still ``sending`` was cut off (its worker died): it is ``interrupted``."""
-    session.execute(
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id == delivery.id, DeliveryAttempt.outcome == SENDING)
-        .values(outcome=INTERRUPTED)
-    )
+    if delivery.attempts > 1:  # a first attempt has no earlier one to mark
+        session.execute(
+            update(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery.id, DeliveryAttempt.outcome == SENDING)
+            .values(outcome=INTERRUPTED)
+        )
     session.add(
         DeliveryAttempt(
             delivery_id=delivery.id,
