@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,9 +16,11 @@ from worker.pipeline import outbox
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
+from worker.sandbox.hubspot import DEMO_TOKEN, HubSpotSandboxState, create_hubspot_sandbox
 from worker.sandbox.server import RunningServer
 from worker.signing import new_secret
-from worker.storage.models import Delivery, DeliveryAttempt, Sink, Store, utcnow
+from worker.sinks.crm import PROPERTIES
+from worker.storage.models import CustomerPoints, Delivery, DeliveryAttempt, Sink, Store, utcnow
 
 Serve = Callable[[Any], RunningServer]
 PHONE, EMAIL = "+966501234567", "sara@example.com"
@@ -91,3 +94,28 @@ def probe_now(runtime: Runtime, sink_id: int) -> None:
     """Skip the breaker's wait: its probe is due (as if its time had come)."""
     with runtime.transaction() as session:
         session.get_one(Sink, sink_id).probe_at = utcnow() - timedelta(seconds=1)
+
+
+def hubspot_burst(
+    runtime: Runtime, serve: Serve, count: int
+) -> tuple[HubSpotSandboxState, list[outbox.Due]]:
+    """A HubSpot sink (a batch sink) on a sandbox portal, and ``count`` due deliveries."""
+    portal = HubSpotSandboxState()
+    for spec in PROPERTIES:
+        portal.define_property(spec.name, spec.type)
+    url = serve(create_hubspot_sandbox(portal)).url
+    store = add_salla_store(runtime)
+    config = {"token": DEMO_TOKEN, "api_base": url, "create_missing": True}
+    with runtime.transaction() as session:
+        session.add(Sink(store_id=store.id, kind="hubspot", config=runtime.cipher.seal(config),
+                         kinds=[BALANCE_CHANGED]))  # fmt: skip
+        for i in range(count):
+            session.add(CustomerPoints(
+                store_id=store.id, customer_id=str(i), available=Decimal(i), pending=Decimal(0),
+                used=Decimal(0), next_expiry_points=Decimal(0),
+                contact=runtime.cipher.seal({"email": f"customer{i}@example.com"}),
+            ))  # fmt: skip
+    with runtime.transaction() as session:
+        due = [d for i in range(count) for d in outbox.create_deliveries(
+            session, store, None, payload(str(i)))]  # fmt: skip
+    return portal, due

@@ -13,17 +13,19 @@ from tests.worker.pipeline.health_support import (
     Serve,
     attempts_of,
     endpoint,
+    hubspot_burst,
     make_due,
-    payload,
     row,
 )
+from tests.worker.sinks.test_crm import balance_change
+from tests.worker.sinks.test_email import RefusingRecipients, StartSmtp, start_smtp
 from worker.pipeline import attempts, outbox, sweeper
 from worker.pipeline.attempts import Answer
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
-from worker.sandbox.hubspot import DEMO_TOKEN, HubSpotSandboxState, create_hubspot_sandbox
-from worker.sinks.crm import PROPERTIES
 from worker.storage.models import CustomerPoints, Delivery, Sink, utcnow
+
+__all__ = ["start_smtp"]  # a fixture
 
 
 def test_it_records_a_delivered_attempt(runtime: Runtime, serve: Serve) -> None:
@@ -104,26 +106,9 @@ def test_it_records_a_skip_for_a_disabled_sink(runtime: Runtime, serve: Serve) -
 
 
 def test_it_writes_one_attempt_per_delivery_of_a_batch(runtime: Runtime, serve: Serve) -> None:
-    state = HubSpotSandboxState()
-    for spec in PROPERTIES:
-        state.define_property(spec.name, spec.type)
-    portal = serve(create_hubspot_sandbox(state)).url
-    store = add_salla_store(runtime)
-    with runtime.transaction() as session:
-        config = runtime.cipher.seal({"token": DEMO_TOKEN, "api_base": portal,
-                                      "create_missing": True})  # fmt: skip
-        session.add(Sink(store_id=store.id, kind="hubspot", config=config, kinds=[BALANCE_CHANGED]))
-        for i in range(4):
-            session.add(CustomerPoints(
-                store_id=store.id, customer_id=str(i), available=Decimal(i), pending=Decimal(0),
-                used=Decimal(0), next_expiry_points=Decimal(0),
-                contact=runtime.cipher.seal({"email": f"customer{i}@example.com"}),
-            ))  # fmt: skip
-    with runtime.transaction() as session:
-        due = [d for i in range(4) for d in outbox.create_deliveries(
-            session, store, None, payload(str(i)))]  # fmt: skip
+    portal, due = hubspot_burst(runtime, serve, 4)
     outbox.deliver(runtime, due[0].delivery_id)
-    assert len(state.requests()) == 1  # one batch upsert
+    assert len(portal.requests()) == 1  # one batch upsert
     for item in due:
         [attempt] = attempts_of(runtime, item.delivery_id)
         assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "delivered", 200)
@@ -142,3 +127,26 @@ def test_it_masks_what_an_answer_quotes(runtime: Runtime, serve: Serve) -> None:
     assert attempt.error is not None and attempt.error.startswith("refused [email] / [phone]")
     for secret in (EMAIL, PHONE, "abcdef123456", "s3cr3t"):
         assert secret not in attempt.error
+
+
+def test_it_keeps_the_smtp_reply_code(runtime: Runtime, start_smtp: StartSmtp) -> None:
+    port = start_smtp(RefusingRecipients(550))
+    store = add_salla_store(runtime)
+    config = {"host": "127.0.0.1", "port": port, "security": "none",
+              "from_address": "points@rayhan.example", "timeout": 5}  # fmt: skip
+    change = balance_change(email=EMAIL)
+    with runtime.transaction() as session:
+        session.add(Sink(store_id=store.id, kind="email", config=runtime.cipher.seal(config),
+                         kinds=[BALANCE_CHANGED], rules={"collapse_seconds": 0}))  # fmt: skip
+        session.add(CustomerPoints(
+            store_id=store.id, customer_id=change.payload["customer_id"], available=Decimal(3110),
+            pending=Decimal(720), used=Decimal(0), next_expiry_points=Decimal(900),
+            contact=runtime.cipher.seal({"email": EMAIL}),
+        ))  # fmt: skip
+    with runtime.transaction() as session:
+        [due] = outbox.create_deliveries(session, store, None, change.payload)
+    outbox.deliver(runtime, due.delivery_id)
+    [attempt] = attempts_of(runtime, due.delivery_id)
+    assert (attempt.outcome, attempt.status_code) == ("rejected", 550)
+    assert attempt.error is not None and "SMTP server answered 550" in attempt.error
+    assert EMAIL not in attempt.error
