@@ -109,13 +109,19 @@ def hubspot_burst(
     with runtime.transaction() as session:
         session.add(Sink(store_id=store.id, kind="hubspot", config=runtime.cipher.seal(config),
                          kinds=[BALANCE_CHANGED]))  # fmt: skip
-        for i in range(count):
-            session.add(CustomerPoints(
-                store_id=store.id, customer_id=str(i), available=Decimal(i), pending=Decimal(0),
-                used=Decimal(0), next_expiry_points=Decimal(0),
-                contact=runtime.cipher.seal({"email": f"customer{i}@example.com"}),
-            ))  # fmt: skip
+    for i in range(count):
+        add_customer(runtime, store.id, str(i), f"customer{i}@example.com")
     with runtime.transaction() as session:
         due = [d for i in range(count) for d in outbox.create_deliveries(
             session, store, None, payload(str(i)))]  # fmt: skip
     return portal, due
+
+
+def add_customer(runtime: Runtime, store_id: int, customer_id: str, email: str) -> None:
+    """A customer's stored snapshot with their (encrypted) address, as a refresh leaves it."""
+    zero = Decimal(0)
+    with runtime.transaction() as session:
+        session.add(CustomerPoints(
+            store_id=store_id, customer_id=customer_id, available=Decimal(100), pending=zero,
+            used=zero, next_expiry_points=zero, contact=runtime.cipher.seal({"email": email}),
+        ))  # fmt: skip

@@ -4,13 +4,13 @@ after it, against real signed-webhook and HubSpot endpoints on 127.0.0.1."""
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
 
 from tests.factories import add_salla_store
 from tests.worker.pipeline.health_support import (
     EMAIL,
     PHONE,
     Serve,
+    add_customer,
     attempts_of,
     endpoint,
     hubspot_burst,
@@ -23,7 +23,7 @@ from worker.pipeline import attempts, outbox, sweeper
 from worker.pipeline.attempts import Answer
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
-from worker.storage.models import CustomerPoints, Delivery, Sink, utcnow
+from worker.storage.models import Delivery, Sink, utcnow
 
 __all__ = ["start_smtp"]  # a fixture
 
@@ -138,11 +138,7 @@ def test_it_keeps_the_smtp_reply_code(runtime: Runtime, start_smtp: StartSmtp) -
     with runtime.transaction() as session:
         session.add(Sink(store_id=store.id, kind="email", config=runtime.cipher.seal(config),
                          kinds=[BALANCE_CHANGED], rules={"collapse_seconds": 0}))  # fmt: skip
-        session.add(CustomerPoints(
-            store_id=store.id, customer_id=change.payload["customer_id"], available=Decimal(3110),
-            pending=Decimal(720), used=Decimal(0), next_expiry_points=Decimal(900),
-            contact=runtime.cipher.seal({"email": EMAIL}),
-        ))  # fmt: skip
+    add_customer(runtime, store.id, change.payload["customer_id"], EMAIL)
     with runtime.transaction() as session:
         [due] = outbox.create_deliveries(session, store, None, change.payload)
     outbox.deliver(runtime, due.delivery_id)
