@@ -77,7 +77,7 @@ def row(runtime: Runtime, delivery_id: str) -> Delivery:
 def attempts_of(runtime: Runtime, delivery_id: str) -> list[DeliveryAttempt]:
     query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
     with runtime.sessions() as session:
-        return list(session.scalars(query.order_by(DeliveryAttempt.number)))
+        return list(session.scalars(query.order_by(DeliveryAttempt.started_at, DeliveryAttempt.id)))
 
 
 def make_due(runtime: Runtime, *delivery_ids: str) -> None:

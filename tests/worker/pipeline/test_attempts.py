@@ -19,6 +19,7 @@ from tests.worker.pipeline.health_support import (
 )
 from tests.worker.sinks.test_crm import balance_change
 from tests.worker.sinks.test_email import RefusingRecipients, StartSmtp, start_smtp
+from worker.ops import deliveries as ops_deliveries
 from worker.pipeline import attempts, outbox, sweeper
 from worker.pipeline.attempts import Answer
 from worker.points import BALANCE_CHANGED
@@ -146,3 +147,17 @@ def test_it_keeps_the_smtp_reply_code(runtime: Runtime, start_smtp: StartSmtp) -
     assert (attempt.outcome, attempt.status_code) == ("rejected", 550)
     assert attempt.error is not None and "SMTP server answered 550" in attempt.error
     assert EMAIL not in attempt.error
+
+
+def test_it_keeps_the_first_round_when_ops_retry_a_dead_delivery(
+    runtime: Runtime, serve: Serve
+) -> None:
+    hook = endpoint(runtime, serve, fail_first=1, fail_status=400)
+    [due] = hook.queue()
+    outbox.deliver(runtime, due.delivery_id)  # refused: dead
+    with runtime.transaction() as session:
+        assert ops_deliveries.retry(session, [due.delivery_id]) == [due.delivery_id]
+    outbox.deliver(runtime, due.delivery_id)  # numbers start again at 1
+    first, second = attempts_of(runtime, due.delivery_id)
+    assert (first.number, first.outcome, first.status_code) == (1, "rejected", 400)
+    assert (second.number, second.outcome, second.status_code) == (1, "delivered", 200)
