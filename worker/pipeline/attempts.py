@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from worker.pipeline.states import SENDING
@@ -61,10 +61,14 @@ def start(session: Session, delivery: Delivery, now: datetime) -> None:
 
 def finish(session: Session, delivery_id: str, number: int, answer: Answer, now: datetime) -> None:
     """Record how attempt ``number`` ended (even when a later one has begun meanwhile:
-    the answer came late, but it is the answer)."""
+    the answer came late, but it is the answer). An ops retry starts the numbers again
+    (``worker.ops.deliveries``): the newest row of that number is this attempt's."""
+    rows = select(func.max(DeliveryAttempt.id)).where(
+        DeliveryAttempt.delivery_id == delivery_id, DeliveryAttempt.number == number
+    )
     session.execute(
         update(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id == delivery_id, DeliveryAttempt.number == number)
+        .where(DeliveryAttempt.id == rows.scalar_subquery())
         .values(
             finished_at=now,
             outcome=answer.outcome,

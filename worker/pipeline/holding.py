@@ -1,4 +1,5 @@
-"""Deliveries held for a paused sink: parked, one of them the breaker's probe, released.
+"""Deliveries held for a paused sink: parked, one of them the breaker's probe, released;
+and what each attempt's outcome does to its sink's health (``account``).
 
 A paused sink's waiting deliveries keep their status (``pending``/``retrying``)
 and their attempts: nothing is claimed, skipped or used up. They are *parked*:
@@ -14,6 +15,7 @@ when a probe closes the breaker, every parked delivery is due again, at once
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +25,13 @@ from sqlalchemy.orm import Session
 from worker import reactions
 from worker.pipeline import breaker
 from worker.pipeline.states import MAX_COUNTDOWN, WAITING, Due
+from worker.pipeline.verdicts import FAILURE, SUCCESS, Verdict
 from worker.runtime import Runtime
+from worker.scrub import scrub_error
 from worker.storage.models import Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
 
+log = logging.getLogger(__name__)
 PARKED_AT = datetime(2999, 1, 1, tzinfo=UTC)
 RELEASE_LIMIT = 1000  # Due returned at once; the sweeper finds the rest (they are due)
 
@@ -71,6 +76,45 @@ def release(session: Session, sink: Sink, now: datetime) -> list[Due]:
     )
     released = list(session.scalars(statement, execution_options={"synchronize_session": False}))
     return [] if deferred else [Due(row_id, countdown) for row_id in released[:RELEASE_LIMIT]]
+
+
+def account(
+    session: Session,
+    threshold: int,
+    sink: Sink | None,
+    probing: datetime | None,
+    verdict: Verdict,
+    now: datetime,
+) -> list[Due] | None:
+    """Fold an attempt into its sink's health (``probing``: the next probe's time, when
+    the attempt was the probe). The deliveries to enqueue when that changed what waits
+    — the breaker opened, closed, or a probe failed — else None."""
+    if sink is None or verdict.health is None:
+        return _rearm(session, sink, probing, now)
+    if verdict.health == SUCCESS:
+        if breaker.note_success(session, sink, now):
+            return release(session, sink, now)
+        return _rearm(session, sink, probing, now)
+    reason = scrub_error(verdict.answer.error)
+    counted = verdict.health == FAILURE
+    probe_at = breaker.note_failure(session, sink.id, counted, reason, now, threshold)
+    if probe_at is None:
+        return _rearm(session, sink, probing, now)
+    store = session.get_one(Store, sink.store_id)
+    log.warning(
+        "sink %s (store %s) paused by the circuit breaker after %d consecutive failures: %s",
+        sink.id, store.key, threshold, reason,
+    )  # fmt: skip
+    return hold(session, sink.id, probe_at, now)
+
+
+def _rearm(
+    session: Session, sink: Sink | None, probing: datetime | None, now: datetime
+) -> list[Due] | None:
+    """After a probe that did not close the breaker, the next probe needs a carrier."""
+    if probing is None or sink is None:
+        return None
+    return hold(session, sink.id, probing, now)
 
 
 def due_probes(session: Session, now: datetime) -> list[Due]:

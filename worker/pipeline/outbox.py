@@ -343,7 +343,8 @@ def _conclude(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> 
     with runtime.transaction() as session:
         retry = _set_status(session, delivery, verdict, now)
         attempts.finish(session, delivery.id, delivery.attempts, verdict.answer, now)
-        held = _account(session, runtime.settings.breaker_failures, claimed, verdict, now)
+        threshold = runtime.settings.breaker_failures
+        held = holding.account(session, threshold, claimed.sink, claimed.probe_at, verdict, now)
     return retry if held is None else held
 
 
@@ -383,40 +384,6 @@ def _log_dead(session: Session, delivery: Delivery, reason: str | None) -> None:
     log.warning(
         "delivery %s to sink %s (store %s) is dead after %d attempts: %s",
         delivery.id, delivery.sink_id, store.key, delivery.attempts, reason,
-    )  # fmt: skip
-
-
-def _account(
-    session: Session, threshold: int, claimed: Claimed, verdict: verdicts.Verdict, now: datetime
-) -> list[Due] | None:
-    """Fold the attempt into the sink's health; the deliveries to enqueue when that
-    changed what waits (the breaker opened, closed, or a probe failed), else None."""
-    sink = claimed.sink
-    if sink is None or verdict.health is None:
-        return _rearm(session, claimed, now)
-    if verdict.health == verdicts.SUCCESS:
-        closed = breaker.note_success(session, sink, now)
-        return holding.release(session, sink, now) if closed else _rearm(session, claimed, now)
-    reason, counted = scrub_error(verdict.answer.error), verdict.health == verdicts.FAILURE
-    probe_at = breaker.note_failure(session, sink.id, counted, reason, now, threshold)
-    if probe_at is None:
-        return _rearm(session, claimed, now)
-    _log_opened(session, sink, threshold, reason)
-    return holding.hold(session, sink.id, probe_at, now)
-
-
-def _rearm(session: Session, claimed: Claimed, now: datetime) -> list[Due] | None:
-    """After a probe that did not close the breaker, the next probe needs a carrier."""
-    if claimed.probe_at is None or claimed.sink is None:
-        return None
-    return holding.hold(session, claimed.sink.id, claimed.probe_at, now)
-
-
-def _log_opened(session: Session, sink: Sink, threshold: int, reason: str | None) -> None:
-    store = session.get_one(Store, sink.store_id)
-    log.warning(
-        "sink %s (store %s) paused by the circuit breaker after %d consecutive failures: %s",
-        sink.id, store.key, threshold, reason,
     )  # fmt: skip
 
 

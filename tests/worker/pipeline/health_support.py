@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,9 +16,11 @@ from worker.pipeline import outbox
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
 from worker.sandbox.capture import CaptureLog, capture_log, create_capture_app
+from worker.sandbox.hubspot import DEMO_TOKEN, HubSpotSandboxState, create_hubspot_sandbox
 from worker.sandbox.server import RunningServer
 from worker.signing import new_secret
-from worker.storage.models import Delivery, DeliveryAttempt, Sink, Store, utcnow
+from worker.sinks.crm import PROPERTIES
+from worker.storage.models import CustomerPoints, Delivery, DeliveryAttempt, Sink, Store, utcnow
 
 Serve = Callable[[Any], RunningServer]
 PHONE, EMAIL = "+966501234567", "sara@example.com"
@@ -74,7 +77,7 @@ def row(runtime: Runtime, delivery_id: str) -> Delivery:
 def attempts_of(runtime: Runtime, delivery_id: str) -> list[DeliveryAttempt]:
     query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
     with runtime.sessions() as session:
-        return list(session.scalars(query.order_by(DeliveryAttempt.number)))
+        return list(session.scalars(query.order_by(DeliveryAttempt.started_at, DeliveryAttempt.id)))
 
 
 def make_due(runtime: Runtime, *delivery_ids: str) -> None:
@@ -91,3 +94,34 @@ def probe_now(runtime: Runtime, sink_id: int) -> None:
     """Skip the breaker's wait: its probe is due (as if its time had come)."""
     with runtime.transaction() as session:
         session.get_one(Sink, sink_id).probe_at = utcnow() - timedelta(seconds=1)
+
+
+def hubspot_burst(
+    runtime: Runtime, serve: Serve, count: int
+) -> tuple[HubSpotSandboxState, list[outbox.Due]]:
+    """A HubSpot sink (a batch sink) on a sandbox portal, and ``count`` due deliveries."""
+    portal = HubSpotSandboxState()
+    for spec in PROPERTIES:
+        portal.define_property(spec.name, spec.type)
+    url = serve(create_hubspot_sandbox(portal)).url
+    store = add_salla_store(runtime)
+    config = {"token": DEMO_TOKEN, "api_base": url, "create_missing": True}
+    with runtime.transaction() as session:
+        session.add(Sink(store_id=store.id, kind="hubspot", config=runtime.cipher.seal(config),
+                         kinds=[BALANCE_CHANGED]))  # fmt: skip
+    for i in range(count):
+        add_customer(runtime, store.id, str(i), f"customer{i}@example.com")
+    with runtime.transaction() as session:
+        due = [d for i in range(count) for d in outbox.create_deliveries(
+            session, store, None, payload(str(i)))]  # fmt: skip
+    return portal, due
+
+
+def add_customer(runtime: Runtime, store_id: int, customer_id: str, email: str) -> None:
+    """A customer's stored snapshot with their (encrypted) address, as a refresh leaves it."""
+    zero = Decimal(0)
+    with runtime.transaction() as session:
+        session.add(CustomerPoints(
+            store_id=store_id, customer_id=customer_id, available=Decimal(100), pending=zero,
+            used=zero, next_expiry_points=zero, contact=runtime.cipher.seal({"email": email}),
+        ))  # fmt: skip

@@ -4,26 +4,29 @@ after it, against real signed-webhook and HubSpot endpoints on 127.0.0.1."""
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
 
 from tests.factories import add_salla_store
 from tests.worker.pipeline.health_support import (
     EMAIL,
     PHONE,
     Serve,
+    add_customer,
     attempts_of,
     endpoint,
+    hubspot_burst,
     make_due,
-    payload,
     row,
 )
+from tests.worker.sinks.test_crm import balance_change
+from tests.worker.sinks.test_email import RefusingRecipients, StartSmtp, start_smtp
+from worker.ops import deliveries as ops_deliveries
 from worker.pipeline import attempts, outbox, sweeper
 from worker.pipeline.attempts import Answer
 from worker.points import BALANCE_CHANGED
 from worker.runtime import Runtime
-from worker.sandbox.hubspot import DEMO_TOKEN, HubSpotSandboxState, create_hubspot_sandbox
-from worker.sinks.crm import PROPERTIES
-from worker.storage.models import CustomerPoints, Delivery, Sink, utcnow
+from worker.storage.models import Delivery, Sink, utcnow
+
+__all__ = ["start_smtp"]  # a fixture
 
 
 def test_it_records_a_delivered_attempt(runtime: Runtime, serve: Serve) -> None:
@@ -104,26 +107,9 @@ def test_it_records_a_skip_for_a_disabled_sink(runtime: Runtime, serve: Serve) -
 
 
 def test_it_writes_one_attempt_per_delivery_of_a_batch(runtime: Runtime, serve: Serve) -> None:
-    state = HubSpotSandboxState()
-    for spec in PROPERTIES:
-        state.define_property(spec.name, spec.type)
-    portal = serve(create_hubspot_sandbox(state)).url
-    store = add_salla_store(runtime)
-    with runtime.transaction() as session:
-        config = runtime.cipher.seal({"token": DEMO_TOKEN, "api_base": portal,
-                                      "create_missing": True})  # fmt: skip
-        session.add(Sink(store_id=store.id, kind="hubspot", config=config, kinds=[BALANCE_CHANGED]))
-        for i in range(4):
-            session.add(CustomerPoints(
-                store_id=store.id, customer_id=str(i), available=Decimal(i), pending=Decimal(0),
-                used=Decimal(0), next_expiry_points=Decimal(0),
-                contact=runtime.cipher.seal({"email": f"customer{i}@example.com"}),
-            ))  # fmt: skip
-    with runtime.transaction() as session:
-        due = [d for i in range(4) for d in outbox.create_deliveries(
-            session, store, None, payload(str(i)))]  # fmt: skip
+    portal, due = hubspot_burst(runtime, serve, 4)
     outbox.deliver(runtime, due[0].delivery_id)
-    assert len(state.requests()) == 1  # one batch upsert
+    assert len(portal.requests()) == 1  # one batch upsert
     for item in due:
         [attempt] = attempts_of(runtime, item.delivery_id)
         assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "delivered", 200)
@@ -142,3 +128,36 @@ def test_it_masks_what_an_answer_quotes(runtime: Runtime, serve: Serve) -> None:
     assert attempt.error is not None and attempt.error.startswith("refused [email] / [phone]")
     for secret in (EMAIL, PHONE, "abcdef123456", "s3cr3t"):
         assert secret not in attempt.error
+
+
+def test_it_keeps_the_smtp_reply_code(runtime: Runtime, start_smtp: StartSmtp) -> None:
+    port = start_smtp(RefusingRecipients(550))
+    store = add_salla_store(runtime)
+    config = {"host": "127.0.0.1", "port": port, "security": "none",
+              "from_address": "points@rayhan.example", "timeout": 5}  # fmt: skip
+    change = balance_change(email=EMAIL)
+    with runtime.transaction() as session:
+        session.add(Sink(store_id=store.id, kind="email", config=runtime.cipher.seal(config),
+                         kinds=[BALANCE_CHANGED], rules={"collapse_seconds": 0}))  # fmt: skip
+    add_customer(runtime, store.id, change.payload["customer_id"], EMAIL)
+    with runtime.transaction() as session:
+        [due] = outbox.create_deliveries(session, store, None, change.payload)
+    outbox.deliver(runtime, due.delivery_id)
+    [attempt] = attempts_of(runtime, due.delivery_id)
+    assert (attempt.outcome, attempt.status_code) == ("rejected", 550)
+    assert attempt.error is not None and "SMTP server answered 550" in attempt.error
+    assert EMAIL not in attempt.error
+
+
+def test_it_keeps_the_first_round_when_ops_retry_a_dead_delivery(
+    runtime: Runtime, serve: Serve
+) -> None:
+    hook = endpoint(runtime, serve, fail_first=1, fail_status=400)
+    [due] = hook.queue()
+    outbox.deliver(runtime, due.delivery_id)  # refused: dead
+    with runtime.transaction() as session:
+        assert ops_deliveries.retry(session, [due.delivery_id]) == [due.delivery_id]
+    outbox.deliver(runtime, due.delivery_id)  # numbers start again at 1
+    first, second = attempts_of(runtime, due.delivery_id)
+    assert (first.number, first.outcome, first.status_code) == (1, "rejected", 400)
+    assert (second.number, second.outcome, second.status_code) == (1, "delivered", 200)

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.worker.pipeline.health_support import (
@@ -16,6 +17,7 @@ from tests.worker.pipeline.health_support import (
     Serve,
     attempts_of,
     endpoint,
+    hubspot_burst,
     make_due,
     probe_now,
     row,
@@ -172,6 +174,16 @@ def test_it_stays_shut_when_turned_off(runtime: Runtime, serve: Serve) -> None:
     fail_each_once(dataclasses.replace(hook, runtime=off), 12)
     sink = hook.sink()
     assert (sink.paused, sink.consecutive_failures) == (False, 12)
+
+
+def test_it_counts_a_failed_batch_call_once(runtime: Runtime, serve: Serve) -> None:
+    portal, due = hubspot_burst(runtime, serve, 4)
+    portal.fail_next(1, status=503, path="/batch/upsert")
+    outbox.deliver(runtime, due[0].delivery_id)
+    with runtime.sessions() as session:
+        [sink] = session.scalars(select(Sink))
+    assert sink.consecutive_failures == 1  # one call failed, not four
+    assert {row(runtime, d.delivery_id).status for d in due} == {"retrying"}
 
 
 def test_due_probes_finds_a_breaker_whose_carrier_was_lost(runtime: Runtime, serve: Serve) -> None:
