@@ -29,8 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from web.body import BodyRefused, read_body
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import dispatch, stores
-from worker.celery_app import create_celery
+from worker import dispatch, metrics, stores
 from worker.errors import BadPayload, Unauthorized
 from worker.pipeline import inbox
 from worker.platforms import build_platforms
@@ -39,6 +38,8 @@ from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 30
+Answer = tuple[str, Response]  # (outcome counted, response)
+BODY_OUTCOMES = {413: "too_large", 408: "too_slow", 400: "bad_framing"}
 LOOKUP_TTL = 10.0
 
 
@@ -74,7 +75,7 @@ class Receiver:
     def __init__(self, runtime: Runtime, platforms: dict[str, Platform]) -> None:
         self.runtime = runtime
         self.platforms = platforms
-        bell = dispatch.inbox_bell(create_celery(runtime.settings), runtime.settings.broker_url)
+        bell = dispatch.inbox_bell(runtime.settings.broker_url)
         self.writer = InboxWriter(runtime, bell)
         self.lookups = {
             name: StoreLookupCache(self._loader(platform)) for name, platform in platforms.items()
@@ -90,13 +91,21 @@ class Receiver:
         platform = self.platforms.get(platform_name)
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
+        outcome, response = self._receive(platform_name, platform, rest)
+        metrics.webhook_received(platform_name, outcome)
+        return response
+
+    def _receive(self, platform_name: str, platform: Platform, rest: str) -> Answer:
+        """The answer, and the outcome ``relay_webhooks_received_total`` counts it as."""
         settings = self.runtime.settings
         try:
             body = read_body(
                 request.environ, settings.max_body_bytes, settings.body_timeout_seconds
             )
         except BodyRefused as refused:
-            return problem(refused.status, str(refused))
+            return BODY_OUTCOMES.get(refused.status, "bad_body"), problem(
+                refused.status, str(refused)
+            )
         headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
@@ -104,12 +113,12 @@ class Receiver:
             event = platform.receive(webhook, self.lookups[platform_name])
             recorded = self.writer.record(inbox.row(platform_name, body, event))
         except Unauthorized as exc:
-            return problem(401, str(exc))
+            return "rejected_signature", problem(401, str(exc))
         except BadPayload as exc:
-            return problem(400, str(exc))
+            return "bad_payload", problem(400, str(exc))
         except (SQLAlchemyError, StoreUnavailable):
             log.exception("database unavailable; asking %s to retry", platform_name)
-            return problem(503, "temporarily unable to store events", RETRY_AFTER)
+            return "unavailable", problem(503, "temporarily unable to store events", RETRY_AFTER)
         return _answer(recorded, event)
 
 
@@ -127,19 +136,19 @@ def _lower_headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:
+def _answer(recorded: Recorded, event: ReceivedEvent) -> Answer:
     if recorded.broker_down:
         # Stored: the platform's retry is acknowledged as a duplicate, the sweeper enqueues it.
-        return problem(503, "temporarily unable to queue events", RETRY_AFTER)
+        return "broker_unavailable", problem(503, "temporarily unable to queue events", RETRY_AFTER)
     if recorded.refused:
-        return problem(400, "the event holds values that cannot be stored")
+        return "refused", problem(400, "the event holds values that cannot be stored")
     if recorded.inbox_id is None:
-        return jsonify(status="duplicate")
+        return "duplicate", jsonify(status="duplicate")
     if event.ignored_reason:
-        return jsonify(status="ignored", reason=event.ignored_reason)
+        return "ignored", jsonify(status="ignored", reason=event.ignored_reason)
     if event.waiting_for_store:
-        return jsonify(status="waiting_for_store", id=recorded.inbox_id)
-    return jsonify(status="accepted", id=recorded.inbox_id)
+        return "waiting_for_store", jsonify(status="waiting_for_store", id=recorded.inbox_id)
+    return "stored", jsonify(status="accepted", id=recorded.inbox_id)
 
 
 def init_app(app: Flask, runtime: Runtime) -> None:

@@ -73,6 +73,8 @@ class Settings:
     # The /ops dashboard (web.ops): off unless one of these is set.
     ops_users: tuple[tuple[str, str], ...] = ()  # (user, werkzeug password hash)
     ops_token: str = ""  # a Bearer token for scripts
+    # --- metrics: /metrics on a port of its own (worker.metrics_server) ---
+    metrics_port: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +156,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
         ops_users=_ops_users(env, "RELAY_OPS_USERS"),
         ops_token=_ops_token(env, "RELAY_OPS_TOKEN"),
+        metrics_port=_port(env, "RELAY_METRICS_PORT"),
     )
 
 
@@ -377,3 +380,12 @@ def _ops_token(env: Mapping[str, str], name: str) -> str:
             f"{name} must be at least {MIN_OPS_TOKEN} characters (e.g. `openssl rand -hex 32`)"
         )
     return token
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {env[name]!r}")
+    return port

@@ -21,13 +21,20 @@ next batch then rings again, and the sweeper stays the last safety net.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
-from typing import Any, Protocol
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
-from celery import Celery
 from kombu.exceptions import KombuError
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ QUEUES = {
 }
 
 BELL_KEY = "relay:inbox:bell"
+SENT_AT = "relay_sent_at"  # a header: when the message was published (``worker.queues``)
 BELL_TTL_MS = 30_000
 
 
@@ -71,6 +79,7 @@ def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -
         queue=QUEUES[name],
         countdown=countdown if countdown > 0 else None,
         retry=False,
+        headers={SENT_AT: time.time()},
     )
 
 
@@ -82,6 +91,7 @@ def enqueue_many(app: Celery, name: str, row_ids: list[str], countdown: float = 
         queue=QUEUES[name],
         countdown=countdown if countdown > 0 else None,
         retry=False,
+        headers={SENT_AT: time.time()},
     )
 
 
@@ -93,27 +103,90 @@ class InboxBell(Protocol):
         """Called by a drain before it claims rows: the next ring sends a new one."""
 
 
-def inbox_bell(celery: Celery, broker_url: str) -> InboxBell:
+def inbox_bell(broker_url: str) -> InboxBell:
+    publisher = DrainPublisher(broker_url)
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBell(celery, broker_url)
-    return EveryTimeBell(celery)
+        return RedisBell(publisher, broker_url)
+    return EveryTimeBell(publisher)
 
 
-def _send_drain(celery: Celery) -> None:
-    try:
-        celery.send_task(DRAIN_INBOX, queue=QUEUES[DRAIN_INBOX], retry=False)
-    except (KombuError, OSError) as exc:
-        raise BrokerUnavailable(str(exc)) from exc
+class DrainPublisher:
+    """Publishes ``relay.drain_inbox`` with kombu alone, as Celery's ``send_task`` would.
+
+    The receiver's only message is this one, so it does not load the Celery
+    application for it (about 3 MB of each web process, ``bench/web_memory.py``):
+    the message is Celery's task protocol 2, built here — the headers
+    ``send_task`` writes, a body of ``[args, kwargs, embed]`` in JSON — and
+    published to the default exchange with the queue's name as routing key, as
+    Celery does. ``tests/worker/test_dispatch.py`` compares it with Celery's own
+    and has a real worker run it. One connection, kept and reopened after a
+    failure; short timeouts, no retries (a failed ring is the caller's 503).
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        self._url = broker_url
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def send(self) -> None:
+        with self._lock:
+            try:
+                body, options = drain_message()
+                self._producer().publish(body, **options)
+            except (KombuError, OSError, redis.RedisError) as exc:
+                self._close()
+                raise BrokerUnavailable(str(exc)) from exc
+
+    def _producer(self) -> Any:
+        from kombu import Connection
+
+        if self._connection is None:
+            options = {"socket_connect_timeout": 2, "socket_timeout": 5}
+            redis_url = self._url.startswith(("redis://", "rediss://", "unix://"))
+            self._connection = Connection(
+                self._url, connect_timeout=2, transport_options=options if redis_url else {}
+            )
+        return self._connection.Producer()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+            self._connection = None
+
+
+def drain_message() -> tuple[str, dict[str, Any]]:
+    """``relay.drain_inbox`` in Celery's task protocol 2: (body, publish options)."""
+    task_id = str(uuid.uuid4())
+    headers = {
+        "lang": "py", "task": DRAIN_INBOX, "id": task_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",
+        "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{socket.gethostname()}",
+        "ignore_result": False, "replaced_task_nesting": 0, "stamped_headers": None,
+        "stamps": {}, SENT_AT: time.time(),
+    }  # fmt: skip
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    options = {
+        "exchange": "",
+        "routing_key": QUEUES[DRAIN_INBOX],
+        "headers": headers,
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "correlation_id": task_id,
+        "delivery_mode": 2,
+        "retry": False,
+    }
+    return json.dumps([[], {}, embed]), options
 
 
 class EveryTimeBell:
     """Brokers other than Redis (the embedded SQLite one): one drain per ring."""
 
-    def __init__(self, celery: Celery) -> None:
-        self._celery = celery
+    def __init__(self, publisher: DrainPublisher) -> None:
+        self._publisher = publisher
 
     def ring(self) -> None:
-        _send_drain(self._celery)
+        self._publisher.send()
 
     def answer(self) -> None:
         pass
@@ -127,8 +200,8 @@ class RedisBell:
     path, and a failed one is answered by the caller (503, then the sweeper).
     """
 
-    def __init__(self, celery: Celery, url: str) -> None:
-        self._celery = celery
+    def __init__(self, publisher: DrainPublisher, url: str) -> None:
+        self._publisher = publisher
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._connection = pool.make_connection()
         self._lock = threading.Lock()
@@ -140,7 +213,7 @@ class RedisBell:
         except redis.RedisError as exc:
             raise BrokerUnavailable(str(exc)) from exc
         try:
-            _send_drain(self._celery)
+            self._publisher.send()
         except BrokerUnavailable:
             self._clear()  # no drain was sent: the next ring must try again
             raise

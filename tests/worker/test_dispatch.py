@@ -41,7 +41,7 @@ def drains(client: redis.Redis) -> int:
 def test_one_drain_is_outstanding_until_it_answers(
     broker: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    bell = dispatch.inbox_bell(publisher(redis_url, tmp_path), redis_url)
+    bell = dispatch.inbox_bell(redis_url)
     bell.ring()
     bell.ring()
     assert drains(broker) == 1
@@ -53,7 +53,7 @@ def test_one_drain_is_outstanding_until_it_answers(
 
 
 def test_a_bell_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
-    bell = dispatch.inbox_bell(publisher(DOWN, tmp_path), DOWN)
+    bell = dispatch.inbox_bell(DOWN)
     with pytest.raises(dispatch.BrokerUnavailable):
         bell.ring()
     bell.answer()  # a drain goes on claiming rows even if it cannot clear the bell
@@ -62,7 +62,7 @@ def test_a_bell_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
 def test_a_drain_that_was_not_sent_leaves_the_bell_clear(
     broker: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    bell = dispatch.RedisBell(publisher(DOWN, tmp_path), redis_url)
+    bell = dispatch.RedisBell(dispatch.DrainPublisher(DOWN), redis_url)
     with pytest.raises(dispatch.BrokerUnavailable):
         bell.ring()
     assert not broker.exists(dispatch.BELL_KEY)  # the next batch rings again
@@ -71,7 +71,7 @@ def test_a_drain_that_was_not_sent_leaves_the_bell_clear(
 def test_the_embedded_broker_gets_a_drain_per_ring(tmp_path: Path) -> None:
     url = f"sqla+sqlite:///{tmp_path}/broker.sqlite3"
     app = publisher(url, tmp_path)
-    bell = dispatch.inbox_bell(app, url)
+    bell = dispatch.inbox_bell(url)
     assert isinstance(bell, dispatch.EveryTimeBell)
     bell.ring()
     bell.ring()

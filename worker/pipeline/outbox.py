@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, reactions
+from worker import backoff, metrics, reactions
 from worker.errors import PermanentError, TransientError
 from worker.points import CustomerContact
 from worker.quota import DatabaseBudget
@@ -205,13 +205,17 @@ def deliver_batch(runtime: Runtime, sink: Sink, batch: list[Delivery]) -> list[D
         adapter = make_sink(runtime, sink)
         results = adapter.send_many([outbound_delivery(runtime, row) for row in batch])
     except TransientError as exc:
+        metrics.delivery_attempt(sink.kind, attempt_outcome(exc), len(batch))
         return [due for row in batch if (due := retry_or_bury(runtime, row, exc))]
     except PermanentError as exc:
+        metrics.delivery_attempt(sink.kind, attempt_outcome(exc), len(batch))
         for row in batch:
             record(runtime, row.id, DEAD, str(exc))
         return []
     for row, result in zip(batch, results, strict=True):
-        record(runtime, row.id, _result_status(result), result.detail, result.status_code)
+        status = _result_status(result)
+        record(runtime, row.id, status, result.detail, result.status_code)
+        metrics.delivery_attempt(sink.kind, status, created_at=row.created_at)
     return []
 
 
@@ -245,11 +249,26 @@ def _deliver_one(runtime: Runtime, sink: Sink, delivery: Delivery) -> list[Due]:
         later = retry_or_bury(runtime, delivery, exc)
         return [later] if later else []
     record(runtime, delivery_id, DELIVERED, None, result.status_code)
+    metrics.delivery_finished(delivery.created_at)
     return []
 
 
 def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
-    return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
+    with metrics.sink_call(sink.kind, attempt_outcome):
+        return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
+
+
+def attempt_outcome(error: BaseException | None) -> str:
+    """What one call to a sink came to, as ``relay_delivery_attempts_total`` counts it."""
+    if error is None:
+        return DELIVERED
+    if isinstance(error, SkippedDelivery):
+        return SKIPPED
+    if isinstance(error, AmbiguousSend):
+        return "unknown"  # recorded as delivered, never resent
+    if isinstance(error, TransientError):
+        return "failed"  # retried, or dead after the last attempt
+    return "rejected" if isinstance(error, PermanentError) else "error"
 
 
 def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
