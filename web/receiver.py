@@ -31,7 +31,7 @@ from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
 from worker import dispatch, metrics, stores
 from worker.errors import BadPayload, Unauthorized
-from worker.pipeline import inbox
+from worker.pipeline import inbox_rows
 from worker.platforms import build_platforms
 from worker.platforms.base import InboundWebhook, Platform, ReceivedEvent, StoreSecrets
 from worker.runtime import Runtime
@@ -47,7 +47,7 @@ class StoreLookupCache:
     """Store secrets by external id, cached briefly so a spike costs no extra queries.
 
     Only stores that exist are cached: an event that finds none is parked until
-    its store registers (``worker.pipeline.inbox.WAITING``), and a cached "unknown" would
+    its store registers (``worker.pipeline.inbox_rows.WAITING``), and a cached "unknown" would
     keep parking the events that follow an install for as long as it lived."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
@@ -111,7 +111,7 @@ class Receiver:
         webhook = InboundWebhook(platform_name, body, headers, path)
         try:
             event = platform.receive(webhook, self.lookups[platform_name])
-            recorded = self.writer.record(inbox.row(platform_name, body, event))
+            recorded = self.writer.record(inbox_rows.row(platform_name, body, event))
         except Unauthorized as exc:
             return "rejected_signature", problem(401, str(exc))
         except BadPayload as exc:

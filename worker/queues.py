@@ -6,7 +6,8 @@ queue's priority levels in lists of their own, all summed here);
 take next, the list's tail, from the ``relay_sent_at`` header every publisher
 of ours sets (``worker.dispatch``): Celery's own headers carry no send time. A
 message published by something else counts in the depth, not in the age. Both
-are two commands per queue at scrape time, whatever the depth.
+are a few commands per queue at scrape time, whatever the depth, sent in one
+round trip over the web process's own Redis connection (``worker.redis_wire``).
 
 Only Redis is read: the embedded SQLite broker serves one machine, where the
 tables' gauges (``relay_oldest_pending_seconds``) say the same.
@@ -21,6 +22,7 @@ from typing import Any
 
 from worker.config import Settings
 from worker.dispatch import QUEUES, SENT_AT
+from worker.redis_wire import RedisWire
 
 PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport: "<queue>\x06\x16<priority>"
 PRIORITY_STEPS = (0, 3, 6, 9)
@@ -43,7 +45,7 @@ class QueueGauges:
 
     def __init__(self, settings: Settings) -> None:
         self._url = settings.broker_url
-        self._client: Any = None
+        self._wire = RedisWire(settings.broker_url)
 
     def collect(self) -> Iterator[Any]:
         if not self._url.startswith(("redis://", "rediss://", "unix://")):
@@ -62,22 +64,16 @@ class QueueGauges:
 
     def _read(self) -> list[tuple[int, bytes | None]]:
         """(length, tail message) per queue, in one round trip."""
-        import redis
-
-        if self._client is None:
-            self._client = redis.Redis.from_url(
-                self._url, socket_connect_timeout=2, socket_timeout=5
-            )
-        pipe = self._client.pipeline(transaction=False)
+        commands: list[tuple[str | bytes | int, ...]] = []
         for queue in QUEUE_NAMES:
-            for name in _lists(queue):
-                pipe.llen(name)
-            pipe.lindex(queue, -1)
-        replies = iter(pipe.execute())
+            commands += [("LLEN", name) for name in _lists(queue)]
+            commands.append(("LINDEX", queue, -1))
+        replies = iter(self._wire.pipeline(commands))
         read = []
         for _ in QUEUE_NAMES:
-            length = sum(next(replies) for _ in PRIORITY_STEPS)
-            read.append((length, next(replies)))
+            length = sum(int(next(replies) or 0) for _ in PRIORITY_STEPS)  # type: ignore[arg-type]
+            tail = next(replies)
+            read.append((length, tail if isinstance(tail, bytes) else None))
         return read
 
 
