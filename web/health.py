@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -76,8 +76,14 @@ def init_app(app: Flask, runtime: Runtime) -> None:
             return problem(503, "database unreachable", 5)
         return jsonify(status="ready")
 
+    gauges = [DatabaseGauges(runtime), queues.QueueGauges(settings)]  # one Redis connection
+
+    def scrape() -> bytes:
+        """Everything ``/metrics`` shows; raises ``SQLAlchemyError`` when the database is down."""
+        return metrics.exposition(gauges)
+
     if settings.metrics_port:
-        metrics_server.serve(settings.metrics_port, lambda: scrape(runtime), settings.ops_token)
+        metrics_server.serve(settings.metrics_port, scrape, settings.ops_token)
         return
 
     @app.get("/metrics")
@@ -85,15 +91,10 @@ def init_app(app: Flask, runtime: Runtime) -> None:
         if not metrics_server.authorized(request.headers.get("Authorization"), settings.ops_token):
             return metrics_server.challenge(problem(401, "a Bearer token is required"))
         try:
-            body = scrape(runtime)
+            body = scrape()
         except SQLAlchemyError:
             return problem(503, "database unreachable", 5)
         return Response(body, content_type=metrics.CONTENT_TYPE)
-
-
-def scrape(runtime: Runtime) -> bytes:
-    """Everything ``/metrics`` shows; raises ``SQLAlchemyError`` when the database is down."""
-    return metrics.exposition([DatabaseGauges(runtime), queues.QueueGauges(runtime.settings)])
 
 
 class DatabaseGauges:
@@ -115,23 +116,40 @@ class DatabaseGauges:
         )  # fmt: skip
         now = utcnow()
         with self._runtime.sessions() as session:
-            for table, (model, due, counted, waiting) in TABLES.items():
+            statement, keys = table_gauges()
+            values = dict(zip(keys, session.execute(statement).one(), strict=True))
+            for table, (_, _, counted, waiting) in TABLES.items():
                 for status in counted:
-                    rows.add_metric([table, status], _capped_count(session, model, status))
-                firsts = [_first_due(session, model, due, status) for status in waiting]
-                oldest.add_metric([table], max(_age(first, now) for first in firsts))
+                    rows.add_metric([table, status], values[table, status] or 0)
+                ages = [_age(values[table, f"first {status}"], now) for status in waiting]
+                oldest.add_metric([table], max(ages))
             yield from (rows, oldest, *_store_gauges(session))
 
 
-def _capped_count(session: Session, model: Any, status: str) -> int:
+def table_gauges() -> tuple[Select[Any], list[tuple[str, str]]]:
+    """One statement for every table gauge (one round trip per scrape): a capped
+    count per counted status and the first due time per waiting status, each a
+    scalar subquery on the table's ``(status, time)`` index."""
+    columns, keys = [], []
+    for table, (model, due, counted, waiting) in TABLES.items():
+        for status in counted:
+            columns.append(capped_count_query(model, status).scalar_subquery())
+            keys.append((table, status))
+        for status in waiting:
+            columns.append(first_due_query(model, due, status).scalar_subquery())
+            keys.append((table, f"first {status}"))
+    return select(*columns), keys
+
+
+def capped_count_query(model: Any, status: str) -> Select[Any]:
     """Rows with ``status``, counted through the status index up to ``COUNT_CAP``."""
     inner = select(model.id).where(model.status == status).limit(COUNT_CAP).subquery()
-    return session.scalar(select(func.count()).select_from(inner)) or 0
+    return select(func.count()).select_from(inner)
 
 
-def _first_due(session: Session, model: Any, due: Any, status: str) -> Any:
-    """The first row of the ``(status, due)`` index for ``status``: one index probe."""
-    return session.scalar(select(due).where(model.status == status).order_by(due).limit(1))
+def first_due_query(model: Any, due: Any, status: str) -> Select[Any]:
+    """The first entry of the ``(status, due)`` index for ``status``: one index probe."""
+    return select(due).where(model.status == status).order_by(due).limit(1)
 
 
 def _store_gauges(session: Session) -> Iterator[Any]:
