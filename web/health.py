@@ -89,7 +89,9 @@ def init_app(app: Flask, runtime: Runtime) -> None:
     @app.get("/metrics")
     def metrics_page() -> Response:
         if not metrics_server.authorized(request.headers.get("Authorization"), settings.ops_token):
-            return metrics_server.challenge(problem(401, "a Bearer token is required"))
+            refused = problem(401, "a Bearer token is required")
+            refused.headers.update(metrics_server.CHALLENGE)
+            return refused
         try:
             body = scrape()
         except SQLAlchemyError:

@@ -162,7 +162,7 @@ class DrainPublisher:
 def drain_message() -> tuple[str, dict[str, Any]]:
     """``relay.drain_inbox`` in Celery's task protocol 2: (body, publish options)."""
     task_id = str(uuid.uuid4())
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py", "task": DRAIN_INBOX, "id": task_id, "shadow": None, "eta": None,
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",

@@ -172,9 +172,14 @@ def use_instance_directory(kind: str) -> str:
         return given
     made = tempfile.mkdtemp(prefix=f"relay-metrics-{kind}-")
     os.environ[MULTIPROC_ENV] = made
-    maker = os.getpid()
-    atexit.register(lambda: os.getpid() == maker and shutil.rmtree(made, ignore_errors=True))
+    atexit.register(_remove_if_mine, made, os.getpid())
     return made
+
+
+def _remove_if_mine(path: str, maker: int) -> None:
+    """At exit: forked children inherit the handler, only the maker removes."""
+    if os.getpid() == maker:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def empty_directory(path: Path) -> Path:
@@ -189,7 +194,7 @@ def process_exited(pid: int) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def exposition(extra: Iterable[Any] = ()) -> bytes:
@@ -201,7 +206,7 @@ def exposition(extra: Iterable[Any] = ()) -> bytes:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Forwarded(REGISTRY))
     for collector in extra:

@@ -23,7 +23,7 @@ from worker.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
-CHALLENGE = (("WWW-Authenticate", 'Bearer realm="metrics"'),)
+CHALLENGE: tuple[tuple[str, str], ...] = (("WWW-Authenticate", 'Bearer realm="metrics"'),)
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -34,11 +34,6 @@ def authorized(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
-def challenge(response: Any) -> Any:
-    response.headers.update(CHALLENGE)
-    return response
-
-
 def metrics_app(render: Callable[[], bytes], token: str) -> Callable[..., Iterable[bytes]]:
     """The WSGI application: ``GET /metrics`` only."""
 
@@ -46,10 +41,8 @@ def metrics_app(render: Callable[[], bytes], token: str) -> Callable[..., Iterab
         if environ.get("PATH_INFO") != "/metrics":
             return _plain(start_response, "404 Not Found", b"not found\n")
         if not authorized(environ.get("HTTP_AUTHORIZATION"), token):
-            headers = [("WWW-Authenticate", 'Bearer realm="metrics"')]
-            return _plain(
-                start_response, "401 Unauthorized", b"a Bearer token is required\n", headers
-            )
+            refusal = b"a Bearer token is required\n"
+            return _plain(start_response, "401 Unauthorized", refusal, CHALLENGE)
         try:
             body = render()
         except Exception:  # the scrape fails, the server stays

@@ -71,10 +71,14 @@ class QueueGauges:
         replies = iter(self._wire.pipeline(commands))
         read = []
         for _ in QUEUE_NAMES:
-            length = sum(int(next(replies) or 0) for _ in PRIORITY_STEPS)  # type: ignore[arg-type]
+            length = sum(_integer(next(replies)) for _ in PRIORITY_STEPS)
             tail = next(replies)
             read.append((length, tail if isinstance(tail, bytes) else None))
         return read
+
+
+def _integer(reply: object) -> int:
+    return reply if isinstance(reply, int) else 0
 
 
 def _lists(queue: str) -> list[str]:

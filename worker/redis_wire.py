@@ -35,7 +35,9 @@ class RedisWire:
         self._url, self._connect_timeout, self._timeout = url, connect_timeout, timeout
         self._socket: socket.socket | None = None
         self._reader: Any = None
-        self._closer: weakref.finalize[..., None] | None = None  # closes with us
+        self._closer: weakref.finalize[[socket.socket, Any], RedisWire] | None = (
+            None  # closes with us
+        )
         self._lock = threading.Lock()
 
     def call(self, *args: str | bytes | int) -> Reply:
@@ -113,7 +115,7 @@ def encode(command: tuple[str | bytes | int, ...]) -> bytes:
 
 def read_reply(reader: Any) -> Reply:
     """One RESP2 reply: a status, an error (raised), an integer, a bulk string, an array."""
-    line = reader.readline()
+    line: bytes = reader.readline()
     if not line.endswith(b"\r\n"):
         raise ConnectionError("Redis closed the connection")
     kind, rest = line[:1], line[1:-2]
@@ -131,7 +133,7 @@ def read_reply(reader: Any) -> Reply:
 
 
 def _bulk(reader: Any, length: int) -> bytes:
-    data: bytes = reader.read(length + 2)
+    data = bytes(reader.read(length + 2))
     if len(data) != length + 2:
         raise ConnectionError("Redis closed the connection")
     return data[:-2]
