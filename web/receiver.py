@@ -18,9 +18,11 @@ install itself has been processed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -35,6 +37,7 @@ from worker.pipeline import inbox_rows
 from worker.platforms import build_platforms
 from worker.platforms.base import InboundWebhook, Platform, ReceivedEvent, StoreSecrets
 from worker.runtime import Runtime
+from worker.scrub import scrub_error
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 30
@@ -103,9 +106,10 @@ class Receiver:
                 request.environ, settings.max_body_bytes, settings.body_timeout_seconds
             )
         except BodyRefused as refused:
-            return BODY_OUTCOMES.get(refused.status, "bad_body"), problem(
-                refused.status, str(refused)
-            )
+            if refused.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+                _log_rejected(platform_name, 413, str(refused), request.environ, rest)
+            outcome = BODY_OUTCOMES.get(refused.status, "bad_body")
+            return outcome, problem(refused.status, str(refused))
         headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
@@ -113,6 +117,7 @@ class Receiver:
             event = platform.receive(webhook, self.lookups[platform_name])
             recorded = self.writer.record(inbox_rows.row(platform_name, body, event))
         except Unauthorized as exc:
+            _log_rejected(platform_name, 401, str(exc), request.environ, rest)
             return "rejected_signature", problem(401, str(exc))
         except BadPayload as exc:
             return "bad_payload", problem(400, str(exc))
@@ -120,6 +125,26 @@ class Receiver:
             log.exception("database unavailable; asking %s to retry", platform_name)
             return "unavailable", problem(503, "temporarily unable to store events", RETRY_AFTER)
         return _answer(recorded, event)
+
+
+STORE_HEADERS = ("HTTP_X_SHOPIFY_SHOP_DOMAIN",)  # a store's name where a platform sends one
+_STORE_REF = re.compile(r"[\w.:-]{1,100}")
+
+
+def _log_rejected(platform: str, status: int, why: str, environ: dict[str, Any], rest: str) -> None:
+    """One line per refused webhook: the platform and the store if the path or a header
+    names it; never the body, never a header's value that could be a secret."""
+    log.warning(
+        "webhook refused with %d (%s, store %s): %s", status, platform, _store_ref(environ, rest),
+        scrub_error(why, 200),
+    )  # fmt: skip
+
+
+def _store_ref(environ: dict[str, Any], rest: str) -> str:
+    """The store a refused request names: a store header, else the path's first part (a
+    store id or shop; a path's later parts may be a secret token, as Zid's app path)."""
+    named = [environ.get(header) for header in STORE_HEADERS] + [rest.split("/")[0]]
+    return next((ref for ref in named if ref and _STORE_REF.fullmatch(ref)), "unknown")
 
 
 def _lower_headers(environ: dict[str, Any]) -> dict[str, str]:

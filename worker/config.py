@@ -70,6 +70,9 @@ class Settings:
     log_format: str = "text"  # or "json": one object per line
     allow_private_urls: bool = False  # local development and the sandboxes only
     templates_dir: Path | None = None  # merchant overrides for every store's emails
+    # Sink health (``worker.pipeline.breaker``): this many consecutive failed attempts
+    # pause a sink until a probe succeeds; 0 turns the breaker off.
+    breaker_failures: int = 10
     # The /ops dashboard (web.ops): off unless one of these is set.
     ops_users: tuple[tuple[str, str], ...] = ()  # (user, werkzeug password hash)
     ops_token: str = ""  # a Bearer token for scripts
@@ -154,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "RELAY_LOG_FORMAT", ("text", "json")),
         allow_private_urls=allow_private,
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
+        breaker_failures=_int(env, "RELAY_BREAKER_FAILURES", 10),
         ops_users=_ops_users(env, "RELAY_OPS_USERS"),
         ops_token=_ops_token(env, "RELAY_OPS_TOKEN"),
         metrics_port=_port(env, "RELAY_METRICS_PORT"),

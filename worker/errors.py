@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class RelayError(Exception):
-    """Base class; ``str(error)`` is safe to store and show (no secrets, no PII)."""
+    """Base class; ``str(error)`` is safe to store and show (no secrets, no PII).
+
+    ``status_code`` is the answer that caused it when there was one (an HTTP status,
+    an SMTP reply code), so that what records the attempt need not parse the message.
+    """
+
+    status_code: int | None = None
 
 
 class TransientError(RelayError):

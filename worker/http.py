@@ -40,7 +40,7 @@ import httpcore
 import httpx
 
 from worker import metrics
-from worker.errors import NeedsReauthorization, PermanentError, TransientError
+from worker.errors import NeedsReauthorization, PermanentError, RelayError, TransientError
 
 USER_AGENT = "loyalty-relay/0.1 (+https://github.com/loyalty-relay)"
 LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
@@ -369,10 +369,18 @@ def raise_for_status(
         if wait is None:
             wait = retry_after(headers, default=default, reset=reset and status == 429, now=now)
         template = wording.rate_limited if status == 429 and wording.rate_limited else None
-        raise TransientError(wording.say(template or wording.answered, status), retry_after=wait)
+        message = wording.say(template or wording.answered, status)
+        raise _answered(TransientError(message, retry_after=wait), status)
     if status in reauthorize:
-        raise NeedsReauthorization(wording.say(wording.reauthorize or wording.answered, status))
-    raise PermanentError(wording.say(wording.refused or wording.answered, status))
+        message = wording.say(wording.reauthorize or wording.answered, status)
+        raise _answered(NeedsReauthorization(message), status)
+    message = wording.say(wording.refused or wording.answered, status)
+    raise _answered(PermanentError(message), status)
+
+
+def _answered(error: RelayError, status: int) -> RelayError:
+    error.status_code = status
+    return error
 
 
 def describe_status(status: int) -> str:

@@ -34,8 +34,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,19 +122,6 @@ def delivery_attempt(
     _instruments().delivery_attempts.labels(sink_kind, outcome).inc(count)
     if outcome == DELIVERED and created_at is not None:
         delivery_finished(created_at)
-
-
-@contextmanager
-def sink_call(
-    sink_kind: str, outcome: Callable[[BaseException | None], str], count: int = 1
-) -> Iterator[None]:
-    """Count the call made inside as ``outcome(error)``; the error goes on."""
-    try:
-        yield
-    except BaseException as error:
-        delivery_attempt(sink_kind, outcome(error), count)
-        raise
-    delivery_attempt(sink_kind, outcome(None), count)
 
 
 def refresh_finished(requested_at: datetime) -> None:

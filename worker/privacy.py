@@ -3,9 +3,11 @@
 ``forget_customer`` deletes every row that names the customer — their snapshot
 and encrypted contact, changes, refresh jobs, deliveries (pending or sent: each
 names the customer and its payload their balance), recorded data requests —
-and erases the body of any inbox row still holding one that names them (a
-processed row holds none). ``forget_store`` deletes the store and everything
-under it. ``export_customer`` gathers the same rows as one JSON-ready document.
+and erases the body of any inbox row still holding one that names them: a
+processed row kept for replay records its customer (``customer_id``, found
+through ``ix_inbox_store_customer``); rows not processed yet are read.
+``forget_store`` deletes the store and everything under it. ``export_customer``
+gathers the same rows as one JSON-ready document.
 
 A customer is named by refs as a platform gives them (an id, ``email:<address>``,
 see ``worker.customers``); an address also finds the customers whose encrypted
@@ -174,18 +176,25 @@ def _erase_inbox(
     addresses: set[bytes],
     keep: int | None,
 ) -> int:
-    """Bodies still held (rows not processed yet, failed ones) that name the customer."""
+    """Bodies held that name the customer: kept processed ones by their recorded
+    customer (an index lookup), the rest (not processed yet, failed) by reading them."""
     named = [
         event.id
         for event in _bodies_of(session, platforms, store, keep)
         if _names(runtime, session, platforms, event, ids, addresses)
     ]
+    kept = select(InboxEvent.id).where(
+        InboxEvent.store_ref == store.external_id,
+        InboxEvent.customer_id.in_(ids),
+        InboxEvent.platform.in_(_receivers(platforms, store)),
+    )
+    named += [event_id for event_id in session.scalars(kept) if event_id != keep]
     if not named:
         return 0
     erase = (
         update(InboxEvent)
         .where(InboxEvent.id.in_(named))
-        .values(body=b"", status="ignored", reason=ERASED, processed_at=utcnow())
+        .values(body=b"", customer_id=None, status="ignored", reason=ERASED, processed_at=utcnow())
     )
     return _count(session, erase)
 
@@ -196,6 +205,7 @@ def _bodies_of(
     query = select(InboxEvent).where(
         InboxEvent.platform.in_(_receivers(platforms, store)),
         InboxEvent.store_ref == store.external_id,
+        InboxEvent.customer_id.is_(None),  # kept processed bodies are found by customer
         func.length(InboxEvent.body) > 0,
     )
     if keep is not None:

@@ -11,6 +11,7 @@ The others wait for the version to move and use the new token.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -24,8 +25,11 @@ from worker import http, quota
 from worker.errors import NeedsReauthorization, TransientError
 from worker.platforms.base import StoreSecrets, StoreUpdate
 from worker.runtime import Runtime
+from worker.scrub import scrub_error
 from worker.storage.models import Store, utcnow
 from worker.storage.upsert import rows_changed
+
+log = logging.getLogger(__name__)
 
 REFRESH_LEASE = timedelta(seconds=60)
 REFRESH_WAIT_SECONDS = 30.0
@@ -120,6 +124,7 @@ class StoreContext:
     ) -> None:
         self.runtime = runtime
         self.store_id = store.id
+        self.key = store.key
         self.external_id = store.external_id
         self.api_base = (store.api_base or default_api_base).rstrip("/")
         self.timezone = store.timezone
@@ -159,6 +164,7 @@ class StoreContext:
             fresh = refresh(self.credentials())
         except NeedsReauthorization as exc:
             self._release(status=NEEDS_REAUTH, reason=str(exc))
+            log.warning("store %s needs re-authorization: %s", self.key, scrub_error(str(exc), 200))
             raise
         except BaseException:
             self._release()

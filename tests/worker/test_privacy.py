@@ -155,8 +155,8 @@ def test_it_keeps_no_email_or_phone_of_an_event_in_clear(world: World) -> None:
     assert found_in_clear(world.runtime, EMAIL, PHONE, "Huda") == []
     world.process(sent)
     assert found_in_clear(world.runtime, EMAIL, PHONE, "Huda") == []
-    [row] = all_rows(world.runtime, InboxEvent)
-    assert (row.status, row.body) == ("done", b"")
+    [row] = all_rows(world.runtime, InboxEvent)  # kept for replay, sealed, under its customer
+    assert (row.status, row.customer_id) == ("done", SALLA_CUSTOMER) and row.body != b""
 
 
 def test_it_keeps_a_customer_known_by_email_under_a_keyed_hash(world: World) -> None:
@@ -280,6 +280,18 @@ def test_it_forgets_a_customer_on_customers_redact(world: World) -> None:
     assert all_rows(world.runtime, CustomerPoints) == []
     assert found_in_clear(world.runtime, SHOPPER, SHOPIFY_CUSTOMER, "555-625-1199") == []
     assert _store(world, world.shopify_store.id).status == "active"  # the shop stays
+
+
+def test_it_erases_a_processed_body_kept_for_replay_on_customers_redact(world: World) -> None:
+    world.process(
+        world.shopify("customers/update", {"id": int(SHOPIFY_CUSTOMER), "email": SHOPPER})
+    )
+    [kept] = all_rows(world.runtime, InboxEvent)
+    assert (kept.status, kept.customer_id) == ("done", SHOPIFY_CUSTOMER) and kept.body != b""
+    redact = shopify_example("customers/redact", id=int(SHOPIFY_CUSTOMER), email=SHOPPER)
+    world.process(world.shopify("customers/redact", redact))
+    erased = {row.id: row for row in all_rows(world.runtime, InboxEvent)}[kept.id]
+    assert (erased.body, erased.customer_id, erased.reason) == (b"", None, privacy.ERASED)
 
 
 def test_it_forgets_the_shop_on_shop_redact_after_uninstall(world: World) -> None:

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
-from web.ops import csrf
-from web.ops import cookie
+from web.ops import cookie, csrf
 from web.ops.auth import Credentials, LoginThrottle
 from web.ops.charts import sparkline
 from worker.runtime import Runtime
@@ -61,11 +69,3 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
 
 def _error_page_for(status: int, message: str) -> tuple[str, int]:
     return render_template("ops/error.html", status=status, message=message), status
-
-
-def redirect_back(default: str) -> Response:
-    """After an action: back to the page it was taken on (same-site paths only)."""
-    target = request.form.get("back", "")
-    if not target.startswith("/ops") or target.startswith("//"):
-        target = url_for(default)
-    return redirect(target, 303)

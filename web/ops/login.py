@@ -3,7 +3,8 @@ so a session fixed before login is worth nothing after it."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from werkzeug.wrappers.response import Response
 
 from web.ops.auth import Credentials, LoginThrottle
 

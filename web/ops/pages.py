@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Blueprint, Response, flash, render_template, request
+from flask import Blueprint, flash, g, render_template, request
+from werkzeug.wrappers.response import Response
 
-from web.ops import redirect_back
-from worker.ops import overview, sinks, stores
+from web.ops import broker, forms
+from worker.ops import overview, queues, sinks, stores
+from worker.pipeline import holding
 from worker.platforms import PLATFORM_NAMES, build_platform
 from worker.runtime import Runtime
 
@@ -16,16 +18,19 @@ PAGE_SIZE = 50
 
 def register(blueprint: Blueprint, runtime: Runtime) -> None:
     quotas = _quotas(runtime)
+    enqueue = broker.enqueuer(runtime)
 
     @blueprint.get("/", endpoint="overview")
     def overview_page() -> str:
         with runtime.sessions() as session:
+            tables = queues.table_states(session)
             return render_template(
                 "ops/overview.html",
                 series=overview.series(session),
-                counts=overview.counts(session),
+                counts=overview.counts(session, tables),
+                tables=tables,
+                queues=queues.broker_queues(runtime, session),
                 attention=stores.needing_attention(session),
-                queues=_queues(runtime),
             )
 
     @blueprint.get("/stores", endpoint="stores")
@@ -44,17 +49,25 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
 
     @blueprint.post("/sinks/<int:sink_id>/pause")
     def pause_sink(sink_id: int) -> Response:
-        with runtime.transaction() as session:
-            changed = sinks.pause(session, sink_id, "paused from the dashboard")
-        flash(f"sink {sink_id} paused" if changed else f"sink {sink_id} was already paused")
-        return redirect_back("ops.sinks")
+        user = g.ops_user or "the ops token"
+        if holding.pause_sink(runtime, sink_id, f"paused from the dashboard by {user}"):
+            flash(f"sink {sink_id} paused: its deliveries wait until it is resumed")
+        else:
+            flash(f"sink {sink_id} was already paused (or does not exist)")
+        return forms.redirect_back("ops.sinks")
 
     @blueprint.post("/sinks/<int:sink_id>/resume")
     def resume_sink(sink_id: int) -> Response:
-        with runtime.transaction() as session:
-            changed = sinks.resume(session, sink_id)
-        flash(f"sink {sink_id} resumed" if changed else f"sink {sink_id} was not paused")
-        return redirect_back("ops.sinks")
+        released = holding.resume_sink(runtime, sink_id)
+        if released is None:
+            flash(f"sink {sink_id} was not paused")
+        else:
+            flash(
+                broker.queued(
+                    enqueue, released, f"sink {sink_id} resumed: {len(released)} waiting deliveries"
+                )
+            )
+        return forms.redirect_back("ops.sinks")
 
 
 def _cursor(name: str) -> int:
@@ -65,7 +78,3 @@ def _cursor(name: str) -> int:
 
 def _quotas(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, float]]]:
     return {name: build_platform(name, runtime.settings).quotas for name in PLATFORM_NAMES}
-
-
-def _queues(runtime: Runtime) -> list[object]:
-    return []

@@ -18,6 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker.cli.dashboard import ops_password
 from worker.cli.dev import demo, sandbox, trigger
 from worker.cli.kit import database_error, open_runtime
+from worker.cli.ops_deliveries import deliveries
+from worker.cli.ops_inbox import inbox, refresh
+from worker.cli.ops_queues import queues
 from worker.cli.privacy import privacy
 from worker.cli.serve import run, sweep
 from worker.cli.sinks import add as add_sink
@@ -73,7 +76,8 @@ def keygen(whsec: bool) -> None:
 
 for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid, hubspot, preview, privacy):
     main.add_command(command)
-main.add_command(ops_password)
+for ops_command in (queues, deliveries, inbox, refresh, ops_password):
+    main.add_command(ops_command)
 for sink_command in (add_hubspot, add_klaviyo, add_email):
     add_sink.add_command(sink_command)
 add_store.add_command(add_zid, "zid")

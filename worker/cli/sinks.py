@@ -1,20 +1,24 @@
-"""``loyalty-relay sinks add|list|test|enable|disable``: where a store's changes go."""
+"""``loyalty-relay sinks add|list|test|enable|disable|pause|resume``: where changes go."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
+from kombu.exceptions import KombuError
 from sqlalchemy import select
 
+from worker import dispatch
 from worker.cli.kit import Target, add_sink, open_runtime, parse_store_key, secret_option
 from worker.errors import RelayError
-from worker.pipeline.outbox import make_sink
+from worker.pipeline import holding
+from worker.pipeline.breaker import BREAKER
+from worker.pipeline.outbox import Due, make_sink
 from worker.points import (
     BALANCE_CHANGED,
     CHANGE_KINDS,
@@ -23,6 +27,8 @@ from worker.points import (
     change_payload,
 )
 from worker.reactions import validate_rules
+from worker.runtime import Runtime
+from worker.scrub import scrub_error
 from worker.sinks import get_sink
 from worker.sinks.base import OutboundDelivery, StoreInfo
 from worker.storage.models import Sink, Store, utcnow
@@ -118,11 +124,33 @@ def list_sinks() -> None:
         for sink, store in rows:
             config = runtime.cipher.open(sink.config)
             target = _without_query(config.get("url") or config.get("api_base") or "")
-            state = "enabled" if sink.enabled else f"disabled ({sink.disabled_reason or 'by hand'})"
-            click.echo(f"{sink.id:<5} {store.key:<26} {sink.kind:<8} {state:<9} {target}")
+            click.echo(f"{sink.id:<5} {store.key:<26} {sink.kind:<8} {state(sink):<9} {target}")
             click.echo(f"      kinds: {', '.join(sink.kinds)}")
             if sink.rules:
                 click.echo(f"      rules: {json.dumps(sink.rules, sort_keys=True)}")
+            click.echo(f"      health: {health(sink)}")
+
+
+def state(sink: Sink) -> str:
+    """enabled, disabled, paused by operator, or breaker open — with the reason."""
+    if not sink.enabled:
+        return f"disabled ({sink.disabled_reason or 'by hand'})"
+    reason = scrub_error(sink.paused_reason, 120)
+    if sink.paused and sink.paused_by == BREAKER:
+        return f"breaker open (next probe {_moment(sink.probe_at)}; {reason or 'failing'})"
+    if sink.paused:
+        return f"paused by operator ({reason})" if reason else "paused by operator"
+    return "enabled"
+
+
+def health(sink: Sink) -> str:
+    success, failure = _moment(sink.last_success_at), _moment(sink.last_failure_at)
+    failures = f"{sink.consecutive_failures} consecutive failures"
+    return f"{failures}, last success {success}, last failure {failure}"
+
+
+def _moment(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "never"
 
 
 @sinks.command("enable")
@@ -142,12 +170,60 @@ def disable(sink_id: int, reason: str) -> None:
 
 def _set_enabled(sink_id: int, enabled: bool, reason: str | None) -> None:
     runtime = open_runtime()
+    _find(runtime, sink_id)
     with runtime.transaction() as session:
-        sink = session.get(Sink, sink_id)
-        if sink is None:
-            raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
+        sink = session.get_one(Sink, sink_id)
         sink.enabled, sink.disabled_reason = enabled, reason
     click.echo(f"sink {sink_id} {'enabled' if enabled else 'disabled'}")
+
+
+@sinks.command("pause")
+@click.argument("sink_id", type=int)
+@click.option("--reason", help="Shown beside the sink's state.")
+def pause(sink_id: int, reason: str | None) -> None:
+    """Hold this sink's deliveries (none is skipped) until `sinks resume`."""
+    runtime = open_runtime()
+    _find(runtime, sink_id)
+    if holding.pause_sink(runtime, sink_id, reason):
+        click.echo(f"sink {sink_id} paused: its deliveries wait until `sinks resume {sink_id}`")
+    else:
+        click.echo(f"sink {sink_id} was already paused")
+
+
+@sinks.command("resume")
+@click.argument("sink_id", type=int)
+def resume(sink_id: int) -> None:
+    """Send this sink's waiting deliveries again (closes an open circuit breaker too)."""
+    runtime = open_runtime()
+    _find(runtime, sink_id)
+    released = holding.resume_sink(runtime, sink_id)
+    if released is None:
+        click.echo(f"sink {sink_id} was not paused")
+        return
+    click.echo(
+        f"sink {sink_id} resumed: {len(released)} waiting deliveries {_ring(runtime, released)}"
+    )
+
+
+def _find(runtime: Runtime, sink_id: int) -> Sink:
+    with runtime.sessions() as session:
+        sink = session.get(Sink, sink_id)
+    if sink is None:
+        raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
+    return sink
+
+
+def _ring(runtime: Runtime, released: list[Due]) -> str:
+    """Enqueue the released deliveries; they are due, so the sweeper sends them otherwise."""
+    from worker.celery_app import create_celery
+
+    app = create_celery(runtime.settings)
+    try:
+        for due in released:
+            dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id, due.countdown)
+    except (KombuError, OSError):
+        return "are due; the broker is unavailable, the sweeper will send them"
+    return "queued"
 
 
 @sinks.command("test")
@@ -158,11 +234,9 @@ def _set_enabled(sink_id: int, enabled: bool, reason: str | None) -> None:
 def test_sink(sink_id: int, email: str | None, name: str, lang: str | None) -> None:
     """Send one sample delivery now and print what the sink answered."""
     runtime = open_runtime()
+    sink = _find(runtime, sink_id)
     with runtime.sessions() as session:
-        sink = session.get(Sink, sink_id)
-        store = session.get(Store, sink.store_id) if sink else None
-    if sink is None or store is None:
-        raise click.ClickException(f"no sink {sink_id}: see loyalty-relay sinks list")
+        store = session.get_one(Store, sink.store_id)
     delivery = sample_delivery(store, CustomerContact(email=email, name=name, locale=lang))
     try:
         result = make_sink(runtime, sink).send(delivery)

@@ -6,25 +6,26 @@ failing rows, each from a bounded query on an index.
 - refreshes: finished ``refresh_jobs`` by ``ix_refresh_status_due``, due within the
   last two hours, counted by the minute they finished;
 - deliveries: delivered rows by ``ix_deliveries_status_next``, likewise.
-Counts of dead and failing rows stop at ``COUNT_CAP`` (a ``LIMIT`` under the
-count), so a million dead rows cost a bounded index range, not a table scan.
+Counts of dead and failing rows come from the queue report (``worker.ops.queues``):
+capped counts on the status index, so a million dead rows cost a bounded range.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, cast, func, literal, select
+from sqlalchemy import BigInteger, Integer, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
+from worker.ops.inbox import STATUSES as INBOX_STATUSES
+from worker.ops.queues import TableState
+from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, utcnow
 
 MINUTES = 60
-COUNT_CAP = 10_000
-INBOX_STATUSES = ("pending", "processing", "done", "ignored", "failed")
 REFRESH_FINISHED = ("done", "held", "failed")
 
 
@@ -38,21 +39,6 @@ class Series:
     @property
     def total(self) -> int:
         return sum(self.counts)
-
-
-@dataclass(frozen=True)
-class Count:
-    """A count that stopped at ``COUNT_CAP`` reads as "10000+"."""
-
-    label: str
-    value: int
-
-    @property
-    def capped(self) -> bool:
-        return self.value > COUNT_CAP
-
-    def __str__(self) -> str:
-        return f"{COUNT_CAP}+" if self.capped else str(self.value)
 
 
 def series(session: Session, now: datetime | None = None) -> list[Series]:
@@ -84,20 +70,39 @@ def series(session: Session, now: datetime | None = None) -> list[Series]:
     ]  # fmt: skip
 
 
-def counts(session: Session) -> list[Count]:
-    """Dead and failing rows, each counted up to the cap on its status index."""
-    return [
-        Count("dead deliveries", _capped(session, Delivery, Delivery.status == "dead")),
-        Count("retrying deliveries", _capped(session, Delivery, Delivery.status == "retrying")),
-        Count("failed refreshes", _capped(session, RefreshJob, RefreshJob.status == "failed")),
-        Count("held refreshes", _capped(session, RefreshJob, RefreshJob.status == "held")),
-        Count("failed webhooks", _capped(session, InboxEvent, InboxEvent.status == "failed")),
+@dataclass(frozen=True)
+class Count:
+    """A number an operator acts on; ``capped``: at least this many."""
+
+    label: str
+    value: int
+    capped: bool = False
+
+    def __str__(self) -> str:
+        return f"≥{self.value}" if self.capped else str(self.value)
+
+
+# (table, status, label): the rows an operator acts on, from ``worker.ops.queues``.
+ATTENTION = (
+    ("deliveries", "dead", "dead deliveries"),
+    ("deliveries", "retrying", "retrying deliveries"),
+    ("refresh_jobs", "failed", "failed refreshes"),
+    ("refresh_jobs", "held", "held refreshes"),
+    ("inbox_events", "failed", "failed webhooks"),
+)
+
+
+def counts(session: Session, states: Sequence[TableState]) -> list[Count]:
+    """Dead and failing rows (counted through the status index up to the queue report's
+    cap), and the paused sinks (a small table)."""
+    found = {(state.table, count.status): count for state in states for count in state.statuses}
+    rows = [
+        Count(label, found[(table, status)].rows, found[(table, status)].capped)
+        for table, status, label in ATTENTION
+        if (table, status) in found
     ]
-
-
-def _capped(session: Session, model: Any, condition: ColumnElement[bool]) -> int:
-    rows = select(literal(1)).select_from(model).where(condition).limit(COUNT_CAP + 1)
-    return session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+    paused = session.scalar(select(func.count()).select_from(Sink).where(Sink.paused.is_(True)))
+    return [*rows, Count("paused sinks", paused or 0)]
 
 
 def _per_minute(

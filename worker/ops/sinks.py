@@ -3,8 +3,8 @@ of the last hour's attempts that delivered.
 
 The rate is read from ``delivery_attempts`` by ``ix_attempts_sink_started``
 (sink id, then time), so it costs one index range per sink however long the
-table grows. Pause and resume here are the operator's; the breaker's pause
-(``paused_by='breaker'``) is written by the outbox, and resuming clears it too.
+table grows. Pausing and resuming are ``worker.pipeline.holding``'s (the same
+as ``sinks pause/resume``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from worker.storage.models import DeliveryAttempt, Sink, Store, utcnow
-from worker.storage.upsert import rows_changed
 
 WINDOW = timedelta(hours=1)
 FAILED_OUTCOMES = ("retrying", "dead", "rejected")
@@ -65,7 +64,10 @@ def health(session: Session, *, after_id: int = 0, limit: int = 50) -> list[Sink
         .limit(limit)
     )
     since = utcnow() - WINDOW
-    return [_health(sink, store, _outcomes(session, sink.id, since)) for sink, store in session.execute(query)]
+    return [
+        _health(sink, store, _outcomes(session, sink.id, since))
+        for sink, store in session.execute(query)
+    ]
 
 
 def _outcomes(session: Session, sink_id: int, since: datetime) -> dict[str, int]:
@@ -94,30 +96,4 @@ def _health(sink: Sink, store: Store, outcomes: dict[str, int]) -> SinkHealth:
         last_failure_at=sink.last_failure_at,
         delivered=outcomes.get("delivered", 0),
         failed=sum(outcomes.get(outcome, 0) for outcome in FAILED_OUTCOMES),
-    )
-
-
-def pause(session: Session, sink_id: int, reason: str) -> bool:
-    """Pause by an operator: deliveries wait, none is skipped. False when already paused."""
-    return bool(
-        rows_changed(
-            session,
-            update(Sink)
-            .where(Sink.id == sink_id, Sink.paused.is_(False))
-            .values(paused=True, paused_by="operator", paused_reason=reason, paused_at=utcnow()),
-        )
-    )
-
-
-def resume(session: Session, sink_id: int) -> bool:
-    """Resume an operator's or the breaker's pause; False when it was not paused."""
-    return bool(
-        rows_changed(
-            session,
-            update(Sink)
-            .where(Sink.id == sink_id, Sink.paused.is_(True))
-            .values(
-                paused=False, paused_by=None, paused_reason=None, paused_at=None, probe_at=None
-            ),
-        )
     )

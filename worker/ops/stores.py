@@ -3,7 +3,8 @@ customers held on unknown points labels.
 
 Stores are few (one row per merchant), so a page of them is read in one query
 ordered by id; what is gathered per store is bounded by an index on a page's
-ids: the last inbox row per store (``ix_inbox_store_received``), the store's
+ids: the last inbox row per store (``ix_inbox_store_status_received``: the
+newest row of each status is one index probe), the store's
 rate-budget rows (primary-key prefix), and held refresh jobs (few by nature).
 """
 
@@ -13,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from worker import quota
+from worker.ops.inbox import STATUSES as INBOX_STATUSES
+from worker.ops.inbox import receivers
 from worker.pipeline import refresh
 from worker.storage.models import InboxEvent, RateBudget, Store, utcnow
 
@@ -61,7 +64,7 @@ def summaries(
     query = select(Store).where(Store.id > after_id).order_by(Store.id).limit(limit)
     stores = list(session.scalars(query))
     held = refresh.needing_attention(session)
-    last = _last_webhooks(session, [store.key for store in stores])
+    last = _last_webhooks(session, stores)
     budgets = _budgets(session, stores, quotas)
     return [_summary(store, last, budgets, held) for store in stores]
 
@@ -71,7 +74,7 @@ def needing_attention(session: Session, limit: int = 20) -> list[StoreSummary]:
     held = refresh.needing_attention(session)
     query = select(Store).where(Store.status.in_(NEEDS_ATTENTION) | Store.id.in_(list(held)))
     stores = list(session.scalars(query.order_by(Store.id).limit(limit)))
-    last = _last_webhooks(session, [store.key for store in stores])
+    last = _last_webhooks(session, stores)
     return [_summary(store, last, {}, held) for store in stores]
 
 
@@ -95,15 +98,24 @@ def _summary(
     )
 
 
-def _last_webhooks(session: Session, keys: list[str]) -> dict[str, datetime]:
-    """Newest ``received_at`` per store ref: one index probe per store (max on the index)."""
+def _last_webhooks(session: Session, stores: list[Store]) -> dict[str, datetime]:
+    """Newest ``received_at`` per store (by key): the newest of each status, one probe each."""
     found: dict[str, datetime] = {}
-    for key in keys:
-        newest = session.scalar(
-            select(func.max(InboxEvent.received_at)).where(InboxEvent.store_ref == key)
-        )
-        if newest is not None:
-            found[key] = newest
+    for store in stores:
+        platforms = receivers(store.platform)
+        newest = [
+            select(InboxEvent.received_at.label("at"))
+            .where(InboxEvent.store_ref == store.external_id, InboxEvent.status == status)
+            .where(InboxEvent.platform.in_(platforms))
+            .order_by(InboxEvent.received_at.desc())
+            .limit(1)
+            .subquery()
+            for status in INBOX_STATUSES
+        ]
+        merged = union_all(*(select(part.c.at) for part in newest)).subquery()
+        moment = session.scalar(select(func.max(merged.c.at)))
+        if moment is not None:
+            found[store.key] = moment
     return found
 
 

@@ -6,9 +6,18 @@ takes rows, and ``process`` turns each event into coalesced refresh jobs.
 
 Bodies carry tokens (Salla's ``app.store.authorize``) and customers' emails and
 phones, so no body is ever stored in clear: ``sealed`` encrypts it before the
-INSERT (a row recorded as ignored keeps none, it is never read), and once a
-row is processed (done or ignored) its body is dropped. Only rows still to be
-processed, and failed ones kept for ops, hold a body, and only encrypted.
+INSERT (a row recorded as ignored keeps none, it is never read).
+
+A processed body is kept, sealed, when the event named exactly one customer:
+``loyalty-relay inbox replay`` re-processes it (a sink was fixed, a store
+resumed), which needs the webhook as it came, and retention deletes the row
+after RELAY_RETENTION_DAYS. The row then records that customer
+(``customer_id``, indexed with the store), so forgetting the customer finds and
+erases the body by index (``worker.privacy``) instead of decrypting every body
+the store sent. Every other processed body is dropped: store events (their
+tokens are single use, replaying one would restore stale credentials), privacy
+requests, events naming several customers or none. Rows still to be processed,
+and failed ones kept for ops, hold a body too — only ever encrypted.
 """
 
 from __future__ import annotations
@@ -171,6 +180,8 @@ def _apply(
         return [], stores.stopped_reason(store)
     due = []
     stored = customers.stored_refs(runtime, session, plan.customer_ids)
+    if plan.store_update is None:  # who the kept body names (see the module docstring)
+        event.customer_id = stored[0] if len(set(stored)) == 1 else None
     for ref, customer_id in zip(plan.customer_ids, stored, strict=True):
         contact = customers.contact_for(ref, plan.contact)
         if contact is not None:
@@ -203,5 +214,5 @@ def _finish(runtime: Runtime, inbox_id: int, status: str, reason: str | None) ->
 
 def _set_status(session: Session, event: InboxEvent, status: str, reason: str | None) -> None:
     event.status, event.reason, event.processed_at = status, reason, utcnow()
-    if status in (DONE, IGNORED):
-        event.body = b""  # processed: the personal data it carried is no longer needed
+    if status in (DONE, IGNORED) and event.customer_id is None:
+        event.body = b""  # nobody could find it to erase it, and no replay needs it

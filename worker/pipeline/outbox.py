@@ -3,15 +3,24 @@
 webhooks), stable across retries.
 
 Delivery is claimed with a conditional update and the attempt is recorded
-*before* the call; a worker killed after the call but before recording the
-answer leaves the row in ``sending``, and the sweeper retries it with the same
-id, so a receiver that dedupes on the id sees it once.
+*before* the call, as a ``delivery_attempts`` row written in the claiming
+transaction (``worker.pipeline.attempts``); a worker killed after the call but
+before recording the answer leaves the row in ``sending``, and the sweeper
+retries it with the same id, so a receiver that dedupes on the id sees it once.
+
+After the call one transaction records the outcome on the delivery, on its
+attempt row and on its sink's health (``worker.pipeline.breaker``). A paused
+sink's deliveries are not claimed but parked (``worker.pipeline.holding``); while
+its breaker is open, the one delivery that claims the due probe is sent alone.
+What to do with an answer is decided in ``worker.pipeline.verdicts``, the same
+for every sink: the contract (``worker.sinks.base``) carries what varies.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,39 +29,33 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, metrics, reactions
+from worker import metrics, reactions
 from worker.errors import PermanentError, TransientError
+from worker.pipeline import attempts, breaker, holding, verdicts
+from worker.pipeline.attempts import Answer
+from worker.pipeline.states import DEAD as DEAD
+from worker.pipeline.states import DELIVERED as DELIVERED
+from worker.pipeline.states import MAX_COUNTDOWN as MAX_COUNTDOWN
+from worker.pipeline.states import PENDING as PENDING
+from worker.pipeline.states import RETRYING as RETRYING
+from worker.pipeline.states import SENDING as SENDING
+from worker.pipeline.states import SKIPPED as SKIPPED
+from worker.pipeline.states import WAITING
+from worker.pipeline.states import Due as Due
 from worker.points import CustomerContact
 from worker.quota import DatabaseBudget
 from worker.runtime import Runtime
+from worker.scrub import scrub_error
 from worker.sinks import UnknownSinkKind, get_sink
-from worker.sinks.base import (
-    EndpointGone,
-    OutboundDelivery,
-    RejectedResult,
-    SendResult,
-    SinkContext,
-    SkippedResult,
-    StoreInfo,
-)
+from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.base import Sink as SinkAdapter
-from worker.sinks.skips import AmbiguousSend, SkippedDelivery
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
 from worker.storage.upsert import rows_changed
 
 log = logging.getLogger(__name__)
 
-PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
-DELIVERED, DEAD, SKIPPED = "delivered", "dead", "skipped"
-MAX_COUNTDOWN = 900.0  # longer waits are not held in the broker; the sweeper releases them
 CLAIM_SLACK = timedelta(seconds=1)
 EVENT_PRIORITY = ("points.balance_changed", "points.tier_changed", "points.expiry_changed")
-
-
-@dataclass(frozen=True)
-class Due:
-    delivery_id: str
-    countdown: float = 0.0
 
 
 def new_delivery_id() -> str:
@@ -105,6 +108,8 @@ def _add(
     send_at: datetime,
     now: datetime,
 ) -> list[Due]:
+    if _held(sink, now):
+        send_at = holding.PARKED_AT  # released when the sink resumes
     countdown = (send_at - now).total_seconds()
     delivery = Delivery(
         id=new_delivery_id(),
@@ -120,6 +125,12 @@ def _add(
     )
     session.add(delivery)
     return [] if delivery.deferred else [Due(delivery.id, countdown)]
+
+
+def _held(sink: Sink, now: datetime) -> bool:
+    """A paused sink's new deliveries wait; but while its breaker's probe is due, one
+    goes and is the probe (the outbox drives probes, ``worker.pipeline.breaker``)."""
+    return sink.paused and not breaker.probe_due(sink, now)
 
 
 def _fold_into_held(session: Session, sink: Sink, payload: dict[str, Any], now: datetime) -> bool:
@@ -149,35 +160,73 @@ def _fold_into_held(session: Session, sink: Sink, payload: dict[str, Any], now: 
 
 
 def claim(session: Session, delivery_id: str) -> Delivery | None:
+    """Take a due delivery for one worker, and write its attempt row before the call."""
     now = utcnow()
     claimed = rows_changed(
         session,
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_((PENDING, RETRYING)))
+        .where(Delivery.id == delivery_id, Delivery.status.in_(WAITING))
         .where(Delivery.next_attempt_at <= now + CLAIM_SLACK)
         .values(status=SENDING, claimed_at=now, attempts=Delivery.attempts + 1),
     )
-    return session.get(Delivery, delivery_id) if claimed else None
+    delivery = session.get(Delivery, delivery_id) if claimed else None
+    if delivery is not None:
+        attempts.start(session, delivery, now)
+    return delivery
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery claimed for one attempt; ``probe_at`` set when it is the breaker's probe
+    (the time of the probe after it)."""
+
+    delivery: Delivery
+    sink: Sink | None
+    probe_at: datetime | None = None
 
 
 def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
     """Send one delivery (or a batch of due ones, for a sink that takes batches);
-    return retries to enqueue."""
+    return deliveries to enqueue (retries, released or probing ones)."""
     with runtime.transaction() as session:
-        delivery = claim(session, delivery_id)
-        sink = session.get(Sink, delivery.sink_id) if delivery else None
-    if delivery is None:
+        claimed = _take(session, runtime.settings.breaker_failures, delivery_id)
+    if claimed is None:
         return []
-    if sink is None or not sink.enabled:
-        record(runtime, delivery_id, SKIPPED, "sink is disabled or removed")
-        return []
-    companions = claim_companions(runtime, sink, delivery)
+    if claimed.sink is None or not claimed.sink.enabled:
+        return _conclude(runtime, claimed, DISABLED)
+    companions = [] if claimed.probe_at else claim_companions(runtime, claimed.sink, claimed)
     if companions:
-        return deliver_batch(runtime, sink, [delivery, *companions])
-    return _deliver_one(runtime, sink, delivery)
+        return deliver_batch(runtime, [claimed, *companions])
+    return _deliver_one(runtime, claimed)
 
 
-def claim_companions(runtime: Runtime, sink: Sink, first: Delivery) -> list[Delivery]:
+DISABLED = verdicts.Verdict(SKIPPED, Answer(SKIPPED, "sink is disabled or removed"))
+
+
+def _take(session: Session, threshold: int, delivery_id: str) -> Claimed | None:
+    """Claim the delivery unless its sink is paused: then it is parked, or it is the
+    breaker's probe when one is due (claimed first, so that only one worker probes)."""
+    now = utcnow()
+    of_delivery = select(Sink).join(Delivery, Delivery.sink_id == Sink.id)
+    sink = session.scalars(of_delivery.where(Delivery.id == delivery_id)).first()
+    if sink is None or not sink.enabled or not sink.paused:
+        delivery = claim(session, delivery_id)
+        return Claimed(delivery, sink) if delivery else None
+    seen = sink.probe_at
+    probe_at = breaker.claim_probe(session, sink, now, threshold)
+    if probe_at is None or seen is None:
+        holding.park(
+            session, Delivery.id == delivery_id, Delivery.next_attempt_at <= now + CLAIM_SLACK
+        )
+        return None
+    delivery = claim(session, delivery_id)
+    if delivery is None:
+        breaker.give_back_probe(session, sink, probe_at, seen)
+        return None
+    return Claimed(delivery, sink, probe_at)
+
+
+def claim_companions(runtime: Runtime, sink: Sink, first: Claimed) -> list[Claimed]:
     """Other due deliveries for ``sink``, claimed for one ``send_many`` (``first`` excluded).
 
     Reconciliation-sized bursts (a reconciliation, a backlog after an outage) then
@@ -187,88 +236,58 @@ def claim_companions(runtime: Runtime, sink: Sink, first: Delivery) -> list[Deli
     limit = _batch_limit(sink) - 1
     if limit < 1:
         return []
-    waiting = Delivery.status.in_((PENDING, RETRYING))
     query = (
         select(Delivery.id)
-        .where(Delivery.sink_id == sink.id, Delivery.id != first.id, waiting)
-        .where(Delivery.next_attempt_at <= utcnow())
+        .where(Delivery.sink_id == sink.id, Delivery.id != first.delivery.id)
+        .where(Delivery.status.in_(WAITING), Delivery.next_attempt_at <= utcnow())
         .limit(limit)
     )
     with runtime.transaction() as session:
         claimed = [claim(session, row_id) for row_id in session.scalars(query).all()]
-    return [delivery for delivery in claimed if delivery is not None]
+    return [Claimed(delivery, sink) for delivery in claimed if delivery is not None]
 
 
-def deliver_batch(runtime: Runtime, sink: Sink, batch: list[Delivery]) -> list[Due]:
-    """Send ``batch`` (all claimed) in one ``send_many``; record each row's outcome."""
+def deliver_batch(runtime: Runtime, batch: list[Claimed]) -> list[Due]:
+    """Send ``batch`` (all claimed, one sink) in one ``send_many``; record each row's outcome.
+
+    The call is one call to the sink: its health counts once, on the first row."""
+    assert batch[0].sink is not None
+    started = time.monotonic()
     try:
-        adapter = make_sink(runtime, sink)
-        results = adapter.send_many([outbound_delivery(runtime, row) for row in batch])
-    except TransientError as exc:
-        metrics.delivery_attempt(sink.kind, attempt_outcome(exc), len(batch))
-        return [due for row in batch if (due := retry_or_bury(runtime, row, exc))]
-    except PermanentError as exc:
-        metrics.delivery_attempt(sink.kind, attempt_outcome(exc), len(batch))
-        for row in batch:
-            record(runtime, row.id, DEAD, str(exc))
-        return []
-    for row, result in zip(batch, results, strict=True):
-        status = _result_status(result)
-        record(runtime, row.id, status, result.detail, result.status_code)
-        metrics.delivery_attempt(sink.kind, status, created_at=row.created_at)
-    return []
+        adapter = make_sink(runtime, batch[0].sink)
+        results = adapter.send_many([outbound_delivery(runtime, c.delivery) for c in batch])
+    except (PermanentError, TransientError) as exc:
+        settings, took = runtime.settings, _since(started)
+        judged = [verdicts.of_failure(settings, c.delivery, exc, took) for c in batch]
+    else:
+        judged = [verdicts.of_result(result, _since(started)) for result in results]
+    due = []
+    for claimed, verdict in zip(batch, verdicts.once_per_call(judged), strict=True):
+        due += _conclude(runtime, claimed, verdict)
+    return due
 
 
-def _result_status(result: SendResult) -> str:
-    if isinstance(result, SkippedResult):
-        return SKIPPED
-    if isinstance(result, RejectedResult):
-        return DEAD
-    return DELIVERED
-
-
-def _deliver_one(runtime: Runtime, sink: Sink, delivery: Delivery) -> list[Due]:
-    delivery_id = delivery.id
+def _deliver_one(runtime: Runtime, claimed: Claimed) -> list[Due]:
+    assert claimed.sink is not None
+    started = time.monotonic()
     try:
-        result = _send(runtime, sink, delivery)
-    except SkippedDelivery as exc:
-        record(runtime, delivery_id, SKIPPED, exc.reason)
-        return []
-    except AmbiguousSend as exc:
-        # Handed over, receipt unknown: a person must never get it twice.
-        record(runtime, delivery_id, DELIVERED, f"outcome unknown, not resent: {exc}")
-        return []
-    except EndpointGone as exc:
-        record(runtime, delivery_id, DEAD, str(exc))
-        _disable_sink(runtime, sink.id, f"endpoint answered 410 Gone on {delivery_id}")
-        return []
-    except PermanentError as exc:
-        record(runtime, delivery_id, DEAD, str(exc))
-        return []
-    except TransientError as exc:
-        later = retry_or_bury(runtime, delivery, exc)
-        return [later] if later else []
-    record(runtime, delivery_id, DELIVERED, None, result.status_code)
-    metrics.delivery_finished(delivery.created_at)
-    return []
+        result = _send(runtime, claimed.sink, claimed.delivery)
+    except (PermanentError, TransientError) as exc:
+        verdict = verdicts.of_failure(runtime.settings, claimed.delivery, exc, _since(started))
+        due = _conclude(runtime, claimed, verdict)
+        if isinstance(exc, EndpointGone):
+            reason = f"endpoint answered 410 Gone on {claimed.delivery.id}"
+            _disable_sink(runtime, claimed.sink.id, reason)
+        return due
+    return _conclude(runtime, claimed, verdicts.delivered(result.status_code, _since(started)))
+
+
+def _since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
-    with metrics.sink_call(sink.kind, attempt_outcome):
-        return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
-
-
-def attempt_outcome(error: BaseException | None) -> str:
-    """What one call to a sink came to, as ``relay_delivery_attempts_total`` counts it."""
-    if error is None:
-        return DELIVERED
-    if isinstance(error, SkippedDelivery):
-        return SKIPPED
-    if isinstance(error, AmbiguousSend):
-        return "unknown"  # recorded as delivered, never resent
-    if isinstance(error, TransientError):
-        return "failed"  # retried, or dead after the last attempt
-    return "rejected" if isinstance(error, PermanentError) else "error"
+    return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
 
 
 def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
@@ -317,27 +336,90 @@ def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:
     )
 
 
-def retry_or_bury(runtime: Runtime, delivery: Delivery, exc: TransientError) -> Due | None:
-    settings = runtime.settings
-    if delivery.attempts >= settings.delivery_max_attempts:
-        record(runtime, delivery.id, DEAD, f"gave up after {delivery.attempts} attempts: {exc}")
-        return None
-    delay = backoff.retry_delay(
-        delivery.attempts, settings.retry_base_seconds, settings.retry_max_seconds, exc.retry_after
-    )
+def _conclude(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> list[Due]:
+    """Record an attempt's outcome on the delivery, its attempt row and its sink, in one
+    transaction; return what to enqueue (its retry, or what the sink's health released)."""
+    now, delivery = utcnow(), claimed.delivery
     with runtime.transaction() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.status == SENDING)
-            .values(
-                status=RETRYING,
-                last_error=str(exc)[:500],
-                next_attempt_at=utcnow() + timedelta(seconds=delay),
-                deferred=delay > MAX_COUNTDOWN,
-            )
-        )
-    log.info("delivery %s: %s; retry %d in %.0fs", delivery.id, exc, delivery.attempts, delay)
-    return None if delay > MAX_COUNTDOWN else Due(delivery.id, delay)
+        retry = _set_status(session, delivery, verdict, now)
+        attempts.finish(session, delivery.id, delivery.attempts, verdict.answer, now)
+        held = _account(session, runtime.settings.breaker_failures, claimed, verdict, now)
+    kind = claimed.sink.kind if claimed.sink else "removed"
+    metrics.delivery_attempt(kind, verdict.answer.outcome, created_at=delivery.created_at)
+    return retry if held is None else held
+
+
+def _set_status(
+    session: Session, delivery: Delivery, verdict: verdicts.Verdict, now: datetime
+) -> list[Due]:
+    """The delivery's new status; its retry when it has one (a claim still held)."""
+    answer = verdict.answer
+    values: dict[str, Any] = {"status": verdict.status, "last_error": scrub_error(answer.error)}
+    if answer.status_code is not None:
+        values["last_status_code"] = answer.status_code
+    if verdict.status != RETRYING:
+        _set_final(session, delivery, values)
+        return []
+    deferred = verdict.delay > MAX_COUNTDOWN
+    later = {"next_attempt_at": now + timedelta(seconds=verdict.delay), "deferred": deferred}
+    held = update(Delivery).where(Delivery.id == delivery.id, Delivery.status == SENDING)
+    if not rows_changed(session, held.values(**values, **later)):
+        return []
+    log.info("delivery %s: %s; retry %d in %.0fs", delivery.id, values["last_error"],
+             delivery.attempts, verdict.delay)  # fmt: skip
+    return [] if deferred else [Due(delivery.id, verdict.delay)]
+
+
+def _set_final(session: Session, delivery: Delivery, values: dict[str, Any]) -> None:
+    """Delivered, dead or skipped, unless it already is one of them (a dead one logged once)."""
+    if values["status"] == DELIVERED:
+        values["delivered_at"] = datetime.now(UTC)
+    unfinished = Delivery.status.in_((*WAITING, SENDING))
+    statement = update(Delivery).where(Delivery.id == delivery.id, unfinished).values(**values)
+    if rows_changed(session, statement) and values["status"] == DEAD:
+        _log_dead(session, delivery, values["last_error"])
+
+
+def _log_dead(session: Session, delivery: Delivery, reason: str | None) -> None:
+    store = session.get_one(Store, delivery.store_id)
+    log.warning(
+        "delivery %s to sink %s (store %s) is dead after %d attempts: %s",
+        delivery.id, delivery.sink_id, store.key, delivery.attempts, reason,
+    )  # fmt: skip
+
+
+def _account(
+    session: Session, threshold: int, claimed: Claimed, verdict: verdicts.Verdict, now: datetime
+) -> list[Due] | None:
+    """Fold the attempt into the sink's health; the deliveries to enqueue when that
+    changed what waits (the breaker opened, closed, or a probe failed), else None."""
+    sink = claimed.sink
+    if sink is None or verdict.health is None:
+        return _rearm(session, claimed, now)
+    if verdict.health == verdicts.SUCCESS:
+        closed = breaker.note_success(session, sink, now)
+        return holding.release(session, sink, now) if closed else _rearm(session, claimed, now)
+    reason, counted = scrub_error(verdict.answer.error), verdict.health == verdicts.FAILURE
+    probe_at = breaker.note_failure(session, sink.id, counted, reason, now, threshold)
+    if probe_at is None:
+        return _rearm(session, claimed, now)
+    _log_opened(session, sink, threshold, reason)
+    return holding.hold(session, sink.id, probe_at, now)
+
+
+def _rearm(session: Session, claimed: Claimed, now: datetime) -> list[Due] | None:
+    """After a probe that did not close the breaker, the next probe needs a carrier."""
+    if claimed.probe_at is None or claimed.sink is None:
+        return None
+    return holding.hold(session, claimed.sink.id, claimed.probe_at, now)
+
+
+def _log_opened(session: Session, sink: Sink, threshold: int, reason: str | None) -> None:
+    store = session.get_one(Store, sink.store_id)
+    log.warning(
+        "sink %s (store %s) paused by the circuit breaker after %d consecutive failures: %s",
+        sink.id, store.key, threshold, reason,
+    )  # fmt: skip
 
 
 def _disable_sink(runtime: Runtime, sink_id: int, reason: str) -> None:
@@ -347,15 +429,3 @@ def _disable_sink(runtime: Runtime, sink_id: int, reason: str) -> None:
             update(Sink).where(Sink.id == sink_id).values(enabled=False, disabled_reason=reason)
         )
     log.warning("sink %s disabled: %s", sink_id, reason)
-
-
-def record(
-    runtime: Runtime, delivery_id: str, status: str, detail: str | None, code: int | None = None
-) -> None:
-    values: dict[str, Any] = {"status": status, "last_error": (detail or "")[:500] or None}
-    if code is not None:
-        values["last_status_code"] = code
-    if status == DELIVERED:
-        values["delivered_at"] = datetime.now(UTC)
-    with runtime.transaction() as session:
-        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, metrics, quota
@@ -30,6 +30,7 @@ from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
+from worker.scrub import scrub_error
 from worker.storage.models import RefreshJob, Store, utcnow
 from worker.storage.upsert import insert_ignore, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason
@@ -190,8 +191,18 @@ def _retry_later(runtime: Runtime, job: RefreshJob, exc: TransientError) -> None
 def _finish(runtime: Runtime, job_id: int, status: str, reason: str | None) -> None:
     with runtime.transaction() as session:
         _set(session, job_id, status, reason)
+        if status == FAILED:
+            _log_failed(session, job_id, reason)
 
 
 def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:
     values = {"status": status, "last_error": reason, "finished_at": utcnow()}
     session.execute(update(RefreshJob).where(RefreshJob.id == job_id).values(**values))
+
+
+def _log_failed(session: Session, job_id: int, reason: str | None) -> None:
+    """A refresh that failed for good, once, with the ids that lead to its row."""
+    of_job = select(Store).join(RefreshJob, RefreshJob.store_id == Store.id)
+    store = session.scalars(of_job.where(RefreshJob.id == job_id)).first()
+    key = store.key if store else "unknown"
+    log.warning("refresh job %s (store %s) failed: %s", job_id, key, scrub_error(reason, 200))

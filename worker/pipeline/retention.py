@@ -2,11 +2,11 @@
 scan, count and backup of them) stop growing with the service's age.
 
 Run from beat as ``relay.retention``. Deleted past ``RELAY_RETENTION_DAYS``
-(default 14): inbox rows processed (``done`` / ``ignored``, with their sealed
-bodies), refresh jobs ``done``, deliveries ``delivered`` / ``skipped``, and
-changes no delivery refers to any more. Failures are kept for
-``RELAY_RETENTION_DEAD_DAYS`` (default 30) so that an operator can still look
-at them and replay: ``dead`` deliveries, ``failed`` inbox rows and jobs. Rows
+(default 14): inbox rows processed (``done`` / ``ignored``, with the sealed
+bodies kept for ``inbox replay``), refresh jobs ``done``, deliveries
+``delivered`` / ``skipped``, and changes no delivery refers to any more.
+Failures are kept for ``RELAY_RETENTION_DEAD_DAYS`` (default 30) so that an
+operator can still look at them and replay: ``dead`` deliveries, ``failed`` inbox rows and jobs. Rows
 still in flight (pending, processing, working, sending, retrying) and held
 refresh jobs (an operator's attention) are never deleted, whatever their age.
 

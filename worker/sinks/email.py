@@ -347,7 +347,9 @@ def _by_code(name: str, code: int, reply: bytes | str, recipient: str | None) ->
     if recipient:
         text = text.replace(recipient, "[recipient]")
     message = f"{name}: SMTP server answered {code} {' '.join(scrub(text).split())[:200]}"
-    return PermanentError(message) if 500 <= code <= 599 else TransientError(message)
+    error = PermanentError(message) if 500 <= code <= 599 else TransientError(message)
+    error.status_code = code  # the attempt row keeps the SMTP reply code
+    return error
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

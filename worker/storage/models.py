@@ -82,6 +82,8 @@ class InboxEvent(Base):
     __table_args__ = (
         Index("ix_inbox_status_received", "status", "received_at"),
         Index("ix_inbox_store_customer", "store_ref", "customer_id"),
+        # The ops listing of one store's events, newest first (``worker.ops.inbox``).
+        Index("ix_inbox_store_status_received", "store_ref", "status", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -220,6 +222,9 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         Index("ix_deliveries_change", "change_id"),  # retention: is a change still referenced
+        # The ops listings, newest first by status, and by sink (``worker.ops.deliveries``).
+        Index("ix_deliveries_status_created", "status", "created_at", "id"),
+        Index("ix_deliveries_sink_status_created", "sink_id", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -231,6 +236,8 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A paused sink's waiting deliveries are parked: due at year 2999
+    # (``worker.pipeline.holding.PARKED_AT``) until it resumes.
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Not enqueued yet because its time is far off; the sweeper releases it when due.
     deferred: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -244,9 +251,12 @@ class Delivery(Base):
 class DeliveryAttempt(Base):
     """One call to a sink for a delivery: what it answered and how long it took.
 
-    ``outcome``: delivered, retrying (a transient failure), dead, skipped, rejected,
-    or ``sending`` while the call is in flight (a worker killed mid-call leaves it so).
-    ``error`` is scrubbed of secrets and personal data before it is written.
+    ``outcome``: delivered, retrying (a transient failure), dead (a transient failure on
+    the last attempt allowed), skipped, rejected (refused for good: the delivery is dead),
+    or ``sending`` while the call is in flight (a worker killed mid-call leaves it so;
+    it becomes ``interrupted`` when the delivery's next attempt starts). ``number`` is
+    the delivery's ``attempts`` when it was claimed; ``status_code`` the HTTP status or
+    SMTP reply code. ``error`` is scrubbed of secrets and personal data before it is written.
     """
 
     __tablename__ = "delivery_attempts"

@@ -3,15 +3,20 @@ without configuration the dashboard does not exist."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from tests.conftest import relay_env
 from tests.web.ops.conftest import TOKEN, csrf_token, log_in
 from web import create_app
 from worker.runtime import Runtime
 
+ROOT = Path(__file__).resolve().parents[3]
 PAGES = ["/ops/", "/ops/deliveries", "/ops/inbox", "/ops/stores", "/ops/sinks"]
 ACTIONS = ["/ops/sinks/1/pause", "/ops/sinks/1/resume", "/ops/logout"]
 
@@ -103,3 +108,23 @@ def test_it_is_not_there_unless_configured(runtime: Runtime, tmp_path: Path, pat
     client = create_app(runtime.settings).test_client()
     assert client.get(path).status_code == 404
     assert client.post(path).status_code in (404, 405)
+
+
+def test_it_loads_no_dashboard_code_unless_configured(runtime: Runtime, tmp_path: Path) -> None:
+    """The receiver process stays as small as it was: nothing of web.ops or worker.ops."""
+    env = relay_env(tmp_path, runtime.settings.database_url, runtime.settings.broker_url)
+    code = (
+        "import sys; from web import create_app; create_app(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('web.ops', 'worker.ops'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True,
+        check=True, cwd=ROOT,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_it_lets_the_token_act_without_a_csrf_token(runtime: Runtime, client: FlaskClient) -> None:
+    """A script's request carries no cookie a browser could replay: the token is enough."""
+    answer = client.post("/ops/sinks/1/pause", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 303

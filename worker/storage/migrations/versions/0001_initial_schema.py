@@ -46,6 +46,9 @@ def upgrade() -> None:
     with op.batch_alter_table("inbox_events", schema=None) as batch_op:
         batch_op.create_index("ix_inbox_status_received", ["status", "received_at"], unique=False)
         batch_op.create_index("ix_inbox_store_customer", ["store_ref", "customer_id"], unique=False)
+        batch_op.create_index(
+            "ix_inbox_store_status_received", ["store_ref", "status", "received_at"], unique=False
+        )
 
     op.create_table(
         "rate_budgets",
@@ -213,6 +216,14 @@ def upgrade() -> None:
             "ix_deliveries_status_next", ["status", "next_attempt_at"], unique=False
         )
         batch_op.create_index("ix_deliveries_change", ["change_id"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_status_created", ["status", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_deliveries_sink_status_created",
+            ["sink_id", "status", "created_at", "id"],
+            unique=False,
+        )
 
     op.create_table(
         "delivery_attempts",
