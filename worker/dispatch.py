@@ -63,6 +63,7 @@ QUEUES = {
     RETENTION: "events",
 }
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 BELL_KEY = "relay:inbox:bell"
 SENT_AT = "relay_sent_at"  # a header: when the message was published (``worker.queues``)
 BELL_TTL_MS = 30_000
@@ -109,9 +110,16 @@ class DrainSender(Protocol):
 
 
 def inbox_bell(broker_url: str) -> InboxBell:
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if broker_url.startswith(REDIS_SCHEMES):
         return RedisBell(RedisDrainPublisher(broker_url), broker_url)
     return EveryTimeBell(DrainPublisher(broker_url))
+
+
+def drain_publisher(broker_url: str) -> DrainSender:
+    """What publishes a drain on this broker, without the Celery application."""
+    if broker_url.startswith(REDIS_SCHEMES):
+        return RedisDrainPublisher(broker_url)
+    return DrainPublisher(broker_url)
 
 
 class DrainPublisher:

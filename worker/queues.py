@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from worker.config import Settings
-from worker.dispatch import QUEUES, SENT_AT
+from worker.dispatch import QUEUES, REDIS_SCHEMES, SENT_AT
 from worker.redis_wire import RedisWire
 
 PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport: "<queue>\x06\x16<priority>"
@@ -48,7 +48,7 @@ class QueueGauges:
         self._wire = RedisWire(settings.broker_url)
 
     def collect(self) -> Iterator[Any]:
-        if not self._url.startswith(("redis://", "rediss://", "unix://")):
+        if not self._url.startswith(REDIS_SCHEMES):
             return
         from prometheus_client.core import GaugeMetricFamily
 

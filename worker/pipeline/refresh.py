@@ -24,7 +24,7 @@ from worker.errors import (
     TransientError,
 )
 from worker.pipeline import outbox
-from worker.pipeline.held import HELD
+from worker.pipeline.held import HELD as HELD
 from worker.pipeline.held import needing_attention as needing_attention  # its old home
 from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
