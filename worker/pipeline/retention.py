@@ -6,8 +6,8 @@ Run from beat as ``relay.retention``. Deleted past ``RELAY_RETENTION_DAYS``
 bodies kept for ``inbox replay``), refresh jobs ``done``, deliveries
 ``delivered`` / ``skipped``, and changes no delivery refers to any more.
 Failures are kept for ``RELAY_RETENTION_DEAD_DAYS`` (default 30) so that an
-operator can still look at them and replay: ``dead`` deliveries, ``failed`` inbox rows and jobs. Rows
-still in flight (pending, processing, working, sending, retrying) and held
+operator can still look at them and replay: ``dead`` deliveries, ``failed``
+inbox rows and jobs. Rows still in flight (pending, processing, working, sending, retrying) and held
 refresh jobs (an operator's attention) are never deleted, whatever their age.
 
 Small batches, each its own transaction, and no long lock: a batch selects up
