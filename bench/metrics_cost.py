@@ -23,11 +23,8 @@ Target (issue 13): a scrape under 50 ms at 10M rows. Not a test.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,7 +35,7 @@ from types import ModuleType
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="relay-bench-"))
 
 import redis  # noqa: E402
-from scratch import fresh_database  # noqa: E402
+from scratch import fresh_database, module_from_main  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
@@ -138,18 +135,7 @@ def explain(relay: Runtime) -> None:
 
 
 def old_health() -> ModuleType:
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", "main:web/health.py"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    path = Path(tempfile.mkdtemp()) / "old_health.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_health", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_health"] = module
-    spec.loader.exec_module(module)
-    return module
+    return module_from_main("web/health.py", "old_health")
 
 
 def counter_costs(increments: int = 20_000) -> None:
