@@ -7,8 +7,9 @@ bodies kept for ``inbox replay``), refresh jobs ``done``, deliveries
 ``delivered`` / ``skipped``, and changes no delivery refers to any more.
 Failures are kept for ``RELAY_RETENTION_DEAD_DAYS`` (default 30) so that an
 operator can still look at them and replay: ``dead`` deliveries, ``failed``
-inbox rows and jobs. Rows still in flight (pending, processing, working, sending, retrying) and held
-refresh jobs (an operator's attention) are never deleted, whatever their age.
+inbox rows and jobs. Rows still in flight (pending, processing, working,
+sending, retrying) and held refresh jobs (an operator's attention) are never
+deleted, whatever their age.
 
 Small batches, each its own transaction, and no long lock: a batch selects up
 to ``BATCH`` primary keys through an index (the status/time indexes of each
