@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from flask import Flask
@@ -30,4 +31,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     errors.init_app(app)
     receiver.init_app(app, runtime)
     health.init_app(app, runtime)
+    if settings.ops_enabled:  # imported only then: the receiver alone never loads it
+        importlib.import_module("web.ops").init_app(app, runtime)
     return app

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
-from worker import runtime
+from worker import celery_metrics, runtime
 from worker.config import ConfigError, Settings, load_settings
 from worker.dispatch import (
     EXPIRY_NOTICES,
@@ -94,6 +94,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 
 app = create_celery()
+celery_metrics.connect()
 
 
 @worker_process_init.connect

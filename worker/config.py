@@ -73,10 +73,19 @@ class Settings:
     # Sink health (``worker.pipeline.breaker``): this many consecutive failed attempts
     # pause a sink until a probe succeeds; 0 turns the breaker off.
     breaker_failures: int = 10
+    # The /ops dashboard (web.ops): off unless one of these is set.
+    ops_users: tuple[tuple[str, str], ...] = ()  # (user, werkzeug password hash)
+    ops_token: str = ""  # a Bearer token for scripts
+    # --- metrics: /metrics on a port of its own (worker.metrics_server) ---
+    metrics_port: int | None = None
 
     @property
     def embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def ops_enabled(self) -> bool:
+        return bool(self.ops_users or self.ops_token)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +158,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_private_urls=allow_private,
         templates_dir=_directory(env, "RELAY_TEMPLATES_DIR"),
         breaker_failures=_int(env, "RELAY_BREAKER_FAILURES", 10),
+        ops_users=_ops_users(env, "RELAY_OPS_USERS"),
+        ops_token=_ops_token(env, "RELAY_OPS_TOKEN"),
+        metrics_port=_port(env, "RELAY_METRICS_PORT"),
     )
 
 
@@ -341,3 +353,43 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+HASH_METHODS = ("scrypt:", "pbkdf2:")  # what werkzeug.security.generate_password_hash writes
+MIN_OPS_TOKEN = 24
+
+
+def _ops_users(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """``user:hash,user:hash``; a werkzeug hash holds colons itself, so the user
+    ends at the first one. A clear password where a hash belongs is refused."""
+    raw = _secret(env, name) or ""
+    users: dict[str, str] = {}
+    for pair in (part.strip() for part in raw.split(",") if part.strip()):
+        user, _, password_hash = pair.partition(":")
+        if not user.strip() or not password_hash.startswith(HASH_METHODS):
+            raise ConfigError(
+                f"{name} must be user:password-hash pairs (`loyalty-relay ops-password` "
+                f"prints a hash), got an entry for {user.strip()[:40] or 'no user'!r}"
+            )
+        if user.strip() in users:
+            raise ConfigError(f"{name}: user {user.strip()[:40]!r} is listed twice")
+        users[user.strip()] = password_hash
+    return tuple(users.items())
+
+
+def _ops_token(env: Mapping[str, str], name: str) -> str:
+    token = _secret(env, name) or ""
+    if token and len(token) < MIN_OPS_TOKEN:
+        raise ConfigError(
+            f"{name} must be at least {MIN_OPS_TOKEN} characters (e.g. `openssl rand -hex 32`)"
+        )
+    return token
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {env[name]!r}")
+    return port

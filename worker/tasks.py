@@ -34,7 +34,7 @@ def handle_event(inbox_id: int) -> None:
 
 @cache
 def _inbox_bell() -> dispatch.InboxBell:
-    return dispatch.inbox_bell(app, runtime.current().settings.broker_url)
+    return dispatch.inbox_bell(runtime.current().settings.broker_url)
 
 
 @shared_task(name=dispatch.DRAIN_INBOX, acks_late=True, soft_time_limit=120, time_limit=180)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker.cli.dashboard import ops_password
 from worker.cli.dev import demo, sandbox, trigger
 from worker.cli.kit import database_error, open_runtime
 from worker.cli.ops_deliveries import deliveries
@@ -75,7 +76,7 @@ def keygen(whsec: bool) -> None:
 
 for command in (run, sweep, stores, sinks, sandbox, trigger, demo, zid, hubspot, preview, privacy):
     main.add_command(command)
-for ops_command in (queues, deliveries, inbox, refresh):
+for ops_command in (queues, deliveries, inbox, refresh, ops_password):
     main.add_command(ops_command)
 for sink_command in (add_hubspot, add_klaviyo, add_email):
     add_sink.add_command(sink_command)

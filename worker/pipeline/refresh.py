@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, distinct, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, customers, quota
+from worker import backoff, customers, metrics, quota
 from worker.config import Settings
 from worker.errors import (
     NeedsReauthorization,
@@ -24,19 +24,20 @@ from worker.errors import (
     TransientError,
 )
 from worker.pipeline import outbox
+from worker.pipeline.held import HELD as HELD
+from worker.pipeline.held import needing_attention as needing_attention  # its old home
 from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
-from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
+from worker.storage.models import RefreshJob, Store, utcnow
 from worker.storage.upsert import insert_ignore, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
 log = logging.getLogger(__name__)
 
 PENDING, WORKING, RETRYING, DONE, FAILED = "pending", "working", "retrying", "done", "failed"
-HELD = "held"  # fetched, but with a points label we cannot interpret: nothing applied or sent
 SOON = "soon"
 MAX_ATTEMPTS = 8
 
@@ -119,6 +120,8 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
             return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
         _set(session, job_id, DONE, None)
+    if job.slot == SOON:  # settle re-checks wait on purpose: not a webhook's latency
+        metrics.refresh_finished(job.created_at)
     return deliveries
 
 
@@ -136,29 +139,6 @@ def end_for_store(session: Session, store_id: int, reason: str) -> int:
         .where(RefreshJob.store_id == store_id, RefreshJob.status.in_((PENDING, RETRYING)))
         .values(status=FAILED, last_error=reason[:500], finished_at=utcnow()),
     )
-
-
-def needing_attention(session: Session) -> dict[int, int]:
-    """Store id → customers whose latest refresh was held (unknown labels), for ops.
-
-    A customer stops needing attention once a later fetch of theirs is applied
-    (their snapshot's ``fetched_at`` is newer than the held job): a primary-key
-    lookup per held job, and held jobs are few.
-    """
-    snapshot = and_(
-        CustomerPoints.store_id == RefreshJob.store_id,
-        CustomerPoints.customer_id == RefreshJob.customer_id,
-    )
-    unresolved = or_(
-        CustomerPoints.fetched_at.is_(None), CustomerPoints.fetched_at < RefreshJob.finished_at
-    )
-    query = (
-        select(RefreshJob.store_id, func.count(distinct(RefreshJob.customer_id)))
-        .outerjoin(CustomerPoints, snapshot)
-        .where(RefreshJob.status == HELD, unresolved)
-        .group_by(RefreshJob.store_id)
-    )
-    return {store_id: count for store_id, count in session.execute(query)}
 
 
 class Reschedule(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from worker import dispatch
+from worker import dispatch, metrics
 from worker.pipeline import inbox, outbox, refresh
 from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
@@ -40,11 +40,13 @@ class Swept:
 def sweep(runtime: Runtime) -> Swept:
     cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_seconds)
     with runtime.transaction() as session:
-        return Swept(
+        swept = Swept(
             events=_events(session, cutoff, runtime.settings.store_wait_seconds),
             refreshes=_refreshes(session, cutoff),
             deliveries=_deliveries(session, cutoff),
         )
+    metrics.sweeper_ran()
+    return swept
 
 
 def _events(session: Session, cutoff: Any, store_wait: float) -> list[int]:
