@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 HANDLE_EVENT = "relay.handle_event"
 DRAIN_INBOX = "relay.drain_inbox"
 REFRESH_POINTS = "relay.refresh_points"
+REFRESH_MANY = "relay.refresh_many"
+DISPATCH = "relay.dispatch"
 DELIVER = "relay.deliver"
 DELIVER_MANY = "relay.deliver_many"
 SWEEP = "relay.sweep"
@@ -47,6 +50,8 @@ QUEUES = {
     HANDLE_EVENT: "events",
     DRAIN_INBOX: "events",
     REFRESH_POINTS: "refresh",
+    REFRESH_MANY: "refresh",
+    DISPATCH: "events",
     DELIVER: "deliveries",
     DELIVER_MANY: "deliveries",
     SWEEP: "events",
@@ -64,25 +69,19 @@ class BrokerUnavailable(Exception):
     """The doorbell could not be rung: what was stored waits for the sweeper."""
 
 
-def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -> None:
-    app.send_task(
-        name,
-        args=(row_id,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
-        retry=False,
-    )
+def enqueue(app: Celery, name: str, row_id: int | str) -> None:
+    """A row that is due now (never a countdown: later work waits in its table)."""
+    app.send_task(name, args=(row_id,), queue=QUEUES[name], retry=False)
 
 
-def enqueue_many(app: Celery, name: str, row_ids: list[str], countdown: float = 0.0) -> None:
-    """One message for a chunk of rows (the scheduler's thousands of deliveries)."""
-    app.send_task(
-        name,
-        args=(row_ids,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
-        retry=False,
-    )
+def enqueue_many(app: Celery, name: str, row_ids: Sequence[int | str]) -> None:
+    """One message for a chunk of rows that are due now (the dispatcher's batches)."""
+    app.send_task(name, args=(list(row_ids),), queue=QUEUES[name], retry=False)
+
+
+def request_dispatch(app: Celery) -> None:
+    """Ask for a ``relay.dispatch`` now (ops, the sweeper): rows made due are sent."""
+    app.send_task(DISPATCH, queue=QUEUES[DISPATCH], retry=False)
 
 
 class InboxBell(Protocol):
@@ -163,3 +162,45 @@ class RedisBell:
                 # The next command reconnects.
                 self._connection.disconnect()  # type: ignore[no-untyped-call]
                 raise redis.ConnectionError(str(exc)) from exc
+
+
+DISPATCH_BELL_KEY = "relay:dispatch:bell"
+DISPATCH_BELL_TTL_MS = 2_000
+
+
+class DispatchBell:
+    """Rings ``relay.dispatch`` for work due at once, at most one outstanding on Redis.
+
+    The same invariant as the inbox bell: a worker rings *after* committing the
+    rows that are due, and a dispatch clears the bell *before* it selects, so a
+    ring that finds the bell set is answered by a dispatch that sees those rows.
+    Work due later needs no ring: beat's tick finds it. A failed ring costs at
+    most one tick of latency (``RELAY_DISPATCH_INTERVAL_SECONDS``), never a row.
+    """
+
+    def __init__(self, celery: Celery, broker_url: str) -> None:
+        self._celery = celery
+        self._redis: redis.Redis | None = None
+        if broker_url.startswith(("redis://", "rediss://", "unix://")):
+            self._redis = redis.Redis.from_url(
+                broker_url, socket_connect_timeout=2, socket_timeout=5
+            )
+
+    def ring(self) -> None:
+        try:
+            if self._redis and not self._redis.set(
+                DISPATCH_BELL_KEY, b"1", nx=True, px=DISPATCH_BELL_TTL_MS
+            ):
+                return  # a dispatch is outstanding and has not cleared the bell yet
+            request_dispatch(self._celery)
+        except (redis.RedisError, KombuError, OSError) as exc:
+            self.answer()
+            log.warning("could not ring the dispatcher (%s); beat's next tick will", exc)
+
+    def answer(self) -> None:
+        if self._redis is None:
+            return
+        try:
+            self._redis.delete(DISPATCH_BELL_KEY)
+        except redis.RedisError:
+            log.warning("dispatch bell left set; it expires within 2 s")

@@ -1,5 +1,9 @@
 """The sweeper: finds rows whose doorbell was lost and rings again.
 
+Refresh jobs and deliveries are the dispatcher's (``worker.pipeline.dispatcher``),
+which hands out again any row whose message went missing once its lease ends;
+the sweeper puts back what a killed worker claimed and asks for a dispatch.
+
 Runs every ``RELAY_SWEEP_INTERVAL_SECONDS`` from beat. A row counts as lost
 when it has waited longer than ``RELAY_STALE_AFTER_SECONDS`` past its due time
 (a flushed Redis, a message dropped on the floor), or has been claimed that
@@ -140,9 +144,11 @@ def _release(session: Session, model: Any, claimed: str, back_to: str, cutoff: A
 
 
 def ring(app: Any, swept: Swept) -> None:
+    """Events are rung one by one; refresh jobs and deliveries hold their due time,
+    so one ``relay.dispatch`` hands them out (within each store's budget)."""
     _ring_all(app, dispatch.HANDLE_EVENT, swept.events)
-    _ring_all(app, dispatch.REFRESH_POINTS, swept.refreshes)
-    _ring_all(app, dispatch.DELIVER, swept.deliveries)
+    if swept.refreshes or swept.deliveries:
+        dispatch.request_dispatch(app)
 
 
 def _ring_all(app: Any, name: str, ids: Iterable[int | str]) -> None:
