@@ -205,15 +205,8 @@ def _hand_out_jobs(
         .limit(count)
         .with_for_update(skip_locked=True)
     )
-    marked = session.execute(
-        update(job)
-        .where(job.id.in_(chosen), due)
-        .values(dispatched_at=now)
-        .returning(job.id, job.slot, job.created_at)
-        .execution_options(synchronize_session=False)
-    ).all()
-    ordered = sorted(marked, key=lambda row: (refresh.rank(row[1]), row[2], row[0]))
-    return [row[0] for row in ordered]
+    ids = list(session.scalars(chosen))
+    return _mark(session, job, job.id, ids, due, {"dispatched_at": now})
 
 
 def _hand_out_deliveries(session: Session, now: datetime, lease: datetime) -> list[str]:
@@ -230,14 +223,35 @@ def _hand_out_deliveries(session: Session, now: datetime, lease: datetime) -> li
         .limit(DELIVERY_BATCH)
         .with_for_update(skip_locked=True)
     )
-    marked = session.execute(
-        update(row)
-        .where(row.id.in_(chosen), due)
-        .values(dispatched_at=now, deferred=False)
-        .returning(row.id, row.next_attempt_at)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return [delivery_id for delivery_id, _ in sorted(marked, key=lambda pair: pair[1])]
+    ids = list(session.scalars(chosen))
+    return _mark(session, row, row.id, ids, due, {"dispatched_at": now, "deferred": False})
+
+
+def _mark(
+    session: Session,
+    model: Any,
+    key: Any,
+    ids: list[Any],
+    due: ColumnElement[bool],
+    values: dict[str, Any],
+) -> list[Any]:
+    """The rows of ``ids`` (in that order) this run marked, re-checked as it marks them.
+
+    Selected first, then marked by id: a locking sub-select inside the UPDATE may be
+    re-run by PostgreSQL and see rows this very statement changed.
+    """
+    if not ids:
+        return []
+    marked = set(
+        session.scalars(
+            update(model)
+            .where(key.in_(ids), due)
+            .values(**values)
+            .returning(key)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return [row_id for row_id in ids if row_id in marked]
 
 
 def _chunks(ids: Sequence[Any], size: int) -> list[list[Any]]:

@@ -75,11 +75,6 @@ def priority() -> ColumnElement[int]:
     return case((RefreshJob.slot == SOON, 0), (RefreshJob.slot.startswith(SETTLE), 1), else_=2)
 
 
-def rank(slot: str) -> int:
-    """``priority()`` of one slot, for ordering rows already read."""
-    return 0 if slot == SOON else 1 if slot.startswith(SETTLE) else 2
-
-
 def answered(slot: str, due_at: datetime, fetched_at: datetime | None) -> bool:
     """A re-check whose question a fetch begun at ``fetched_at`` already answered."""
     return slot != SOON and fetched_at is not None and fetched_at >= due_at
