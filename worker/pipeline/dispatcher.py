@@ -10,9 +10,10 @@ rings for one straight away (``worker.dispatch.DispatchBell``). Each run:
    (``refresh.end_answered``), without spending any budget on them;
 2. hands each store with due jobs at most what its API budget has room for
    (``quota.headroom`` in refreshes, less the jobs handed out and not finished),
-   first refreshes first (``refresh.priority``), by arrival among equals; a hot
-   store's backlog stays in its table, so other stores' jobs never queue behind
-   it and no worker sleeps on its budget;
+   first refreshes first (``refresh.priority``), by arrival among equals; a
+   re-check whose customer still has a first refresh coming waits for it (that
+   fetch will answer it). A hot store's backlog stays in its table, so other
+   stores' jobs never queue behind it and no worker sleeps on its budget;
 3. hands out due deliveries, oldest first;
 
 publishing one message per chunk of ids, all in bounded batches.
@@ -35,8 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from worker import quota
 from worker.config import Settings
@@ -200,13 +201,25 @@ def _hand_out_jobs(
     )
     chosen = (
         select(job.id)
-        .where(due)
+        .where(due, or_(job.slot == refresh.SOON, ~_first_refresh_waiting()))
         .order_by(refresh.priority(), job.created_at, job.id)
         .limit(count)
         .with_for_update(skip_locked=True)
     )
     ids = list(session.scalars(chosen))
     return _mark(session, job, job.id, ids, due, {"dispatched_at": now})
+
+
+def _first_refresh_waiting() -> ColumnElement[bool]:
+    """The job's customer still has a first refresh to come: a re-check waits for it,
+    since that fetch will be later than the re-check's due time and answer it."""
+    first = aliased(RefreshJob)
+    return exists().where(
+        first.store_id == RefreshJob.store_id,
+        first.customer_id == RefreshJob.customer_id,
+        first.slot == refresh.SOON,
+        first.status.in_((*refresh.WAITING, refresh.WORKING)),
+    )
 
 
 def _hand_out_deliveries(session: Session, now: datetime, lease: datetime) -> list[str]:

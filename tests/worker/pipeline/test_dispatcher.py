@@ -229,3 +229,14 @@ def test_stores_list_shows_each_stores_backlog_and_drain_time(
     assert "BACKLOG" in listing.output and "DRAINS IN" in listing.output
     assert " 45 " in lines["salla:111"] and "2 min" in lines["salla:111"]  # 45 at 22.5/min
     assert " 0 " in lines["salla:222"]
+
+
+def test_a_re_check_waits_for_its_customers_first_refresh(runtime: Runtime) -> None:
+    store = add_salla_store(runtime)
+    first = job(runtime, store, "c1", refresh.SOON, due_at=NOW + timedelta(minutes=5))
+    check = job(runtime, store, "c1", "settle1")  # due, but c1's first fetch is still to come
+    other = job(runtime, store, "c2", "settle1")
+    assert run(runtime).refreshes == [[other]]
+    with runtime.transaction() as session:
+        session.get_one(RefreshJob, first).status = refresh.FAILED  # no fetch is coming now
+    assert run(runtime).refreshes == [[check]]
