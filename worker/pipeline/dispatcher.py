@@ -48,8 +48,13 @@ from worker.platforms.base import Platform
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, RefreshJob, Store
 
-STORE_BATCH = 50  # refresh jobs one store is handed per run, however large its budget
-REFRESH_CHUNK = 10  # refresh jobs per relay.refresh_many message (always one store's)
+# Refresh jobs one store may have handed out and unfinished at once, however large its
+# budget: what another store's job can find ahead of it in the refresh queue.
+STORE_IN_FLIGHT = 20
+# Jobs per relay.refresh_many message: one, so that a worker slot is never held for
+# several of a hot store's fetches while another store's job waits (a message costs
+# about a millisecond, a fetch tens).
+REFRESH_CHUNK = 1
 DELIVERY_BATCH = 500  # deliveries handed out per run
 DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message
 
@@ -163,11 +168,10 @@ def _refreshes(
     for store_id, (_, _, due, in_flight) in counts.items():
         handed.answered += refresh.end_answered(session, store_id, now)
         room = _room(session, platforms.get(stores.get(store_id, "")), store_id, now)
-        wanted = min(STORE_BATCH, room - in_flight)
+        wanted = min(room, STORE_IN_FLIGHT) - in_flight
         if wanted > 0:
             ids = _hand_out_jobs(session, store_id, wanted, now, lease)
             handed.refreshes += _chunks(ids, REFRESH_CHUNK)
-            handed.more = handed.more or (wanted == STORE_BATCH and due > len(ids))
     return handed
 
 
@@ -181,7 +185,7 @@ def _platforms_of(session: Session, store_ids: list[int]) -> dict[int, str]:
 def _room(session: Session, platform: Platform | None, store_id: int, now: datetime) -> int:
     """Refreshes the store's tightest budget has tokens for right now."""
     if platform is None or not platform.quotas:
-        return STORE_BATCH
+        return STORE_IN_FLIGHT
     tokens = min(
         quota.headroom(session, f"store:{store_id}:{bucket}", limit, window, now)
         for bucket, (limit, window) in platform.quotas.items()

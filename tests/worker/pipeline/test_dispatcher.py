@@ -64,6 +64,11 @@ def run(runtime: Runtime, published: Published | None = None) -> dispatcher.Hand
     return dispatcher.run(runtime, platforms, datetime.now(UTC), published or Published())
 
 
+def handed_jobs(runtime: Runtime) -> list[int]:
+    """The refresh jobs one run handed out, in the order it published them."""
+    return [job_id for chunk in run(runtime).refreshes for job_id in chunk]
+
+
 def status(runtime: Runtime, job_id: int) -> tuple[str, str | None]:
     with runtime.sessions() as session:
         row = session.get_one(RefreshJob, job_id)
@@ -82,13 +87,13 @@ def test_it_hands_out_first_refreshes_before_re_checks_within_the_budget(
     settle2 = job(runtime, store, "d", "settle2", created_at=NOW - 7 * minute)
     job(runtime, store, "e", refresh.SOON, due_at=NOW + timedelta(minutes=5))  # not due
     budget(runtime, store, tokens=6)  # three refreshes of two calls
-    assert run(runtime).refreshes == [[early, late, settle1]]
-    assert run(runtime).refreshes == []  # those three are still in flight
+    assert handed_jobs(runtime) == [early, late, settle1]
+    assert handed_jobs(runtime) == []  # those three are still in flight
     with runtime.transaction() as session:
         for row in session.scalars(select(RefreshJob).where(RefreshJob.dispatched_at.is_not(None))):
             row.status = refresh.DONE
     budget(runtime, store, tokens=50)
-    assert run(runtime).refreshes == [[settle2, reconcile]]
+    assert handed_jobs(runtime) == [settle2, reconcile]
 
 
 def test_it_hands_a_quiet_store_its_job_while_a_hot_store_is_over_budget(
@@ -99,9 +104,9 @@ def test_it_hands_a_quiet_store_its_job_while_a_hot_store_is_over_budget(
         job(runtime, hot, f"hot-{n}")
     waiting = job(runtime, quiet, "quiet-1")
     budget(runtime, hot, tokens=0)
-    assert run(runtime).refreshes == [[waiting]]
+    assert handed_jobs(runtime) == [waiting]
     budget(runtime, hot, tokens=40, blocked_until=NOW + timedelta(minutes=5))  # a 429
-    assert run(runtime).refreshes == []
+    assert handed_jobs(runtime) == []
     with runtime.sessions() as session:
         backlog = dispatcher.backlog_by_store(session, runtime.settings, NOW)
     assert backlog[hot.id].due == 30 and backlog[quiet.id].in_flight == 1
@@ -129,7 +134,7 @@ def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runti
         runtime, store, "fetched-late", refresh.SOON, due_at=fetched - timedelta(seconds=50)
     )
     handed = run(runtime)
-    assert handed.answered == 1 and handed.refreshes == [[first, open_check]]
+    assert handed.answered == 1 and handed.refreshes == [[first], [open_check]]
     assert status(runtime, answered) == ("done", refresh.ALREADY_FETCHED)
     with runtime.transaction() as session:  # a fetch that lands after the hand-out counts too
         session.get_one(CustomerPoints, (store.id, "fetched-early")).fetched_at = NOW
@@ -141,28 +146,30 @@ def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runti
 def test_it_hands_out_what_a_flushed_broker_lost_once_the_lease_ends(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
     later = job(runtime, store, "later", due_at=NOW + timedelta(hours=1))
-    assert run(runtime).refreshes == []  # nothing for the broker to hold meanwhile
+    assert handed_jobs(runtime) == []  # nothing for the broker to hold meanwhile
     with runtime.transaction() as session:
         session.get_one(RefreshJob, later).due_at = datetime.now(UTC)  # the hour has passed
-    assert run(runtime).refreshes == [[later]]
-    assert run(runtime).refreshes == []  # handed out: not again within the lease
+    assert handed_jobs(runtime) == [later]
+    assert handed_jobs(runtime) == []  # handed out: not again within the lease
     expired = dataclasses.replace(
         runtime, settings=dataclasses.replace(runtime.settings, stale_after_seconds=0)
     )
-    assert run(expired).refreshes == [[later]]  # its message never arrived: again
+    assert [j for c in run(expired).refreshes for j in c] == [
+        later
+    ]  # its message never arrived: again
 
 
 def test_it_hands_out_a_retry_when_its_new_time_comes(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
     job_id = job(runtime, store, "c1")
-    assert run(runtime).refreshes == [[job_id]]
+    assert handed_jobs(runtime) == [job_id]
     with runtime.transaction() as session:  # claimed, then told to come back (a 429)
         row = session.get_one(RefreshJob, job_id)
         row.status, row.due_at = refresh.RETRYING, datetime.now(UTC) + timedelta(seconds=1)
-    assert run(runtime).refreshes == []
+    assert handed_jobs(runtime) == []
     with runtime.transaction() as session:
         session.get_one(RefreshJob, job_id).due_at = datetime.now(UTC)
-    assert run(runtime).refreshes == [[job_id]]
+    assert handed_jobs(runtime) == [job_id]
 
 
 def deliveries(runtime: Runtime, store: Store, count: int, due: datetime) -> list[str]:
@@ -195,8 +202,9 @@ def test_it_hands_out_due_deliveries_in_chunks_and_later_ones_when_due(runtime: 
 def test_two_dispatchers_at_once_hand_out_each_row_once(runtime: Runtime) -> None:
     lifted = dataclasses.replace(runtime.settings, salla_quota=(1_000_000, 600.0))
     runtime = dataclasses.replace(runtime, settings=lifted)
-    jobs = [job(runtime, store, f"c{n}") for store in
-            [add_salla_store(runtime, str(900 + s)) for s in range(4)] for n in range(60)]  # fmt: skip
+    stores = [add_salla_store(runtime, str(900 + n)) for n in range(8)]
+    per_store = dispatcher.STORE_IN_FLIGHT  # all of them can be in flight at once
+    jobs = [job(runtime, store, f"c{n}") for store in stores for n in range(per_store)]
     due = deliveries(runtime, add_salla_store(runtime, "999"), 700, NOW - timedelta(seconds=1))
     published, start = Published(), threading.Barrier(4)
 
@@ -236,7 +244,7 @@ def test_a_re_check_waits_for_its_customers_first_refresh(runtime: Runtime) -> N
     first = job(runtime, store, "c1", refresh.SOON, due_at=NOW + timedelta(minutes=5))
     check = job(runtime, store, "c1", "settle1")  # due, but c1's first fetch is still to come
     other = job(runtime, store, "c2", "settle1")
-    assert run(runtime).refreshes == [[other]]
+    assert handed_jobs(runtime) == [other]
     with runtime.transaction() as session:
         session.get_one(RefreshJob, first).status = refresh.FAILED  # no fetch is coming now
-    assert run(runtime).refreshes == [[check]]
+    assert handed_jobs(runtime) == [check]
