@@ -165,7 +165,7 @@ def _refreshes(
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
-    for store_id, (_, _, due, in_flight) in counts.items():
+    for store_id, (_, _, _, in_flight) in counts.items():
         handed.answered += refresh.end_answered(session, store_id, now)
         room = _room(session, platforms.get(stores.get(store_id, "")), store_id, now)
         wanted = min(room, STORE_IN_FLIGHT) - in_flight

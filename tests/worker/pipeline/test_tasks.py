@@ -240,7 +240,8 @@ def test_it_reschedules_a_refresh_the_platform_holds_in_its_row(world: World) ->
 def test_it_dispatches_a_burst_without_a_single_countdown(world: World) -> None:
     now = datetime.now(UTC)
     for n in range(20):
-        world.salla.set_entries(MERCHANT, str(3000 + n), [points_entry(50 + n, created=now, expiry=None)])
+        entry = points_entry(50 + n, created=now, expiry=None)
+        world.salla.set_entries(MERCHANT, str(3000 + n), [entry])
         world.post("order.created", id=9000 + n, customer={"id": 3000 + n})
     tasks.drain_inbox()
     for job in all_rows(world.runtime, RefreshJob):
