@@ -69,9 +69,11 @@ class BrokerUnavailable(Exception):
     """The doorbell could not be rung: what was stored waits for the sweeper."""
 
 
-def enqueue(app: Celery, name: str, row_id: int | str) -> None:
-    """A row that is due now (never a countdown: later work waits in its table)."""
-    app.send_task(name, args=(row_id,), queue=QUEUES[name], retry=False)
+def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -> None:
+    """Publish a row that is due now. One due later (``countdown`` > 0) is not
+    published: its row holds the time, and the dispatcher hands it out then."""
+    if countdown <= 0:
+        app.send_task(name, args=(row_id,), queue=QUEUES[name], retry=False)
 
 
 def enqueue_many(app: Celery, name: str, row_ids: Sequence[int | str]) -> None:

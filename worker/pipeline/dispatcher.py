@@ -50,7 +50,7 @@ from worker.storage.models import Delivery, RefreshJob, Store
 
 # Refresh jobs one store may have handed out and unfinished at once, however large its
 # budget: what another store's job can find ahead of it in the refresh queue.
-STORE_IN_FLIGHT = 20
+STORE_IN_FLIGHT = 10
 # Jobs per relay.refresh_many message: one, so that a worker slot is never held for
 # several of a hot store's fetches while another store's job waits (a message costs
 # about a millisecond, a fetch tens).

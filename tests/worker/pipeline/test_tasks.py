@@ -266,3 +266,12 @@ def test_it_sweeps_a_stuck_event_back_onto_its_queue(world: World) -> None:
         )
     assert tasks.sweep() == 1
     assert world.take("events") == [Message(dispatch.HANDLE_EVENT, inbox_id, None)]
+
+
+def test_a_flushed_broker_loses_no_timing(world: World) -> None:
+    world.post()
+    tasks.drain_inbox()
+    world.broker.delete("events", "refresh", "deliveries")  # Redis flushed meanwhile
+    [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
+    _make_due(world, first)  # the debounce is over: the row alone knew when
+    assert _dispatched(world) == [Message(dispatch.REFRESH_MANY, [first], None)]
