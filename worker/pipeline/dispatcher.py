@@ -49,8 +49,10 @@ from worker.runtime import Runtime
 from worker.storage.models import Delivery, RefreshJob, Store
 
 # Refresh jobs one store may have handed out and unfinished at once, however large its
-# budget: what another store's job can find ahead of it in the refresh queue.
+# budget, and of those how many may wait in the broker unclaimed: what another store's
+# job can find ahead of it in the refresh queue is at most QUEUED_PER_STORE per store.
 STORE_IN_FLIGHT = 10
+QUEUED_PER_STORE = 4
 # Jobs per relay.refresh_many message: one, so that a worker slot is never held for
 # several of a hot store's fetches while another store's job waits (a message costs
 # about a millisecond, a fetch tens).
@@ -117,8 +119,10 @@ def backlog_by_store(session: Session, settings: Settings, now: datetime) -> dic
     platforms = build_platforms(settings)
     stores = _platforms_of(session, [row[0] for row in rows])
     return {
-        store_id: Backlog(store_id, waiting, due, in_flight, _pace(platforms.get(stores[store_id])))
-        for store_id, waiting, due, in_flight in rows
+        store_id: Backlog(
+            store_id, waiting, due, queued + working, _pace(platforms.get(stores[store_id]))
+        )
+        for store_id, waiting, due, queued, working in rows
         if store_id in stores
     }
 
@@ -140,19 +144,18 @@ def _handed(dispatched_at: Any, due: Any, lease: datetime) -> ColumnElement[bool
 
 
 def _counts(now: datetime, lease: datetime) -> Any:
-    """Per store: waiting, due-and-not-handed-out, in flight."""
+    """Per store: waiting, due-and-not-handed-out, handed out (queued), being fetched."""
     job = RefreshJob
     waiting = job.status.in_(refresh.WAITING)
     due = and_(waiting, job.due_at <= now, _undispatched(job.dispatched_at, job.due_at, lease))
-    in_flight = or_(
-        job.status == refresh.WORKING, and_(waiting, _handed(job.dispatched_at, job.due_at, lease))
-    )
+    queued = and_(waiting, _handed(job.dispatched_at, job.due_at, lease))
     return (
         select(
             job.store_id,
             func.sum(case((waiting, 1), else_=0)),
             func.sum(case((due, 1), else_=0)),
-            func.sum(case((in_flight, 1), else_=0)),
+            func.sum(case((queued, 1), else_=0)),
+            func.sum(case((job.status == refresh.WORKING, 1), else_=0)),
         )
         .where(job.status.in_((*refresh.WAITING, refresh.WORKING)))
         .group_by(job.store_id)
@@ -165,10 +168,10 @@ def _refreshes(
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
-    for store_id, (_, _, _, in_flight) in counts.items():
+    for store_id, (_, _, _, queued, working) in counts.items():
         handed.answered += refresh.end_answered(session, store_id, now)
         room = _room(session, platforms.get(stores.get(store_id, "")), store_id, now)
-        wanted = min(room, STORE_IN_FLIGHT) - in_flight
+        wanted = min(min(room, STORE_IN_FLIGHT) - queued - working, QUEUED_PER_STORE - queued)
         if wanted > 0:
             ids = _hand_out_jobs(session, store_id, wanted, now, lease)
             handed.refreshes += _chunks(ids, REFRESH_CHUNK)

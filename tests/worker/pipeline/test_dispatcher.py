@@ -203,7 +203,7 @@ def test_two_dispatchers_at_once_hand_out_each_row_once(runtime: Runtime) -> Non
     lifted = dataclasses.replace(runtime.settings, salla_quota=(1_000_000, 600.0))
     runtime = dataclasses.replace(runtime, settings=lifted)
     stores = [add_salla_store(runtime, str(900 + n)) for n in range(8)]
-    per_store = dispatcher.STORE_IN_FLIGHT  # all of them can be in flight at once
+    per_store = dispatcher.QUEUED_PER_STORE  # all of them can be handed out at once
     jobs = [job(runtime, store, f"c{n}") for store in stores for n in range(per_store)]
     due = deliveries(runtime, add_salla_store(runtime, "999"), 700, NOW - timedelta(seconds=1))
     published, start = Published(), threading.Barrier(4)
@@ -248,3 +248,18 @@ def test_a_re_check_waits_for_its_customers_first_refresh(runtime: Runtime) -> N
     with runtime.transaction() as session:
         session.get_one(RefreshJob, first).status = refresh.FAILED  # no fetch is coming now
     assert handed_jobs(runtime) == [check]
+
+
+def test_a_store_keeps_only_a_few_jobs_waiting_in_the_broker(runtime: Runtime) -> None:
+    lifted = dataclasses.replace(runtime.settings, salla_quota=(1_000_000, 600.0))
+    runtime = dataclasses.replace(runtime, settings=lifted)
+    store = add_salla_store(runtime)
+    for n in range(30):
+        job(runtime, store, f"c{n}", created_at=NOW - timedelta(seconds=60 - n))
+    first = handed_jobs(runtime)
+    assert len(first) == dispatcher.QUEUED_PER_STORE
+    assert handed_jobs(runtime) == []  # none of them claimed yet
+    with runtime.transaction() as session:
+        for job_id in first[:2]:  # two workers took theirs
+            session.get_one(RefreshJob, job_id).status = refresh.WORKING
+    assert len(handed_jobs(runtime)) == 2
