@@ -167,7 +167,9 @@ class RedisBell:
 
 
 DISPATCH_BELL_KEY = "relay:dispatch:bell"
-DISPATCH_BELL_TTL_MS = 2_000
+# Long, like the inbox bell's: while a dispatch is outstanding, rings add nothing to the
+# queue however slow the workers are; a lost one costs at most beat's next tick.
+DISPATCH_BELL_TTL_MS = 30_000
 
 
 class DispatchBell:
@@ -205,4 +207,4 @@ class DispatchBell:
         try:
             self._redis.delete(DISPATCH_BELL_KEY)
         except redis.RedisError:
-            log.warning("dispatch bell left set; it expires within 2 s")
+            log.warning("dispatch bell left set; beat's ticks dispatch until it expires")
