@@ -81,9 +81,10 @@ def enqueue_many(app: Celery, name: str, row_ids: Sequence[int | str]) -> None:
     app.send_task(name, args=(list(row_ids),), queue=QUEUES[name], retry=False)
 
 
-def request_dispatch(app: Celery) -> None:
-    """Ask for a ``relay.dispatch`` now (ops, the sweeper): rows made due are sent."""
-    app.send_task(DISPATCH, queue=QUEUES[DISPATCH], retry=False)
+def request_dispatch(app: Celery, *, rung: bool = False) -> None:
+    """Ask for a ``relay.dispatch`` now (ops, the sweeper): rows made due are sent.
+    ``rung``: the bell's own, which clears the bell (``DispatchBell``)."""
+    app.send_task(DISPATCH, kwargs={"rung": rung}, queue=QUEUES[DISPATCH], retry=False)
 
 
 class InboxBell(Protocol):
@@ -176,9 +177,11 @@ class DispatchBell:
     """Rings ``relay.dispatch`` for work due at once, at most one outstanding on Redis.
 
     The same invariant as the inbox bell: a worker rings *after* committing the
-    rows that are due, and a dispatch clears the bell *before* it selects, so a
-    ring that finds the bell set is answered by a dispatch that sees those rows.
-    Work due later needs no ring: beat's tick finds it. A failed ring costs at
+    rows that are due, and the dispatch the bell sent clears it *before* it
+    selects, so a ring that finds the bell set is answered by a dispatch that
+    sees those rows. Beat's ticks leave the bell alone: were they to clear it,
+    every tick would let one more rung dispatch into the queue behind the one
+    still waiting there. Work due later needs no ring: beat's tick finds it. A failed ring costs at
     most one tick of latency (``RELAY_DISPATCH_INTERVAL_SECONDS``), never a row.
     """
 
@@ -196,7 +199,7 @@ class DispatchBell:
                 DISPATCH_BELL_KEY, b"1", nx=True, px=DISPATCH_BELL_TTL_MS
             ):
                 return  # a dispatch is outstanding and has not cleared the bell yet
-            request_dispatch(self._celery)
+            request_dispatch(self._celery, rung=True)
         except (redis.RedisError, KombuError, OSError) as exc:
             self.answer()
             log.warning("could not ring the dispatcher (%s); beat's next tick will", exc)

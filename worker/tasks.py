@@ -67,13 +67,15 @@ def _dispatch_bell() -> dispatch.DispatchBell:
 
 
 @shared_task(name=dispatch.DISPATCH, acks_late=True, soft_time_limit=30, time_limit=60)
-def dispatch_due() -> int:
+def dispatch_due(rung: bool = False) -> int:
     """Hand out due refresh jobs and deliveries (``worker.pipeline.dispatcher``).
 
-    The bell is cleared before selecting; a full batch rings again at once.
+    The bell's own dispatch (``rung``) clears it before selecting; a full batch
+    rings again at once.
     """
     bell = _dispatch_bell()
-    bell.answer()
+    if rung:
+        bell.answer()
     handed = dispatcher.run(runtime.current(), _platforms(), utcnow(), _publish)
     if handed.more:
         bell.ring()

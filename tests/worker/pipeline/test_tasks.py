@@ -275,3 +275,16 @@ def test_a_flushed_broker_loses_no_timing(world: World) -> None:
     [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
     _make_due(world, first)  # the debounce is over: the row alone knew when
     assert _dispatched(world) == [Message(dispatch.REFRESH_MANY, [first], None)]
+
+
+def test_only_the_rung_dispatch_clears_the_dispatch_bell(world: World) -> None:
+    tasks.ring_dispatcher()
+    tasks.ring_dispatcher()  # the bell is set: nothing more is queued
+    [rung] = world.take("events")
+    assert rung.task == dispatch.DISPATCH and world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.dispatch_due()  # beat's tick: the rung one is still on its way
+    assert world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.dispatch_due(rung=True)
+    assert not world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.ring_dispatcher()
+    assert [m.task for m in world.take("events")] == [dispatch.DISPATCH]
