@@ -93,7 +93,7 @@ def refresh_points(job_id: int) -> None:
         deliveries = refresh.run(runtime.current(), _platforms(), job_id)
     except refresh.Reschedule:
         return
-    _ring_if_due(deliveries)
+    _send_due(deliveries)
 
 
 @shared_task(name=dispatch.REFRESH_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
@@ -107,7 +107,7 @@ def refresh_many(job_ids: list[int]) -> None:
 @shared_task(name=dispatch.DELIVER, acks_late=True, soft_time_limit=45, time_limit=60)
 def deliver(delivery_id: str) -> None:
     """One delivery; a retry waits in its row (``next_attempt_at``)."""
-    _ring_if_due(outbox.deliver(runtime.current(), delivery_id))
+    _send_due(outbox.deliver(runtime.current(), delivery_id))
 
 
 @shared_task(name=dispatch.SWEEP, acks_late=True, soft_time_limit=60, time_limit=90)
@@ -169,6 +169,13 @@ def refresh_tokens() -> int:
 def _enqueue_refreshes(due: Sequence[refresh.Due]) -> None:
     """Jobs just committed: the dispatcher hands them out within their store's budget."""
     _ring_if_due(due)
+
+
+def _send_due(due: Sequence[outbox.Due]) -> None:
+    """Deliveries due now go at once (marked as the dispatcher marks them)."""
+    now = [item.delivery_id for item in due if item.countdown <= 0]
+    if now:
+        dispatcher.hand_out_deliveries_now(runtime.current(), now, utcnow(), _publish)
 
 
 def _ring_if_due(due: Sequence[refresh.Due | outbox.Due]) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, aliased
 
 from worker import quota
 from worker.config import Settings
+from worker.dispatch import DELIVER_MANY, REFRESH_MANY
 from worker.pipeline import outbox, refresh
 from worker.pipeline.schedule import CALLS_PER_REFRESH
 from worker.platforms import build_platforms
@@ -229,13 +230,34 @@ def _first_refresh_waiting() -> ColumnElement[bool]:
     )
 
 
-def _hand_out_deliveries(session: Session, now: datetime, lease: datetime) -> list[str]:
+def hand_out_deliveries_now(
+    runtime: Runtime, delivery_ids: Sequence[str], now: datetime, publish: Publish
+) -> list[str]:
+    """Deliveries their creator just committed as due now, handed out at once rather
+    than through a dispatch (one hop less for a webhook sink's update). Marked as
+    ``run`` marks them, so of the two only one ever publishes a row."""
+    lease = now - timedelta(seconds=runtime.settings.stale_after_seconds)
+    with runtime.transaction() as session:
+        values = {"dispatched_at": now, "deferred": False}
+        due = _due_delivery(now, lease)
+        ids = _mark(session, Delivery, Delivery.id, list(delivery_ids), due, values)
+        for chunk in _chunks(ids, DELIVER_CHUNK):
+            publish(DELIVER_MANY, chunk)
+    return ids
+
+
+def _due_delivery(now: datetime, lease: datetime) -> ColumnElement[bool]:
     row = Delivery
-    due = and_(
+    return and_(
         row.status.in_((outbox.PENDING, outbox.RETRYING)),
         row.next_attempt_at <= now,
         _undispatched(row.dispatched_at, row.next_attempt_at, lease),
     )
+
+
+def _hand_out_deliveries(session: Session, now: datetime, lease: datetime) -> list[str]:
+    row = Delivery
+    due = _due_delivery(now, lease)
     chosen = (
         select(row.id)
         .where(due)
@@ -279,8 +301,6 @@ def _chunks(ids: Sequence[Any], size: int) -> list[list[Any]]:
 
 
 def _publish(handed: Handed, publish: Publish) -> None:
-    from worker.dispatch import DELIVER_MANY, REFRESH_MANY  # the names only
-
     for chunk in handed.refreshes:
         publish(REFRESH_MANY, chunk)
     for deliveries in _chunks(handed.deliveries, DELIVER_CHUNK):
