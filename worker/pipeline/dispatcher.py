@@ -59,6 +59,7 @@ QUEUED_PER_STORE = 4
 # about a millisecond, a fetch tens).
 REFRESH_CHUNK = 1
 DELIVERY_BATCH = 500  # deliveries handed out per run
+DISPATCH_LOCK = 0x72656C6179  # the advisory lock one run holds ("relay")
 DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message
 
 Publish = Callable[[str, Sequence[int | str]], None]
@@ -102,11 +103,22 @@ def run(
     broker that refuses the message leaves them unmarked for the next run."""
     lease = now - timedelta(seconds=runtime.settings.stale_after_seconds)
     with runtime.transaction() as session:
+        if not _only_dispatcher(session):
+            return Handed()  # another run is at it now and sees the same rows
         handed = _refreshes(session, platforms, now, lease)
         handed.deliveries = _hand_out_deliveries(session, now, lease)
         handed.more = handed.more or len(handed.deliveries) == DELIVERY_BATCH
         _publish(handed, publish)
     return handed
+
+
+def _only_dispatcher(session: Session) -> bool:
+    """One run at a time, so that each store's caps hold across runs (a beat tick and a
+    rung dispatch would otherwise both hand a store its share). PostgreSQL: a lock held
+    until the transaction ends; SQLite's transactions already run one at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))))
 
 
 def backlog_by_store(session: Session, settings: Settings, now: datetime) -> dict[int, Backlog]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -263,3 +264,13 @@ def test_a_store_keeps_only_a_few_jobs_waiting_in_the_broker(runtime: Runtime) -
         for job_id in first[:2]:  # two workers took theirs
             session.get_one(RefreshJob, job_id).status = refresh.WORKING
     assert len(handed_jobs(runtime)) == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_run_leaves_the_rows_to_the_run_in_progress(runtime: Runtime) -> None:
+    job_id = job(runtime, add_salla_store(runtime), "c1")
+    url = runtime.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as other:  # another dispatcher is running
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (dispatcher.DISPATCH_LOCK,))
+        assert handed_jobs(runtime) == []
+    assert handed_jobs(runtime) == [job_id]
