@@ -120,7 +120,7 @@ class Broker:
         client.close()
 
 
-def _has_eta(raw: bytes) -> bool:
+def _has_eta(raw: bytes | str) -> bool:
     document = json.loads(raw)
     message = document[0] if isinstance(document, list) else document  # unacked: [msg, …]
     return bool(message.get("headers", {}).get("eta"))
@@ -317,7 +317,9 @@ def fetched(job: RefreshJob) -> bool:
     return job.claimed_at is not None and job.last_error != refresh.ALREADY_FETCHED
 
 
-def report(args: argparse.Namespace, world: World, broker: Broker, latencies: list[Any]) -> None:
+def report(
+    args: argparse.Namespace, world: World, broker: Broker, latencies: list[float | None]
+) -> None:
     rows = jobs(world.runtime, HOT)
     window = WINDOW / args.time_scale
     print(f"\nhot store: {args.customers} customers, quota {LIMIT}/{window:g} s (500 per 10 min "
@@ -373,6 +375,20 @@ def fetches_line(rows: list[RefreshJob], salla: SallaSandboxState, customers: in
     )
 
 
+def backlog_and_probes(args: argparse.Namespace, world: World) -> list[float | None]:
+    """The burst, the quiet store's webhooks during its backlog, then the drain."""
+    progress(f"posting {args.customers} order webhooks for the hot store")
+    progress(f"burst sent in {burst(world.port, args.customers):.1f} s")
+    latencies = []
+    for n in range(args.quiet_probes):
+        time.sleep(30)  # the inbox has drained; the hot store's refreshes have not
+        latencies.append(quiet_latency(world, n))
+        progress(f"quiet store probe {n + 1}: {latencies[-1]}")
+    expected = args.customers / (quota.shape(LIMIT, WINDOW / args.time_scale)[1] / 2)
+    wait_for_drain(world.runtime, time.monotonic() + expected * 2 + 300)
+    return latencies
+
+
 def run(args: argparse.Namespace) -> None:
     salla, api, capture, secret = stand_ins(args.customers, args.time_scale)
     sink = serve_in_thread(capture)
@@ -388,15 +404,7 @@ def run(args: argparse.Namespace) -> None:
         broker = Broker(redis_url)
         with service(env, world.port, args.concurrency, Path(scratch)):
             threading.Thread(target=broker.watch, daemon=True).start()
-            progress(f"posting {args.customers} order webhooks for the hot store")
-            progress(f"burst sent in {burst(world.port, args.customers):.1f} s")
-            latencies = []
-            for n in range(args.quiet_probes):
-                time.sleep(30)  # the inbox has drained; the hot store's refreshes have not
-                latencies.append(quiet_latency(world, n))
-                progress(f"quiet store probe {n + 1}: {latencies[-1]}")
-            expected = args.customers / (quota.shape(LIMIT, WINDOW / args.time_scale)[1] / 2)
-            wait_for_drain(relay, time.monotonic() + expected * 2 + 300)
+            latencies = backlog_and_probes(args, world)
             broker.stop.set()
             report(args, world, broker, latencies)
         relay.engine.dispose()
