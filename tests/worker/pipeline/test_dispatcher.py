@@ -24,7 +24,10 @@ from worker.runtime import Runtime
 from worker.signing import new_secret
 from worker.storage.models import CustomerPoints, Delivery, RateBudget, RefreshJob, Store
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """Read at each use: a time taken at import is minutes old when a long suite gets here."""
+    return datetime.now(UTC)
 
 
 class Published:
@@ -46,8 +49,8 @@ def job(
     runtime: Runtime, store: Store, customer: str, slot: str = refresh.SOON, **values: Any
 ) -> int:
     row = RefreshJob(store_id=store.id, customer_id=customer, slot=slot, status="pending")
-    row.due_at = values.pop("due_at", NOW - timedelta(seconds=1))
-    row.created_at = values.pop("created_at", NOW - timedelta(minutes=1))
+    row.due_at = values.pop("due_at", now() - timedelta(seconds=1))
+    row.created_at = values.pop("created_at", now() - timedelta(minutes=1))
     with runtime.transaction() as session:
         session.add(row)
         session.flush()
@@ -81,12 +84,12 @@ def test_it_hands_out_first_refreshes_before_re_checks_within_the_budget(
 ) -> None:
     store = add_salla_store(runtime)
     minute = timedelta(minutes=1)
-    reconcile = job(runtime, store, "r", refresh.RECONCILE, created_at=NOW - 9 * minute)
-    settle1 = job(runtime, store, "a", "settle1", created_at=NOW - 8 * minute)
-    late = job(runtime, store, "b", refresh.SOON, created_at=NOW - 2 * minute)
-    early = job(runtime, store, "c", refresh.SOON, created_at=NOW - 3 * minute)
-    settle2 = job(runtime, store, "d", "settle2", created_at=NOW - 7 * minute)
-    job(runtime, store, "e", refresh.SOON, due_at=NOW + timedelta(minutes=5))  # not due
+    reconcile = job(runtime, store, "r", refresh.RECONCILE, created_at=now() - 9 * minute)
+    settle1 = job(runtime, store, "a", "settle1", created_at=now() - 8 * minute)
+    late = job(runtime, store, "b", refresh.SOON, created_at=now() - 2 * minute)
+    early = job(runtime, store, "c", refresh.SOON, created_at=now() - 3 * minute)
+    settle2 = job(runtime, store, "d", "settle2", created_at=now() - 7 * minute)
+    job(runtime, store, "e", refresh.SOON, due_at=now() + timedelta(minutes=5))  # not due
     budget(runtime, store, tokens=6)  # three refreshes of two calls
     assert handed_jobs(runtime) == [early, late, settle1]
     assert handed_jobs(runtime) == []  # those three are still in flight
@@ -106,10 +109,10 @@ def test_it_hands_a_quiet_store_its_job_while_a_hot_store_is_over_budget(
     waiting = job(runtime, quiet, "quiet-1")
     budget(runtime, hot, tokens=0)
     assert handed_jobs(runtime) == [waiting]
-    budget(runtime, hot, tokens=40, blocked_until=NOW + timedelta(minutes=5))  # a 429
+    budget(runtime, hot, tokens=40, blocked_until=now() + timedelta(minutes=5))  # a 429
     assert handed_jobs(runtime) == []
     with runtime.sessions() as session:
-        backlog = dispatcher.backlog_by_store(session, runtime.settings, NOW)
+        backlog = dispatcher.backlog_by_store(session, runtime.settings, now())
     assert backlog[hot.id].due == 30 and backlog[quiet.id].in_flight == 1
     limit, window = runtime.settings.salla_quota
     pace = (limit - limit // 10) / window / 2  # the steady refill, two calls a refresh
@@ -118,7 +121,7 @@ def test_it_hands_a_quiet_store_its_job_while_a_hot_store_is_over_budget(
 
 def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
-    fetched = NOW - timedelta(seconds=10)
+    fetched = now() - timedelta(seconds=10)
     with runtime.transaction() as session:
         for customer in ("fetched-late", "fetched-early"):
             session.add(CustomerPoints(
@@ -138,7 +141,7 @@ def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runti
     assert handed.answered == 1 and handed.refreshes == [[first], [open_check]]
     assert status(runtime, answered) == ("done", refresh.ALREADY_FETCHED)
     with runtime.transaction() as session:  # a fetch that lands after the hand-out counts too
-        session.get_one(CustomerPoints, (store.id, "fetched-early")).fetched_at = NOW
+        session.get_one(CustomerPoints, (store.id, "fetched-early")).fetched_at = now()
     with runtime.transaction() as session:
         assert refresh.claim(session, open_check) is None
     assert status(runtime, open_check) == ("done", refresh.ALREADY_FETCHED)
@@ -146,7 +149,7 @@ def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runti
 
 def test_it_hands_out_what_a_flushed_broker_lost_once_the_lease_ends(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
-    later = job(runtime, store, "later", due_at=NOW + timedelta(hours=1))
+    later = job(runtime, store, "later", due_at=now() + timedelta(hours=1))
     assert handed_jobs(runtime) == []  # nothing for the broker to hold meanwhile
     with runtime.transaction() as session:
         session.get_one(RefreshJob, later).due_at = datetime.now(UTC)  # the hour has passed
@@ -188,8 +191,8 @@ def deliveries(runtime: Runtime, store: Store, count: int, due: datetime) -> lis
 
 def test_it_hands_out_due_deliveries_in_chunks_and_later_ones_when_due(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
-    due = deliveries(runtime, store, 120, NOW - timedelta(seconds=1))
-    later = deliveries(runtime, store, 3, NOW + timedelta(minutes=15))
+    due = deliveries(runtime, store, 120, now() - timedelta(seconds=1))
+    later = deliveries(runtime, store, 3, now() + timedelta(minutes=15))
     published = Published()
     assert sorted(run(runtime, published).deliveries) == sorted(due)
     assert sorted(len(ids) for _, ids in published.messages) == [20, 50, 50]
@@ -206,7 +209,7 @@ def test_two_dispatchers_at_once_hand_out_each_row_once(runtime: Runtime) -> Non
     stores = [add_salla_store(runtime, str(900 + n)) for n in range(8)]
     per_store = dispatcher.QUEUED_PER_STORE  # all of them can be handed out at once
     jobs = [job(runtime, store, f"c{n}") for store in stores for n in range(per_store)]
-    due = deliveries(runtime, add_salla_store(runtime, "999"), 700, NOW - timedelta(seconds=1))
+    due = deliveries(runtime, add_salla_store(runtime, "999"), 700, now() - timedelta(seconds=1))
     published, start = Published(), threading.Barrier(4)
 
     def dispatch_until_empty() -> None:
@@ -231,7 +234,7 @@ def test_stores_list_shows_each_stores_backlog_and_drain_time(
     hot = add_salla_store(runtime, "111")
     add_salla_store(runtime, "222")
     for n in range(45):
-        job(runtime, hot, f"hot-{n}", due_at=NOW + timedelta(minutes=1))
+        job(runtime, hot, f"hot-{n}", due_at=now() + timedelta(minutes=1))
     env = relay_env(tmp_path, runtime.settings.database_url, redis_url)
     listing = CliRunner().invoke(main, ["stores", "list"], env=env, catch_exceptions=False)
     lines = {line.split()[0]: line for line in listing.output.splitlines()[1:]}
@@ -242,7 +245,7 @@ def test_stores_list_shows_each_stores_backlog_and_drain_time(
 
 def test_a_re_check_waits_for_its_customers_first_refresh(runtime: Runtime) -> None:
     store = add_salla_store(runtime)
-    first = job(runtime, store, "c1", refresh.SOON, due_at=NOW + timedelta(minutes=5))
+    first = job(runtime, store, "c1", refresh.SOON, due_at=now() + timedelta(minutes=5))
     check = job(runtime, store, "c1", "settle1")  # due, but c1's first fetch is still to come
     other = job(runtime, store, "c2", "settle1")
     assert handed_jobs(runtime) == [other]
@@ -256,7 +259,7 @@ def test_a_store_keeps_only_a_few_jobs_waiting_in_the_broker(runtime: Runtime) -
     runtime = dataclasses.replace(runtime, settings=lifted)
     store = add_salla_store(runtime)
     for n in range(30):
-        job(runtime, store, f"c{n}", created_at=NOW - timedelta(seconds=60 - n))
+        job(runtime, store, f"c{n}", created_at=now() - timedelta(seconds=60 - n))
     first = handed_jobs(runtime)
     assert len(first) == dispatcher.QUEUED_PER_STORE
     assert handed_jobs(runtime) == []  # none of them claimed yet
