@@ -23,7 +23,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from worker import dispatch
-from worker.pipeline import inbox, outbox, refresh
+from worker.pipeline import holding, inbox, outbox, refresh
 from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, Store, utcnow
@@ -104,7 +104,10 @@ def _deliveries(session: Session, cutoff: Any) -> list[str]:
     waiting = Delivery.status.in_((outbox.PENDING, outbox.RETRYING))
     lost = select(Delivery.id).where(waiting, Delivery.next_attempt_at < cutoff)
     lost_ids = list(session.scalars(lost.order_by(Delivery.next_attempt_at).limit(BATCH)))
-    return lost_ids + _release_deferred(session, waiting)
+    # Open breakers whose probe is due but whose carrier row went missing: one of each
+    # sink's parked deliveries is made due now, and the dispatcher sends it as the probe.
+    probes = [due.delivery_id for due in holding.due_probes(session, utcnow())]
+    return lost_ids + _release_deferred(session, waiting) + probes
 
 
 def _settle_abandoned_messages(session: Session, cutoff: Any) -> None:
