@@ -56,6 +56,7 @@ class Settings:
     settle_delays: tuple[float, ...] = (60.0, 600.0)
     stale_after_seconds: float = 300.0
     sweep_interval_seconds: float = 30.0
+    dispatch_interval_seconds: float = 1.0  # beat's relay.dispatch: due work waits at most this
     delivery_max_attempts: int = 10
     reminder_days: int = 7
     reminder_hour: int = 10
@@ -143,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settle_delays=_floats(env, "RELAY_SETTLE_DELAYS", (60.0, 600.0)),
         stale_after_seconds=_float(env, "RELAY_STALE_AFTER_SECONDS", 300.0),
         sweep_interval_seconds=_float(env, "RELAY_SWEEP_INTERVAL_SECONDS", 30.0),
+        dispatch_interval_seconds=_float(env, "RELAY_DISPATCH_INTERVAL_SECONDS", 1.0),
         delivery_max_attempts=_int(env, "RELAY_DELIVERY_MAX_ATTEMPTS", 10),
         reminder_days=_int(env, "RELAY_REMINDER_DAYS", 7),
         reminder_hour=_hour(env, "RELAY_REMINDER_HOUR", 10),

@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.redis_wire import RedisWire, WireError
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 HANDLE_EVENT = "relay.handle_event"
 DRAIN_INBOX = "relay.drain_inbox"
 REFRESH_POINTS = "relay.refresh_points"
+REFRESH_MANY = "relay.refresh_many"
+DISPATCH = "relay.dispatch"
 DELIVER = "relay.deliver"
 DELIVER_MANY = "relay.deliver_many"
 SWEEP = "relay.sweep"
@@ -54,6 +57,8 @@ QUEUES = {
     HANDLE_EVENT: "events",
     DRAIN_INBOX: "events",
     REFRESH_POINTS: "refresh",
+    REFRESH_MANY: "refresh",
+    DISPATCH: "events",
     DELIVER: "deliveries",
     DELIVER_MANY: "deliveries",
     SWEEP: "events",
@@ -74,23 +79,28 @@ class BrokerUnavailable(Exception):
 
 
 def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -> None:
+    """Publish a row that is due now. One due later (``countdown`` > 0) is not
+    published: its row holds the time, and the dispatcher hands it out then."""
+    if countdown <= 0:
+        app.send_task(
+            name, args=(row_id,), queue=QUEUES[name], retry=False, headers={SENT_AT: time.time()}
+        )
+
+
+def enqueue_many(app: Celery, name: str, row_ids: Sequence[int | str]) -> None:
+    """One message for a chunk of rows that are due now (the dispatcher's batches)."""
     app.send_task(
-        name,
-        args=(row_id,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
-        retry=False,
-        headers={SENT_AT: time.time()},
+        name, args=(list(row_ids),), queue=QUEUES[name], retry=False, headers={SENT_AT: time.time()}
     )
 
 
-def enqueue_many(app: Celery, name: str, row_ids: list[str], countdown: float = 0.0) -> None:
-    """One message for a chunk of rows (the scheduler's thousands of deliveries)."""
+def request_dispatch(app: Celery, *, rung: bool = False) -> None:
+    """Ask for a ``relay.dispatch`` now (ops, the sweeper): rows made due are sent.
+    ``rung``: the bell's own, which clears the bell (``DispatchBell``)."""
     app.send_task(
-        name,
-        args=(row_ids,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
+        DISPATCH,
+        kwargs={"rung": rung},
+        queue=QUEUES[DISPATCH],
         retry=False,
         headers={SENT_AT: time.time()},
     )
@@ -273,3 +283,47 @@ class RedisBell:
             self._wire.call("DEL", BELL_KEY)
         except (OSError, WireError):
             log.warning("inbox bell left set; it expires within %d s", BELL_TTL_MS // 1000)
+
+
+DISPATCH_BELL_KEY = "relay:dispatch:bell"
+# Long, like the inbox bell's: while a dispatch is outstanding, rings add nothing to the
+# queue however slow the workers are; a lost one costs at most beat's next tick.
+DISPATCH_BELL_TTL_MS = 30_000
+
+
+class DispatchBell:
+    """Rings ``relay.dispatch`` for work due at once, at most one outstanding on Redis.
+
+    The same invariant as the inbox bell: a worker rings *after* committing the
+    rows that are due, and the dispatch the bell sent clears it *before* it
+    selects, so a ring that finds the bell set is answered by a dispatch that
+    sees those rows. Beat's ticks leave the bell alone: were they to clear it,
+    every tick would let one more rung dispatch into the queue behind the one
+    still waiting there. Work due later needs no ring: beat's tick finds it. A failed ring costs at
+    most one tick of latency (``RELAY_DISPATCH_INTERVAL_SECONDS``), never a row.
+    """
+
+    def __init__(self, celery: Celery, broker_url: str) -> None:
+        self._celery = celery
+        self._wire = RedisWire(broker_url) if broker_url.startswith(REDIS_SCHEMES) else None
+
+    def ring(self) -> None:
+        from kombu.exceptions import KombuError
+
+        try:
+            if self._wire and not self._wire.call(
+                "SET", DISPATCH_BELL_KEY, b"1", "NX", "PX", DISPATCH_BELL_TTL_MS
+            ):
+                return  # a dispatch is outstanding and has not cleared the bell yet
+            request_dispatch(self._celery, rung=True)
+        except (WireError, KombuError, OSError) as exc:
+            self.answer()
+            log.warning("could not ring the dispatcher (%s); beat's next tick will", exc)
+
+    def answer(self) -> None:
+        if self._wire is None:
+            return
+        try:
+            self._wire.call("DEL", DISPATCH_BELL_KEY)
+        except (OSError, WireError):
+            log.warning("dispatch bell left set; beat's ticks dispatch until it expires")
