@@ -27,9 +27,7 @@ scan < 1 s.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ from types import ModuleType
 from typing import Any
 
 import redis
-from scratch import fresh_database
+from scratch import fresh_database, module_from_main
 from sqlalchemy import text
 
 from worker import dispatch, runtime, tasks
@@ -154,18 +152,7 @@ def reset_markers(relay: Runtime) -> None:
 
 def main_schedule() -> ModuleType:
     """main's worker/pipeline/schedule.py, as the module ``old_schedule``."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", "main:worker/pipeline/schedule.py"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    path = Path(tempfile.mkdtemp()) / "old_schedule.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_schedule", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_schedule"] = module
-    spec.loader.exec_module(module)
-    return module
+    return module_from_main("worker/pipeline/schedule.py", "old_schedule")
 
 
 def explain(relay: Runtime, query: str, params: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@
 production web configuration (``web.gunicorn_conf``, ``web:create_app()``) and,
 with the same configuration, the bare route (``bench/bare.py``), on a scratch
 PostgreSQL database and Redis db 14 (flushed), sends N signed Salla webhooks to
-each over HTTP, then reads ``VmRSS`` of every worker (``/proc/<pid>/status``)
+each over HTTP, scrapes ``/metrics`` a few times (a 404 on the bare route), then
+reads ``VmRSS`` of every worker (``/proc/<pid>/status``)
 and prints them with the receiver/bare ratio. RSS counts pages shared with the
 master, as ``ps`` and the issue's 93 MB did.
 """
@@ -79,10 +80,21 @@ def send(port: int, count: int) -> dict[int | None, int]:
     return statuses
 
 
+def scrape(port: int, workers: int) -> None:
+    """GET /metrics on fresh connections until each worker has likely answered one:
+    a scraped worker's RSS is what production sees (every 15 s)."""
+    for _ in range(4 * workers):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/metrics")
+        connection.getresponse().read()
+        connection.close()
+
+
 def measure(app: str, env: dict[str, str], options: Options, count: int, log: Path) -> list[int]:
     with gunicorn(app, env, options, log) as port:
         statuses = send(port, count)
         pids = worker_pids(port)
+        scrape(port, len(pids))
         sizes = [rss_kb(pid) for pid in pids]
     print(f"{app:<20} answers {statuses}  RSS per worker: {', '.join(_mb(s) for s in sizes)}")
     return sizes

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from worker import runtime as runtime_module
 from worker.config import Settings, load_settings
-from worker.dispatch import BELL_KEY
+from worker.dispatch import BELL_KEY, DISPATCH_BELL_KEY
 from worker.runtime import Runtime
 from worker.sandbox.server import RunningServer, serve_in_thread
 from worker.storage.migrate import upgrade
@@ -96,9 +96,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def quiet_broker(redis_url: str) -> None:
-    """No message and no inbox bell left over from an earlier test."""
+    """No message and no bell (inbox, dispatcher) left over from an earlier test."""
     client = redis.Redis.from_url(redis_url)
-    client.delete("events", "refresh", "deliveries", BELL_KEY)
+    client.delete("events", "refresh", "deliveries", BELL_KEY, DISPATCH_BELL_KEY)
     client.close()
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from tests.conftest import SALLA_SECRET, SESSION_KEY, quiet_broker, relay_env, truncate
@@ -318,3 +319,37 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_the_worker_serves_the_counts_of_its_prefork_processes(
+    service: Service, capture: Any, tmp_path: Path
+) -> None:
+    port = _free_port()
+    service.env |= {"RELAY_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    service.start_worker()
+    service.post()
+    wait_until(lambda: [d.status for d in service.rows(Delivery)] == ["delivered"], "delivered")
+
+    def scraped() -> dict[str, float] | None:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return None
+        found = {
+            sample.name + str(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        return found if found.get("relay_sweeper_last_run_timestamp_seconds[]") else None
+
+    found = wait_until(scraped, "the worker's metrics with a sweep")
+    assert (
+        found["relay_delivery_attempts_total[('outcome', 'delivered'), ('sink_kind', 'webhook')]"]
+        == 1
+    )
+    assert found["relay_platform_requests_total[('platform', 'salla'), ('status', '200')]"] >= 1
+    assert found["relay_refresh_seconds_count[]"] == 1
+    assert found["relay_refresh_seconds_bucket[('le', '+Inf')]"] == 1
+    assert found["relay_delivery_seconds_count[]"] == 1
+    assert found["relay_delivery_seconds_bucket[('le', '3600.0')]"] == 1
+    assert found["relay_worker_last_task_timestamp_seconds[]"] > time.time() - 60

@@ -49,3 +49,18 @@ accesslog = os.environ.get("RELAY_ACCESS_LOG") or None
 control_socket_disable = not os.environ.get("RELAY_GUNICORN_CONTROL_SOCKET")
 if not control_socket_disable:
     control_socket = os.environ["RELAY_GUNICORN_CONTROL_SOCKET"]
+
+
+# --- Metrics: one folder per instance for prometheus-client's multiprocess mode ---
+# Chosen in the master before any worker starts (worker.metrics); a dead worker's
+# live gauges are dropped. Imported here, not at the top: the module stays light.
+def on_starting(server: object) -> None:
+    from worker import metrics
+
+    metrics.use_instance_directory("web")
+
+
+def child_exit(server: object, worker: object) -> None:
+    from worker import metrics
+
+    metrics.process_exited(getattr(worker, "pid"))  # noqa: B009 - gunicorn's Worker, untyped

@@ -28,7 +28,7 @@ the CPU. Other databases (SQLite, embedded) take the portable statement.
 
 A batch is everyone's: one row the database refuses for its values (a
 ``DataError`` or a constraint) must not fail the others. Rows are bounded by
-their columns before they get here (``worker.pipeline.inbox.row``); should one still be
+their columns before they get here (``worker.pipeline.inbox_rows.row``); should one still be
 refused, the batch is retried row by row and only that row's request is
 answered 400. A database that is down fails the batch as a whole (503), without
 a retry per row.
@@ -52,7 +52,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker import dispatch
-from worker.pipeline import inbox
+from worker.pipeline import inbox_rows
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent
 
@@ -113,7 +113,7 @@ class InboxWriter:
     def record(self, row: dict[str, Any]) -> Recorded:
         """Store one inbox row (blocking until written); raise ``StoreUnavailable``."""
         # Encrypted here, in the request's own thread, not in the leader's batch.
-        row = inbox.sealed(row, self._cipher)
+        row = inbox_rows.sealed(row, self._cipher)
         pending = _Pending(row)
         with self._lock:
             self._waiting.append(pending)

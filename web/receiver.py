@@ -31,10 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from web.body import BodyRefused, read_body
 from web.errors import problem
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
-from worker import dispatch, stores
-from worker.celery_app import create_celery
+from worker import dispatch, metrics, stores
 from worker.errors import BadPayload, Unauthorized
-from worker.pipeline import inbox
+from worker.pipeline import inbox_rows
 from worker.platforms import build_platforms
 from worker.platforms.base import InboundWebhook, Platform, ReceivedEvent, StoreSecrets
 from worker.runtime import Runtime
@@ -42,6 +41,8 @@ from worker.scrub import scrub_error
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 30
+Answer = tuple[str, Response]  # (outcome counted, response)
+BODY_OUTCOMES = {413: "too_large", 408: "too_slow", 400: "bad_framing"}
 LOOKUP_TTL = 10.0
 
 
@@ -49,7 +50,7 @@ class StoreLookupCache:
     """Store secrets by external id, cached briefly so a spike costs no extra queries.
 
     Only stores that exist are cached: an event that finds none is parked until
-    its store registers (``worker.pipeline.inbox.WAITING``), and a cached "unknown" would
+    its store registers (``worker.pipeline.inbox_rows.WAITING``), and a cached "unknown" would
     keep parking the events that follow an install for as long as it lived."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
@@ -77,7 +78,7 @@ class Receiver:
     def __init__(self, runtime: Runtime, platforms: dict[str, Platform]) -> None:
         self.runtime = runtime
         self.platforms = platforms
-        bell = dispatch.inbox_bell(create_celery(runtime.settings), runtime.settings.broker_url)
+        bell = dispatch.inbox_bell(runtime.settings.broker_url)
         self.writer = InboxWriter(runtime, bell)
         self.lookups = {
             name: StoreLookupCache(self._loader(platform)) for name, platform in platforms.items()
@@ -93,6 +94,12 @@ class Receiver:
         platform = self.platforms.get(platform_name)
         if platform is None:
             return problem(404, f"no such platform: {platform_name[:40]}")
+        outcome, response = self._receive(platform_name, platform, rest)
+        metrics.webhook_received(platform_name, outcome)
+        return response
+
+    def _receive(self, platform_name: str, platform: Platform, rest: str) -> Answer:
+        """The answer, and the outcome ``relay_webhooks_received_total`` counts it as."""
         settings = self.runtime.settings
         try:
             body = read_body(
@@ -101,21 +108,22 @@ class Receiver:
         except BodyRefused as refused:
             if refused.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
                 _log_rejected(platform_name, 413, str(refused), request.environ, rest)
-            return problem(refused.status, str(refused))
+            outcome = BODY_OUTCOMES.get(refused.status, "bad_body")
+            return outcome, problem(refused.status, str(refused))
         headers = _lower_headers(request.environ)
         path = tuple(part for part in rest.split("/") if part)
         webhook = InboundWebhook(platform_name, body, headers, path)
         try:
             event = platform.receive(webhook, self.lookups[platform_name])
-            recorded = self.writer.record(inbox.row(platform_name, body, event))
+            recorded = self.writer.record(inbox_rows.row(platform_name, body, event))
         except Unauthorized as exc:
             _log_rejected(platform_name, 401, str(exc), request.environ, rest)
-            return problem(401, str(exc))
+            return "rejected_signature", problem(401, str(exc))
         except BadPayload as exc:
-            return problem(400, str(exc))
+            return "bad_payload", problem(400, str(exc))
         except (SQLAlchemyError, StoreUnavailable):
             log.exception("database unavailable; asking %s to retry", platform_name)
-            return problem(503, "temporarily unable to store events", RETRY_AFTER)
+            return "unavailable", problem(503, "temporarily unable to store events", RETRY_AFTER)
         return _answer(recorded, event)
 
 
@@ -153,19 +161,19 @@ def _lower_headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _answer(recorded: Recorded, event: ReceivedEvent) -> Response:
+def _answer(recorded: Recorded, event: ReceivedEvent) -> Answer:
     if recorded.broker_down:
         # Stored: the platform's retry is acknowledged as a duplicate, the sweeper enqueues it.
-        return problem(503, "temporarily unable to queue events", RETRY_AFTER)
+        return "broker_unavailable", problem(503, "temporarily unable to queue events", RETRY_AFTER)
     if recorded.refused:
-        return problem(400, "the event holds values that cannot be stored")
+        return "refused", problem(400, "the event holds values that cannot be stored")
     if recorded.inbox_id is None:
-        return jsonify(status="duplicate")
+        return "duplicate", jsonify(status="duplicate")
     if event.ignored_reason:
-        return jsonify(status="ignored", reason=event.ignored_reason)
+        return "ignored", jsonify(status="ignored", reason=event.ignored_reason)
     if event.waiting_for_store:
-        return jsonify(status="waiting_for_store", id=recorded.inbox_id)
-    return jsonify(status="accepted", id=recorded.inbox_id)
+        return "waiting_for_store", jsonify(status="waiting_for_store", id=recorded.inbox_id)
+    return "stored", jsonify(status="accepted", id=recorded.inbox_id)
 
 
 def init_app(app: Flask, runtime: Runtime) -> None:

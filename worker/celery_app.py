@@ -13,9 +13,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
-from worker import runtime
+from worker import celery_metrics, runtime
 from worker.config import ConfigError, Settings, load_settings
 from worker.dispatch import (
+    DISPATCH,
     EXPIRY_NOTICES,
     QUEUES,
     RECONCILE,
@@ -31,8 +32,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     redis = settings.broker_url.startswith(("redis://", "rediss://"))
     transport_options: dict[str, Any] = {}
     if redis:
-        # Fail fast when Redis is down (the receiver answers 503), and give
-        # countdown tasks an hour before Redis redelivers an unacked message.
+        # Fail fast when Redis is down (the receiver answers 503). No message
+        # carries a countdown (worker.pipeline.dispatcher); an unacked one is
+        # redelivered after an hour.
         transport_options = {
             "visibility_timeout": 3600,
             "socket_connect_timeout": 2,
@@ -63,6 +65,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def beat_schedule(settings: Settings) -> dict[str, Any]:
     """Every periodic job, in one place."""
     return {
+        # Due refresh jobs and deliveries, from their tables (worker.pipeline.dispatcher).
+        # A tick not taken within a few seconds expires: the next one does the same work.
+        "dispatch-due-work": _every(DISPATCH, settings.dispatch_interval_seconds, expires=5.0),
         "sweep-stuck-rows": _every(SWEEP, settings.sweep_interval_seconds),
         # Every quarter hour: reminders go out in each store's local reminder hour.
         "expiry-notices": _every(EXPIRY_NOTICES, 900.0),
@@ -75,11 +80,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _every(task: str, seconds: float) -> dict[str, Any]:
+def _every(task: str, seconds: float, expires: float | None = None) -> dict[str, Any]:
     return {
         "task": task,
         "schedule": seconds,
-        "options": {"queue": QUEUES[task], "expires": seconds},
+        "options": {"queue": QUEUES[task], "expires": expires or seconds},
     }
 
 
@@ -94,6 +99,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 
 app = create_celery()
+celery_metrics.connect()
 
 
 @worker_process_init.connect

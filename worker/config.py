@@ -56,6 +56,7 @@ class Settings:
     settle_delays: tuple[float, ...] = (60.0, 600.0)
     stale_after_seconds: float = 300.0
     sweep_interval_seconds: float = 30.0
+    dispatch_interval_seconds: float = 1.0  # beat's relay.dispatch: due work waits at most this
     delivery_max_attempts: int = 10
     reminder_days: int = 7
     reminder_hour: int = 10
@@ -76,6 +77,8 @@ class Settings:
     # The /ops dashboard (web.ops): off unless one of these is set.
     ops_users: tuple[tuple[str, str], ...] = ()  # (user, werkzeug password hash)
     ops_token: str = ""  # a Bearer token for scripts
+    # --- metrics: /metrics on a port of its own (worker.metrics_server) ---
+    metrics_port: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -141,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settle_delays=_floats(env, "RELAY_SETTLE_DELAYS", (60.0, 600.0)),
         stale_after_seconds=_float(env, "RELAY_STALE_AFTER_SECONDS", 300.0),
         sweep_interval_seconds=_float(env, "RELAY_SWEEP_INTERVAL_SECONDS", 30.0),
+        dispatch_interval_seconds=_float(env, "RELAY_DISPATCH_INTERVAL_SECONDS", 1.0),
         delivery_max_attempts=_int(env, "RELAY_DELIVERY_MAX_ATTEMPTS", 10),
         reminder_days=_int(env, "RELAY_REMINDER_DAYS", 7),
         reminder_hour=_hour(env, "RELAY_REMINDER_HOUR", 10),
@@ -158,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         breaker_failures=_int(env, "RELAY_BREAKER_FAILURES", 10),
         ops_users=_ops_users(env, "RELAY_OPS_USERS"),
         ops_token=_ops_token(env, "RELAY_OPS_TOKEN"),
+        metrics_port=_port(env, "RELAY_METRICS_PORT"),
     )
 
 
@@ -381,3 +386,12 @@ def _ops_token(env: Mapping[str, str], name: str) -> str:
             f"{name} must be at least {MIN_OPS_TOKEN} characters (e.g. `openssl rand -hex 32`)"
         )
     return token
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = _int(env, name, 0)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {env[name]!r}")
+    return port

@@ -21,19 +21,29 @@ next batch then rings again, and the sweeper stays the last safety net.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
+import socket
 import threading
-from typing import Any, Protocol
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
-from celery import Celery
-from kombu.exceptions import KombuError
+from worker.redis_wire import RedisWire, WireError
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
 HANDLE_EVENT = "relay.handle_event"
 DRAIN_INBOX = "relay.drain_inbox"
 REFRESH_POINTS = "relay.refresh_points"
+REFRESH_MANY = "relay.refresh_many"
+DISPATCH = "relay.dispatch"
 DELIVER = "relay.deliver"
 DELIVER_MANY = "relay.deliver_many"
 SWEEP = "relay.sweep"
@@ -47,6 +57,8 @@ QUEUES = {
     HANDLE_EVENT: "events",
     DRAIN_INBOX: "events",
     REFRESH_POINTS: "refresh",
+    REFRESH_MANY: "refresh",
+    DISPATCH: "events",
     DELIVER: "deliveries",
     DELIVER_MANY: "deliveries",
     SWEEP: "events",
@@ -56,7 +68,9 @@ QUEUES = {
     RETENTION: "events",
 }
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 BELL_KEY = "relay:inbox:bell"
+SENT_AT = "relay_sent_at"  # a header: when the message was published (``worker.queues``)
 BELL_TTL_MS = 30_000
 
 
@@ -65,23 +79,30 @@ class BrokerUnavailable(Exception):
 
 
 def enqueue(app: Celery, name: str, row_id: int | str, countdown: float = 0.0) -> None:
+    """Publish a row that is due now. One due later (``countdown`` > 0) is not
+    published: its row holds the time, and the dispatcher hands it out then."""
+    if countdown <= 0:
+        app.send_task(
+            name, args=(row_id,), queue=QUEUES[name], retry=False, headers={SENT_AT: time.time()}
+        )
+
+
+def enqueue_many(app: Celery, name: str, row_ids: Sequence[int | str]) -> None:
+    """One message for a chunk of rows that are due now (the dispatcher's batches)."""
     app.send_task(
-        name,
-        args=(row_id,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
-        retry=False,
+        name, args=(list(row_ids),), queue=QUEUES[name], retry=False, headers={SENT_AT: time.time()}
     )
 
 
-def enqueue_many(app: Celery, name: str, row_ids: list[str], countdown: float = 0.0) -> None:
-    """One message for a chunk of rows (the scheduler's thousands of deliveries)."""
+def request_dispatch(app: Celery, *, rung: bool = False) -> None:
+    """Ask for a ``relay.dispatch`` now (ops, the sweeper): rows made due are sent.
+    ``rung``: the bell's own, which clears the bell (``DispatchBell``)."""
     app.send_task(
-        name,
-        args=(row_ids,),
-        queue=QUEUES[name],
-        countdown=countdown if countdown > 0 else None,
+        DISPATCH,
+        kwargs={"rung": rung},
+        queue=QUEUES[DISPATCH],
         retry=False,
+        headers={SENT_AT: time.time()},
     )
 
 
@@ -93,27 +114,137 @@ class InboxBell(Protocol):
         """Called by a drain before it claims rows: the next ring sends a new one."""
 
 
-def inbox_bell(celery: Celery, broker_url: str) -> InboxBell:
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBell(celery, broker_url)
-    return EveryTimeBell(celery)
+class DrainSender(Protocol):
+    def send(self) -> None:
+        """Publish one ``relay.drain_inbox``; raise ``BrokerUnavailable``."""
 
 
-def _send_drain(celery: Celery) -> None:
-    try:
-        celery.send_task(DRAIN_INBOX, queue=QUEUES[DRAIN_INBOX], retry=False)
-    except (KombuError, OSError) as exc:
-        raise BrokerUnavailable(str(exc)) from exc
+def inbox_bell(broker_url: str) -> InboxBell:
+    if broker_url.startswith(REDIS_SCHEMES):
+        return RedisBell(RedisDrainPublisher(broker_url), broker_url)
+    return EveryTimeBell(DrainPublisher(broker_url))
+
+
+def drain_publisher(broker_url: str) -> DrainSender:
+    """What publishes a drain on this broker, without the Celery application."""
+    if broker_url.startswith(REDIS_SCHEMES):
+        return RedisDrainPublisher(broker_url)
+    return DrainPublisher(broker_url)
+
+
+class DrainPublisher:
+    """Publishes ``relay.drain_inbox`` with kombu alone (the embedded broker).
+
+    The receiver's only message is this one, so it does not load the Celery
+    application for it (about 3 MB of each web process, ``bench/web_memory.py``):
+    the message is Celery's task protocol 2, built by ``drain_message`` — the
+    headers ``send_task`` writes, a body of ``[args, kwargs, embed]`` in JSON —
+    published to the default exchange with the queue's name as routing key, as
+    Celery does. On Redis, ``RedisDrainPublisher`` pushes the same message as
+    kombu's Redis transport stores it, without kombu or redis-py.
+    ``tests/worker/test_dispatch.py`` compares both with Celery's own message,
+    and a real worker runs them (``tests/test_end_to_end.py``). One connection,
+    kept and reopened after a failure; short timeouts, no retries (a failed
+    ring is the caller's 503).
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        self._url = broker_url
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def send(self) -> None:
+        from kombu.exceptions import KombuError
+
+        with self._lock:
+            try:
+                body, options = drain_message()
+                self._producer().publish(body, **options)
+            except (KombuError, OSError) as exc:
+                self._close()
+                raise BrokerUnavailable(str(exc)) from exc
+
+    def _producer(self) -> Any:
+        from kombu import Connection
+
+        if self._connection is None:
+            self._connection = Connection(self._url, connect_timeout=2)
+        return self._connection.Producer()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+            self._connection = None
+
+
+def drain_message() -> tuple[str, dict[str, Any]]:
+    """``relay.drain_inbox`` in Celery's task protocol 2: (body, publish options)."""
+    task_id = str(uuid.uuid4())
+    headers: dict[str, Any] = {
+        "lang": "py", "task": DRAIN_INBOX, "id": task_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",
+        "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{socket.gethostname()}",
+        "ignore_result": False, "replaced_task_nesting": 0, "stamped_headers": None,
+        "stamps": {}, SENT_AT: time.time(),
+    }  # fmt: skip
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    options = {
+        "exchange": "",
+        "routing_key": QUEUES[DRAIN_INBOX],
+        "headers": headers,
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "correlation_id": task_id,
+        "delivery_mode": 2,
+        "retry": False,
+    }
+    return json.dumps([[], {}, embed]), options
+
+
+class RedisDrainPublisher:
+    """``relay.drain_inbox`` pushed onto its queue's list as kombu's Redis transport
+    stores a message (a JSON envelope, the body base64-encoded): one ``LPUSH``."""
+
+    def __init__(self, broker_url: str) -> None:
+        self._wire = RedisWire(broker_url)
+
+    def send(self) -> None:
+        body, options = drain_message()
+        try:
+            self._wire.call("LPUSH", options["routing_key"], redis_envelope(body, options))
+        except (OSError, WireError) as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+
+def redis_envelope(body: str, options: dict[str, Any]) -> bytes:
+    """The message as kombu's Redis transport keeps it in a queue's list."""
+    properties = {
+        "correlation_id": options["correlation_id"],
+        "delivery_mode": options["delivery_mode"],
+        "delivery_info": {"exchange": options["exchange"], "routing_key": options["routing_key"]},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    envelope = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": options["content_encoding"],
+        "content-type": options["content_type"],
+        "headers": options["headers"],
+        "properties": properties,
+    }
+    return json.dumps(envelope).encode()
 
 
 class EveryTimeBell:
     """Brokers other than Redis (the embedded SQLite one): one drain per ring."""
 
-    def __init__(self, celery: Celery) -> None:
-        self._celery = celery
+    def __init__(self, publisher: DrainSender) -> None:
+        self._publisher = publisher
 
     def ring(self) -> None:
-        _send_drain(self._celery)
+        self._publisher.send()
 
     def answer(self) -> None:
         pass
@@ -122,25 +253,24 @@ class EveryTimeBell:
 class RedisBell:
     """At most one drain outstanding, kept by a key beside the broker's queues.
 
-    The bell talks over one connection of its own, without redis-py's pool and
-    retry layers: a ring is one short command per batch on the receiver's hot
-    path, and a failed one is answered by the caller (503, then the sweeper).
+    The bell talks over one connection of its own (``worker.redis_wire``), with
+    no pool and no retries: a ring is one short command per batch on the
+    receiver's hot path, and a failed one is answered by the caller (503, then
+    the sweeper).
     """
 
-    def __init__(self, celery: Celery, url: str) -> None:
-        self._celery = celery
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self._connection = pool.make_connection()
-        self._lock = threading.Lock()
+    def __init__(self, publisher: DrainSender, url: str) -> None:
+        self._publisher = publisher
+        self._wire = RedisWire(url)
 
     def ring(self) -> None:
         try:
-            if self._command("SET", BELL_KEY, b"1", "NX", "PX", BELL_TTL_MS) is None:
+            if self._wire.call("SET", BELL_KEY, b"1", "NX", "PX", BELL_TTL_MS) is None:
                 return  # a drain is outstanding and has not cleared the bell yet
-        except redis.RedisError as exc:
+        except (OSError, WireError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
         try:
-            _send_drain(self._celery)
+            self._publisher.send()
         except BrokerUnavailable:
             self._clear()  # no drain was sent: the next ring must try again
             raise
@@ -150,16 +280,50 @@ class RedisBell:
 
     def _clear(self) -> None:
         try:
-            self._command("DEL", BELL_KEY)
-        except redis.RedisError:
+            self._wire.call("DEL", BELL_KEY)
+        except (OSError, WireError):
             log.warning("inbox bell left set; it expires within %d s", BELL_TTL_MS // 1000)
 
-    def _command(self, *args: str | bytes | int) -> Any:
-        with self._lock:
-            try:
-                self._connection.send_command(*args)  # type: ignore[no-untyped-call]
-                return self._connection.read_response()
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                # The next command reconnects.
-                self._connection.disconnect()  # type: ignore[no-untyped-call]
-                raise redis.ConnectionError(str(exc)) from exc
+
+DISPATCH_BELL_KEY = "relay:dispatch:bell"
+# Long, like the inbox bell's: while a dispatch is outstanding, rings add nothing to the
+# queue however slow the workers are; a lost one costs at most beat's next tick.
+DISPATCH_BELL_TTL_MS = 30_000
+
+
+class DispatchBell:
+    """Rings ``relay.dispatch`` for work due at once, at most one outstanding on Redis.
+
+    The same invariant as the inbox bell: a worker rings *after* committing the
+    rows that are due, and the dispatch the bell sent clears it *before* it
+    selects, so a ring that finds the bell set is answered by a dispatch that
+    sees those rows. Beat's ticks leave the bell alone: were they to clear it,
+    every tick would let one more rung dispatch into the queue behind the one
+    still waiting there. Work due later needs no ring: beat's tick finds it. A failed ring costs at
+    most one tick of latency (``RELAY_DISPATCH_INTERVAL_SECONDS``), never a row.
+    """
+
+    def __init__(self, celery: Celery, broker_url: str) -> None:
+        self._celery = celery
+        self._wire = RedisWire(broker_url) if broker_url.startswith(REDIS_SCHEMES) else None
+
+    def ring(self) -> None:
+        from kombu.exceptions import KombuError
+
+        try:
+            if self._wire and not self._wire.call(
+                "SET", DISPATCH_BELL_KEY, b"1", "NX", "PX", DISPATCH_BELL_TTL_MS
+            ):
+                return  # a dispatch is outstanding and has not cleared the bell yet
+            request_dispatch(self._celery, rung=True)
+        except (WireError, KombuError, OSError) as exc:
+            self.answer()
+            log.warning("could not ring the dispatcher (%s); beat's next tick will", exc)
+
+    def answer(self) -> None:
+        if self._wire is None:
+            return
+        try:
+            self._wire.call("DEL", DISPATCH_BELL_KEY)
+        except (OSError, WireError):
+            log.warning("dispatch bell left set; beat's ticks dispatch until it expires")

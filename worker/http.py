@@ -39,6 +39,7 @@ from http import HTTPStatus
 import httpcore
 import httpx
 
+from worker import metrics
 from worker.errors import NeedsReauthorization, PermanentError, RelayError, TransientError
 
 USER_AGENT = "loyalty-relay/0.1 (+https://github.com/loyalty-relay)"
@@ -53,7 +54,7 @@ EPOCH_THRESHOLD = 1_000_000_000  # X-RateLimit-Reset below this is a delay, not 
 TRANSIENT_STATUSES = frozenset({408, 429})
 
 _lock = threading.Lock()
-_clients: dict[tuple[float, bool], httpx.Client] = {}
+_clients: dict[tuple[float, bool, str | None], httpx.Client] = {}
 
 
 class DestinationRefused(PermanentError):
@@ -63,26 +64,38 @@ class DestinationRefused(PermanentError):
     host and why, never a path or query (which may carry a token)."""
 
 
-def build_client(timeout: float = 10.0, *, allow_private: bool = False) -> httpx.Client:
+def build_client(
+    timeout: float = 10.0, *, allow_private: bool = False, counted_as: str | None = None
+) -> httpx.Client:
+    """``counted_as``: the platform whose calls are counted (``relay_platform_requests_total``)."""
     options = {
         "timeout": httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
         "follow_redirects": False,
     }
-    if allow_private:
+    if allow_private and counted_as is None:
         return httpx.Client(limits=LIMITS, **options)  # type: ignore[arg-type]
+    transport: httpx.BaseTransport = (
+        httpx.HTTPTransport(limits=LIMITS) if allow_private else PolicyTransport()
+    )
+    if counted_as is not None:
+        transport = CountedTransport(transport, counted_as)
     # trust_env=False: an HTTP(S)_PROXY from the environment would get its own
-    # transport, and every request would bypass the policy below.
-    return httpx.Client(transport=PolicyTransport(), trust_env=False, **options)  # type: ignore[arg-type]
+    # transport, and every request would bypass the policy (and the count) below.
+    return httpx.Client(transport=transport, trust_env=False, **options)  # type: ignore[arg-type]
 
 
-def shared_client(timeout: float = 10.0, *, allow_private: bool = False) -> httpx.Client:
-    """The process-wide client for ``timeout`` (pooled connections, thread-safe)."""
+def shared_client(
+    timeout: float = 10.0, *, allow_private: bool = False, counted_as: str | None = None
+) -> httpx.Client:
+    """The process-wide client for ``timeout`` (pooled connections, thread-safe);
+    a platform's calls go through one of its own, which counts them."""
+    key = (timeout, allow_private, counted_as)
     with _lock:
-        client = _clients.get((timeout, allow_private))
+        client = _clients.get(key)
         if client is None or client.is_closed:
-            client = _clients[timeout, allow_private] = build_client(
-                timeout, allow_private=allow_private
+            client = _clients[key] = build_client(
+                timeout, allow_private=allow_private, counted_as=counted_as
             )
         return client
 
@@ -221,6 +234,26 @@ class PolicyTransport(httpx.HTTPTransport):
                 f"refusing {request.url.scheme}://{request.url.host}: only https is allowed"
             )
         return super().handle_request(request)
+
+
+class CountedTransport(httpx.BaseTransport):
+    """Counts every call to one platform's API by its answer's status, or ``error``
+    when none came: the one place all platform clients' requests pass."""
+
+    def __init__(self, inner: httpx.BaseTransport, platform: str) -> None:
+        self._inner, self._platform = inner, platform
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self._inner.handle_request(request)
+        except Exception:
+            metrics.platform_request(self._platform, None)
+            raise
+        metrics.platform_request(self._platform, response.status_code)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 # --- reading answers ----------------------------------------------------------------------

@@ -123,3 +123,19 @@ class DatabaseBudget:
         lowered = {name.lower(): value for name, value in headers.items()}
         with self._transaction() as session:
             observe(session, key, limit, lowered, utcnow())
+
+
+def headroom(session: Session, key: str, limit: int, window: float, now: datetime) -> float:
+    """Tokens ``take`` would find now, without taking one (0 while blocked).
+
+    Read without a lock: the dispatcher sizes what it hands a store by it, and a
+    stale read only means a job meets ``take``'s own answer. No row: a full burst.
+    """
+    burst, rate = shape(limit, window)
+    budget = session.get(RateBudget, key)
+    if budget is None:
+        return burst
+    if budget.blocked_until and budget.blocked_until > now:
+        return 0.0
+    elapsed = max(0.0, (now - budget.updated_at).total_seconds())
+    return min(burst, budget.tokens + elapsed * rate)

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import quota
+from worker import http, quota
 from worker.errors import NeedsReauthorization, TransientError
 from worker.platforms.base import StoreSecrets, StoreUpdate
 from worker.runtime import Runtime
@@ -128,7 +128,11 @@ class StoreContext:
         self.external_id = store.external_id
         self.api_base = (store.api_base or default_api_base).rstrip("/")
         self.timezone = store.timezone
-        self.http: httpx.Client = runtime.http
+        self.http: httpx.Client = http.shared_client(
+            runtime.settings.http_timeout_seconds,
+            allow_private=runtime.settings.allow_private_urls,
+            counted_as=store.platform,
+        )
         self._quotas = quotas
         self._budget = quota.DatabaseBudget(runtime.transaction)
         self._version = store.token_version

@@ -1,17 +1,22 @@
 """Celery tasks: thin wrappers that take a row id, call the module that
-decides, and ring the next doorbell once the decision is committed."""
+decides, and ring the next doorbell once the decision is committed.
+
+No task publishes work for later: a row due later holds its time in its table
+and the dispatcher (``worker.pipeline.dispatcher``) hands it out when due; work
+due now rings the dispatcher at once (``_ring_if_due``).
+"""
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Sequence
 from functools import cache
 
 from celery import shared_task
 
 from worker import dispatch, runtime
 from worker.celery_app import app
-from worker.pipeline import inbox, outbox, refresh, retention, schedule, sweeper
+from worker.pipeline import dispatcher, inbox, outbox, refresh, retention, schedule, sweeper
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.platforms.zid import tokens as zid_tokens
@@ -19,7 +24,6 @@ from worker.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 DRAIN_CHUNK = 100  # inbox rows a drain claims at once
-DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message
 
 
 @cache
@@ -34,7 +38,7 @@ def handle_event(inbox_id: int) -> None:
 
 @cache
 def _inbox_bell() -> dispatch.InboxBell:
-    return dispatch.inbox_bell(app, runtime.current().settings.broker_url)
+    return dispatch.inbox_bell(runtime.current().settings.broker_url)
 
 
 @shared_task(name=dispatch.DRAIN_INBOX, acks_late=True, soft_time_limit=120, time_limit=180)
@@ -57,21 +61,53 @@ def drain_inbox() -> int:
     return len(claimed)
 
 
+@cache
+def _dispatch_bell() -> dispatch.DispatchBell:
+    return dispatch.DispatchBell(app, runtime.current().settings.broker_url)
+
+
+@shared_task(name=dispatch.DISPATCH, acks_late=True, soft_time_limit=30, time_limit=60)
+def dispatch_due(rung: bool = False) -> int:
+    """Hand out due refresh jobs and deliveries (``worker.pipeline.dispatcher``).
+
+    The bell's own dispatch (``rung``) clears it before selecting; a full batch
+    rings again at once.
+    """
+    bell = _dispatch_bell()
+    if rung:
+        bell.answer()
+    handed = dispatcher.run(runtime.current(), _platforms(), utcnow(), _publish)
+    if handed.more:
+        bell.ring()
+    return len(handed)
+
+
+def _publish(name: str, row_ids: Sequence[int | str]) -> None:
+    dispatch.enqueue_many(app, name, row_ids)
+
+
 @shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)
 def refresh_points(job_id: int) -> None:
+    """One refresh job; a rescheduled one waits in its row (its new due time)."""
     try:
         deliveries = refresh.run(runtime.current(), _platforms(), job_id)
-    except refresh.Reschedule as later:
-        dispatch.enqueue(app, dispatch.REFRESH_POINTS, job_id, later.countdown)
+    except refresh.Reschedule:
         return
-    for due in deliveries:
-        dispatch.enqueue(app, dispatch.DELIVER, due.delivery_id, due.countdown)
+    _send_due(deliveries)
+
+
+@shared_task(name=dispatch.REFRESH_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_many(job_ids: list[int]) -> None:
+    """A chunk the dispatcher handed out (one store's, within its budget). A time
+    limit part-way leaves the rest waiting; the dispatcher hands them out again."""
+    for job_id in job_ids:
+        refresh_points(job_id)
 
 
 @shared_task(name=dispatch.DELIVER, acks_late=True, soft_time_limit=45, time_limit=60)
 def deliver(delivery_id: str) -> None:
-    for later in outbox.deliver(runtime.current(), delivery_id):
-        dispatch.enqueue(app, dispatch.DELIVER, later.delivery_id, later.countdown)
+    """One delivery; a retry waits in its row (``next_attempt_at``)."""
+    _send_due(outbox.deliver(runtime.current(), delivery_id))
 
 
 @shared_task(name=dispatch.SWEEP, acks_late=True, soft_time_limit=60, time_limit=90)
@@ -85,8 +121,9 @@ def sweep() -> int:
 
 @shared_task(name=dispatch.DELIVER_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
 def deliver_many(delivery_ids: list[str]) -> None:
-    """A chunk of the scheduler's deliveries. A time limit part-way leaves the rest
-    pending (or sending) for the sweeper; each row is claimed, so none goes twice."""
+    """A chunk the dispatcher handed out. A time limit part-way leaves the rest
+    pending (or sending) for the dispatcher and the sweeper; each row is claimed,
+    so none goes twice."""
     for delivery_id in delivery_ids:
         deliver(delivery_id)
 
@@ -102,16 +139,9 @@ def expiry_notices() -> int:
     return sent
 
 
-def enqueue_deliveries(due: list[outbox.Due]) -> None:
-    """Chunks of ``DELIVER_CHUNK`` ids per message, grouped by the second they are due
-    (rounded up: a delivery claimed before its time would be skipped)."""
-    by_second: dict[int, list[str]] = {}
-    for item in due:
-        by_second.setdefault(math.ceil(item.countdown), []).append(item.delivery_id)
-    for countdown, ids in by_second.items():
-        for start in range(0, len(ids), DELIVER_CHUNK):
-            chunk = ids[start : start + DELIVER_CHUNK]
-            dispatch.enqueue_many(app, dispatch.DELIVER_MANY, chunk, float(countdown))
+def enqueue_deliveries(due: Sequence[outbox.Due]) -> None:
+    """Deliveries just committed: the dispatcher sends them when due (rung if now)."""
+    _ring_if_due(due)
 
 
 @shared_task(name=dispatch.RETENTION, acks_late=True, soft_time_limit=540, time_limit=600)
@@ -136,6 +166,23 @@ def refresh_tokens() -> int:
     return len(zid_tokens.refresh_expiring(runtime.current(), utcnow()).refreshed)
 
 
-def _enqueue_refreshes(due: list[refresh.Due]) -> None:
-    for job in due:
-        dispatch.enqueue(app, dispatch.REFRESH_POINTS, job.job_id, job.countdown)
+def _enqueue_refreshes(due: Sequence[refresh.Due]) -> None:
+    """Jobs just committed: the dispatcher hands them out within their store's budget."""
+    _ring_if_due(due)
+
+
+def _send_due(due: Sequence[outbox.Due]) -> None:
+    """Deliveries due now go at once (marked as the dispatcher marks them)."""
+    now = [item.delivery_id for item in due if item.countdown <= 0]
+    if now:
+        dispatcher.hand_out_deliveries_now(runtime.current(), now, utcnow(), _publish)
+
+
+def _ring_if_due(due: Sequence[refresh.Due | outbox.Due]) -> None:
+    if any(item.countdown <= 0 for item in due):
+        _dispatch_bell().ring()
+
+
+def ring_dispatcher() -> None:
+    """Rows an operator made due now (``deliveries retry``…): sent within a moment."""
+    _dispatch_bell().ring()

@@ -21,7 +21,6 @@ from tests.conftest import quiet_broker, relay_env
 from web import ingest
 from web.ingest import InboxWriter, Recorded, StoreUnavailable
 from worker import dispatch
-from worker.celery_app import create_celery
 from worker.config import load_settings
 from worker.pipeline import inbox
 from worker.platforms.base import ReceivedEvent
@@ -56,7 +55,7 @@ class CountingBell:
 @pytest.fixture
 def bell(runtime: Runtime) -> CountingBell:
     settings = runtime.settings
-    return CountingBell(dispatch.inbox_bell(create_celery(settings), settings.broker_url))
+    return CountingBell(dispatch.inbox_bell(settings.broker_url))
 
 
 @pytest.fixture
@@ -214,7 +213,7 @@ def test_an_unreachable_database_fails_every_request_fast_and_recovers_nothing_t
 ) -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     down = configure(load_settings(relay_env(tmp_path, url, redis_url)))
-    writer = InboxWriter(down, dispatch.inbox_bell(create_celery(down.settings), redis_url))
+    writer = InboxWriter(down, dispatch.inbox_bell(redis_url))
     failures: list[Exception] = []
 
     def attempt(index: int) -> None:
@@ -237,7 +236,7 @@ def test_a_broker_that_is_down_keeps_the_row_and_says_so(runtime: Runtime, tmp_p
     settings = load_settings(
         relay_env(tmp_path, runtime.settings.database_url, "redis://127.0.0.1:1/0")
     )
-    writer = InboxWriter(runtime, dispatch.inbox_bell(create_celery(settings), settings.broker_url))
+    writer = InboxWriter(runtime, dispatch.inbox_bell(settings.broker_url))
     recorded = writer.record(make_row("kept"))
     assert recorded.broker_down and not recorded.queued
     assert stored(runtime)["kept".ljust(64, "0")].status == "pending"  # the sweeper rings it

@@ -41,7 +41,7 @@ def drains(client: redis.Redis) -> int:
 def test_one_drain_is_outstanding_until_it_answers(
     broker: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    bell = dispatch.inbox_bell(publisher(redis_url, tmp_path), redis_url)
+    bell = dispatch.inbox_bell(redis_url)
     bell.ring()
     bell.ring()
     assert drains(broker) == 1
@@ -53,7 +53,7 @@ def test_one_drain_is_outstanding_until_it_answers(
 
 
 def test_a_bell_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
-    bell = dispatch.inbox_bell(publisher(DOWN, tmp_path), DOWN)
+    bell = dispatch.inbox_bell(DOWN)
     with pytest.raises(dispatch.BrokerUnavailable):
         bell.ring()
     bell.answer()  # a drain goes on claiming rows even if it cannot clear the bell
@@ -62,7 +62,7 @@ def test_a_bell_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
 def test_a_drain_that_was_not_sent_leaves_the_bell_clear(
     broker: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    bell = dispatch.RedisBell(publisher(DOWN, tmp_path), redis_url)
+    bell = dispatch.RedisBell(dispatch.RedisDrainPublisher(DOWN), redis_url)
     with pytest.raises(dispatch.BrokerUnavailable):
         bell.ring()
     assert not broker.exists(dispatch.BELL_KEY)  # the next batch rings again
@@ -71,7 +71,7 @@ def test_a_drain_that_was_not_sent_leaves_the_bell_clear(
 def test_the_embedded_broker_gets_a_drain_per_ring(tmp_path: Path) -> None:
     url = f"sqla+sqlite:///{tmp_path}/broker.sqlite3"
     app = publisher(url, tmp_path)
-    bell = dispatch.inbox_bell(app, url)
+    bell = dispatch.inbox_bell(url)
     assert isinstance(bell, dispatch.EveryTimeBell)
     bell.ring()
     bell.ring()
@@ -79,3 +79,25 @@ def test_the_embedded_broker_gets_a_drain_per_ring(tmp_path: Path) -> None:
         queue = connection.SimpleQueue("events")
         assert queue.qsize() == 2
         queue.close()
+
+
+def test_the_drain_is_the_message_celery_would_send(
+    broker: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Same headers, body and routing as ``send_task``'s; a real worker runs it in
+    ``tests/test_end_to_end.py`` (every webhook there reaches it through this bell)."""
+    publisher(redis_url, tmp_path).send_task(dispatch.DRAIN_INBOX, queue="events", retry=False)
+    dispatch.RedisDrainPublisher(redis_url).send()  # the web's, without kombu
+    dispatch.DrainPublisher(redis_url).send()  # kombu's (the embedded broker's publisher)
+    kombus, ours, celerys = (json.loads(m) for m in broker.lrange("events", 0, -1))
+    assert set(kombus) == set(ours) and set(kombus["properties"]) == set(ours["properties"])
+    assert kombus["body"] == ours["body"] and set(kombus["headers"]) == set(ours["headers"])
+    assert set(ours["headers"]) == set(celerys["headers"]) | {dispatch.SENT_AT}
+    assert ours["headers"]["task"] == celerys["headers"]["task"] == dispatch.DRAIN_INBOX
+    assert (
+        ours["headers"]["root_id"] == ours["headers"]["id"] == ours["properties"]["correlation_id"]
+    )
+    assert ours["body"] == celerys["body"]  # [[], {}, embed] in JSON, base64 on Redis
+    for key in ("content-type", "content-encoding"):
+        assert ours[key] == celerys[key]
+    assert ours["properties"]["delivery_info"] == celerys["properties"]["delivery_info"]

@@ -17,7 +17,7 @@ from types import FrameType
 import click
 from kombu import Queue
 
-from worker import dispatch
+from worker import dispatch, metrics
 from worker.celery_app import create_celery
 from worker.cli.kit import open_runtime
 from worker.config import Settings
@@ -49,16 +49,26 @@ def run(host: str, port: int, concurrency: int) -> None:
     runtime = open_runtime(migrate=True)
     settings = runtime.settings
     env = os.environ | {"RELAY_DATA_DIR": str(settings.data_dir)}
+    # One metrics folder for web, worker and beat: the web's /metrics shows all of it,
+    # so only the web serves RELAY_METRICS_PORT (worker.metrics).
+    env[metrics.MULTIPROC_ENV] = str(metrics.empty_directory(settings.data_dir / "metrics"))
     click.echo(f"loyalty-relay on http://{host}:{port}  data: {settings.data_dir}")
     click.echo(
         f"database: {runtime.engine.url.get_backend_name()}  broker: {_scheme(settings.broker_url)}"
     )
     _declare_queues(settings)
+    commands = service_commands(host, port, concurrency, settings.log_level)
     children = {
-        name: subprocess.Popen(command, env=env)
-        for name, command in service_commands(host, port, concurrency, settings.log_level).items()
+        name: subprocess.Popen(command, env=_child_env(name, env))
+        for name, command in commands.items()
     }
     sys.exit(_supervise(children))
+
+
+def _child_env(name: str, env: dict[str, str]) -> dict[str, str]:
+    if name == "web":
+        return env
+    return {key: value for key, value in env.items() if key != "RELAY_METRICS_PORT"}
 
 
 def _declare_queues(settings: Settings) -> None:

@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 
 from worker.cli.kit import check_timezone, check_url, open_runtime, save, secret_option
-from worker.pipeline import refresh
+from worker.pipeline import dispatcher, refresh
 from worker.platforms.base import StoreUpdate
 from worker.storage.models import Store
 
@@ -72,18 +72,39 @@ def list_stores() -> None:
     with runtime.sessions() as session:
         rows = list(session.scalars(select(Store).order_by(Store.platform, Store.external_id)))
         held = refresh.needing_attention(session)
+        backlogs = dispatcher.backlog_by_store(session, runtime.settings, datetime.now(UTC))
     if not rows:
         click.echo("no stores yet: loyalty-relay stores add salla --help")
         return
-    click.echo(f"{'STORE':<28} {'STATUS':<13} {'TIME ZONE':<16} {'TOKEN EXPIRES':<20} REASON")
+    click.echo(
+        f"{'STORE':<28} {'STATUS':<13} {'TIME ZONE':<16} {'TOKEN EXPIRES':<20} "
+        f"{'BACKLOG':>7} {'DRAINS IN':<10} REASON"
+    )
     for store in rows:
         expires = (
             store.token_expires_at.strftime("%Y-%m-%d %H:%M") if store.token_expires_at else "-"
         )
         click.echo(
             f"{store.key:<28} {store.status:<13} {store.timezone:<16} {expires:<20} "
-            f"{_reason(store, held.get(store.id, 0))}"
+            f"{_backlog(backlogs.get(store.id))} {_reason(store, held.get(store.id, 0))}"
         )
+
+
+def _backlog(backlog: dispatcher.Backlog | None) -> str:
+    """Refresh jobs not finished, and how long the store's budget takes to drain them."""
+    if backlog is None:
+        return f"{0:>7} {'-':<10}"
+    seconds = backlog.drain_seconds
+    drains = "-" if seconds is None else _duration(seconds)
+    return f"{backlog.waiting + backlog.in_flight:>7} {drains:<10}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _reason(store: Store, held: int) -> str:

@@ -174,9 +174,7 @@ def _ring(runtime: Runtime) -> None:
     """One drain message, always: the Redis bell's ``SET NX`` saves messages on the
     receiver's hot path, a replay is one command. A lost ring is harmless: the
     sweeper finds the rows pending and rings again."""
-    from worker.celery_app import create_celery  # a publisher, only when there is news
-
     try:
-        dispatch.EveryTimeBell(create_celery(runtime.settings)).ring()
+        dispatch.drain_publisher(runtime.settings.broker_url).send()
     except dispatch.BrokerUnavailable as exc:
         log.warning("inbox bell not rung (%s): the sweeper will pick the events up", exc)

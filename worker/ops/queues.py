@@ -278,6 +278,7 @@ def _row_due(session: Session, task: str, args: Sequence[Any]) -> datetime | Non
 _ROW_TIMES: dict[str, tuple[Any, Any]] = {
     dispatch.HANDLE_EVENT: (InboxEvent.received_at, InboxEvent.id),
     dispatch.REFRESH_POINTS: (RefreshJob.due_at, RefreshJob.id),
+    dispatch.REFRESH_MANY: (RefreshJob.due_at, RefreshJob.id),
     dispatch.DELIVER: (Delivery.next_attempt_at, Delivery.id),
     dispatch.DELIVER_MANY: (Delivery.next_attempt_at, Delivery.id),
 }

@@ -23,85 +23,40 @@ and failed ones kept for ops, hold a body too — only ever encrypted.
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker import customers, privacy, stores
-from worker.crypto import Cipher, CredentialsError
+from worker.crypto import CredentialsError
 from worker.errors import BadPayload
 from worker.pipeline import refresh
+
+# What the receiver stores, kept apart for its sake; the names stay available here.
+from worker.pipeline.inbox_rows import DONE as DONE
+from worker.pipeline.inbox_rows import FAILED as FAILED
+from worker.pipeline.inbox_rows import IGNORED as IGNORED
+from worker.pipeline.inbox_rows import PENDING as PENDING
+from worker.pipeline.inbox_rows import PROCESSING as PROCESSING
+from worker.pipeline.inbox_rows import WAITING as WAITING
+from worker.pipeline.inbox_rows import row as row
+from worker.pipeline.inbox_rows import sealed as sealed
 from worker.pipeline.snapshots import remember_contact
-from worker.platforms.base import EventPlan, Platform, ReceivedEvent
+from worker.platforms.base import EventPlan, Platform
 from worker.runtime import Runtime
 from worker.storage.models import InboxEvent, Store, utcnow
 from worker.storage.upsert import rows_changed
 
 log = logging.getLogger(__name__)
 
-PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
-# An event for a store not registered yet (its install is being processed): kept
-# until the store appears, then pending again; ignored after RELAY_STORE_WAIT_SECONDS.
-WAITING = "waiting_for_store"
 UNKNOWN_STORE = "unknown store"
 RELEASE_LIMIT = 500  # parked events one store's arrival processes at once (the sweeper, the rest)
-
-
-def row(platform: str, body: bytes, event: ReceivedEvent) -> dict[str, Any]:
-    """The inbox row for a verified delivery (written by ``web.ingest.InboxWriter``)."""
-    return {
-        "platform": platform,
-        "store_ref": _bounded_id(event.store_ref),
-        "event_type": _storable(event.event_type, EVENT_TYPE_LIMIT),
-        "dedupe_key": event.dedupe_key,
-        "body": body,
-        "headers": event.headers,
-        "status": _status(event),
-        "reason": _storable(event.ignored_reason),
-        "attempts": 0,
-        "received_at": utcnow(),
-    }
-
-
-def _status(event: ReceivedEvent) -> str:
-    if event.ignored_reason:
-        return IGNORED
-    return WAITING if event.waiting_for_store else PENDING
-
-
-# What no database text column takes, though a signed JSON body may spell it:
-# NUL ("\u0000", refused by PostgreSQL) and lone surrogates ("\ud800", not UTF-8).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def sealed(row: dict[str, Any], cipher: Cipher) -> dict[str, Any]:
-    """The row as it is stored: its body encrypted, or none for an ignored event."""
-    body = b"" if row["status"] == IGNORED else cipher.seal_bytes(row["body"])
-    return row | {"body": body}
 
 
 def body_of(runtime: Runtime, event: InboxEvent) -> bytes:
     """The body as the platform sent it (``b""`` once processed and dropped)."""
     return runtime.cipher.open_bytes(event.body, "an inbox body") if event.body else b""
-
-
-def _storable(text: str | None, limit: int | None = None) -> str | None:
-    return _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", text[:limit]) if text else text
-
-
-# Each row is bounded by its columns before it joins a batch, so that no value a
-# platform sends can fail the group commit of everyone else's webhooks.
-EVENT_TYPE_LIMIT = 100  # String(100) in worker.storage.models
-STORE_REF_LIMIT = 255
-
-
-def _bounded_id(store_ref: str | None) -> str | None:
-    """A store id too long for its column names no store (cut short it would name another)."""
-    if store_ref is None or len(store_ref) > STORE_REF_LIMIT:
-        return None
-    return _storable(store_ref)
 
 
 def claim(session: Session, inbox_id: int) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker import reactions
+from worker import metrics, reactions
 from worker.errors import PermanentError, TransientError
 from worker.pipeline import attempts, breaker, holding, verdicts
 from worker.pipeline.attempts import Answer
@@ -345,6 +345,8 @@ def _conclude(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> 
         attempts.finish(session, delivery.id, delivery.attempts, verdict.answer, now)
         threshold = runtime.settings.breaker_failures
         held = holding.account(session, threshold, claimed.sink, claimed.probe_at, verdict, now)
+    kind = claimed.sink.kind if claimed.sink else "removed"
+    metrics.delivery_attempt(kind, verdict.answer.outcome, created_at=delivery.created_at)
     return retry if held is None else held
 
 

@@ -4,18 +4,26 @@ A burst of events for a customer inserts into the same pending row (a partial
 unique index on store, customer and slot), so it costs one fetch. Order events
 also ask for "settle" re-checks later, because platforms can credit points
 some time after the order event; those coalesce the same way.
+
+Within one store's budget, jobs are claimed by ``priority()`` then arrival:
+first refreshes (``soon``), then settle re-checks, then reconciliation. A settle
+re-check or a reconciliation is ended unfetched (``ALREADY_FETCHED``) when a
+fetch of that customer began at or after the job's due time (``answered()``):
+that fetch already saw whatever the platform had credited by then, which is
+all the re-check was waiting for. ``due_at`` is the right mark: it is the event
+time plus the settle delay, and only ever moves later (a retry), never earlier.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, distinct, func, or_, select, update
+from sqlalchemy import ColumnElement, case, exists, select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, customers, quota
+from worker import backoff, customers, metrics, quota
 from worker.config import Settings
 from worker.errors import (
     NeedsReauthorization,
@@ -24,6 +32,8 @@ from worker.errors import (
     TransientError,
 )
 from worker.pipeline import outbox
+from worker.pipeline.held import HELD as HELD
+from worker.pipeline.held import needing_attention as needing_attention  # its old home
 from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
@@ -36,8 +46,9 @@ from worker.stores import ACTIVE, StoreContext, stopped_reason
 log = logging.getLogger(__name__)
 
 PENDING, WORKING, RETRYING, DONE, FAILED = "pending", "working", "retrying", "done", "failed"
-HELD = "held"  # fetched, but with a points label we cannot interpret: nothing applied or sent
-SOON = "soon"
+SOON, SETTLE, RECONCILE = "soon", "settle", "reconcile"  # slots: settle1, settle2, …
+WAITING = (PENDING, RETRYING)
+ALREADY_FETCHED = "already fetched after the event"
 MAX_ATTEMPTS = 8
 
 
@@ -51,8 +62,40 @@ def slots(settings: Settings, settle: bool) -> list[tuple[str, float]]:
     """(slot name, delay) pairs for one request: now-ish, plus the settle re-checks."""
     wanted = [(SOON, settings.debounce_seconds)]
     if settle:
-        wanted += [(f"settle{i}", delay) for i, delay in enumerate(settings.settle_delays, 1)]
+        wanted += [(f"{SETTLE}{i}", delay) for i, delay in enumerate(settings.settle_delays, 1)]
     return wanted
+
+
+def reconcile_slot(settings: Settings) -> tuple[str, float]:
+    """Reconciliation's own slot, so that it is claimed after a store's webhooks' jobs."""
+    return RECONCILE, settings.debounce_seconds
+
+
+def priority() -> ColumnElement[int]:
+    """Claim order within a store (lower first); ties go by ``created_at``."""
+    return case((RefreshJob.slot == SOON, 0), (RefreshJob.slot.startswith(SETTLE), 1), else_=2)
+
+
+def answered(slot: str, due_at: datetime, fetched_at: datetime | None) -> bool:
+    """A re-check whose question a fetch begun at ``fetched_at`` already answered."""
+    return slot != SOON and fetched_at is not None and fetched_at >= due_at
+
+
+def end_answered(session: Session, store_id: int, now: datetime) -> int:
+    """``answered()`` for a store's due re-checks, in one statement (the dispatcher's)."""
+    fetched_since = exists().where(
+        CustomerPoints.store_id == RefreshJob.store_id,
+        CustomerPoints.customer_id == RefreshJob.customer_id,
+        CustomerPoints.fetched_at >= RefreshJob.due_at,
+    )
+    return rows_changed(
+        session,
+        update(RefreshJob)
+        .where(RefreshJob.store_id == store_id, RefreshJob.status.in_(WAITING))
+        .where(RefreshJob.due_at <= now, RefreshJob.slot != SOON, fetched_since)
+        .values(status=DONE, last_error=ALREADY_FETCHED, finished_at=now)
+        .execution_options(synchronize_session=False),
+    )
 
 
 def request(
@@ -77,15 +120,23 @@ def request(
 
 
 def claim(session: Session, job_id: int) -> RefreshJob | None:
+    """The job, now ours; None when it is not due, taken, or already answered."""
     now = utcnow()
     claimed = rows_changed(
         session,
         update(RefreshJob)
-        .where(RefreshJob.id == job_id, RefreshJob.status.in_((PENDING, RETRYING)))
+        .where(RefreshJob.id == job_id, RefreshJob.status.in_(WAITING))
         .where(RefreshJob.due_at <= now + timedelta(seconds=1))
         .values(status=WORKING, claimed_at=now, attempts=RefreshJob.attempts + 1),
     )
-    return session.get(RefreshJob, job_id) if claimed else None
+    job = session.get(RefreshJob, job_id) if claimed else None
+    if job is None or job.slot == SOON:
+        return job
+    points = session.get(CustomerPoints, (job.store_id, job.customer_id))
+    if answered(job.slot, job.due_at, points.fetched_at if points else None):
+        _set(session, job_id, DONE, ALREADY_FETCHED)
+        return None
+    return job
 
 
 def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[outbox.Due]:
@@ -119,6 +170,8 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
             return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
         _set(session, job_id, DONE, None)
+    if job.slot == SOON:  # settle re-checks wait on purpose: not a webhook's latency
+        metrics.refresh_finished(job.created_at)
     return deliveries
 
 
@@ -136,29 +189,6 @@ def end_for_store(session: Session, store_id: int, reason: str) -> int:
         .where(RefreshJob.store_id == store_id, RefreshJob.status.in_((PENDING, RETRYING)))
         .values(status=FAILED, last_error=reason[:500], finished_at=utcnow()),
     )
-
-
-def needing_attention(session: Session) -> dict[int, int]:
-    """Store id → customers whose latest refresh was held (unknown labels), for ops.
-
-    A customer stops needing attention once a later fetch of theirs is applied
-    (their snapshot's ``fetched_at`` is newer than the held job): a primary-key
-    lookup per held job, and held jobs are few.
-    """
-    snapshot = and_(
-        CustomerPoints.store_id == RefreshJob.store_id,
-        CustomerPoints.customer_id == RefreshJob.customer_id,
-    )
-    unresolved = or_(
-        CustomerPoints.fetched_at.is_(None), CustomerPoints.fetched_at < RefreshJob.finished_at
-    )
-    query = (
-        select(RefreshJob.store_id, func.count(distinct(RefreshJob.customer_id)))
-        .outerjoin(CustomerPoints, snapshot)
-        .where(RefreshJob.status == HELD, unresolved)
-        .group_by(RefreshJob.store_id)
-    )
-    return {store_id: count for store_id, count in session.execute(query)}
 
 
 class Reschedule(Exception):

@@ -136,7 +136,7 @@ def _request_many(
 ) -> list[refresh.Due]:
     """``refresh.request`` for many customers of a store in one INSERT … ON CONFLICT
     DO NOTHING: a customer with a pending job already is coalesced into it."""
-    [(slot, delay)] = refresh.slots(settings, settle=False)
+    slot, delay = refresh.reconcile_slot(settings)
     now = utcnow()
     rows = [
         {"store_id": store_id, "customer_id": customer_id, "slot": slot,

@@ -1,5 +1,9 @@
 """The sweeper: finds rows whose doorbell was lost and rings again.
 
+Refresh jobs and deliveries are the dispatcher's (``worker.pipeline.dispatcher``),
+which hands out again any row whose message went missing once its lease ends;
+the sweeper puts back what a killed worker claimed and asks for a dispatch.
+
 Runs every ``RELAY_SWEEP_INTERVAL_SECONDS`` from beat. A row counts as lost
 when it has waited longer than ``RELAY_STALE_AFTER_SECONDS`` past its due time
 (a flushed Redis, a message dropped on the floor), or has been claimed that
@@ -18,8 +22,8 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from worker import dispatch
-from worker.pipeline import inbox, outbox, refresh
+from worker import dispatch, metrics
+from worker.pipeline import holding, inbox, outbox, refresh
 from worker.reactions import MESSAGE_SINKS
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, Sink, Store, utcnow
@@ -40,11 +44,13 @@ class Swept:
 def sweep(runtime: Runtime) -> Swept:
     cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_seconds)
     with runtime.transaction() as session:
-        return Swept(
+        swept = Swept(
             events=_events(session, cutoff, runtime.settings.store_wait_seconds),
             refreshes=_refreshes(session, cutoff),
             deliveries=_deliveries(session, cutoff),
         )
+    metrics.sweeper_ran()
+    return swept
 
 
 def _events(session: Session, cutoff: Any, store_wait: float) -> list[int]:
@@ -100,7 +106,10 @@ def _deliveries(session: Session, cutoff: Any) -> list[str]:
     waiting = Delivery.status.in_((outbox.PENDING, outbox.RETRYING))
     lost = select(Delivery.id).where(waiting, Delivery.next_attempt_at < cutoff)
     lost_ids = list(session.scalars(lost.order_by(Delivery.next_attempt_at).limit(BATCH)))
-    return lost_ids + _release_deferred(session, waiting)
+    # Open breakers whose probe is due but whose carrier row went missing: one of each
+    # sink's parked deliveries is made due now, and the dispatcher sends it as the probe.
+    probes = [due.delivery_id for due in holding.due_probes(session, utcnow())]
+    return lost_ids + _release_deferred(session, waiting) + probes
 
 
 def _settle_abandoned_messages(session: Session, cutoff: Any) -> None:
@@ -140,9 +149,11 @@ def _release(session: Session, model: Any, claimed: str, back_to: str, cutoff: A
 
 
 def ring(app: Any, swept: Swept) -> None:
+    """Events are rung one by one; refresh jobs and deliveries hold their due time,
+    so one ``relay.dispatch`` hands them out (within each store's budget)."""
     _ring_all(app, dispatch.HANDLE_EVENT, swept.events)
-    _ring_all(app, dispatch.REFRESH_POINTS, swept.refreshes)
-    _ring_all(app, dispatch.DELIVER, swept.deliveries)
+    if swept.refreshes or swept.deliveries:
+        dispatch.request_dispatch(app)
 
 
 def _ring_all(app: Any, name: str, ids: Iterable[int | str]) -> None:

@@ -119,6 +119,8 @@ class RefreshJob(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_refresh_status_due", "status", "due_at"),
+        # The dispatcher's per-store claim (``worker.pipeline.dispatcher``).
+        Index("ix_refresh_store_status_due", "store_id", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -132,6 +134,8 @@ class RefreshJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # When the dispatcher last published this row (``worker.pipeline.dispatcher``).
+    dispatched_at: Mapped[datetime | None]
 
 
 class CustomerPoints(Base):
@@ -246,6 +250,8 @@ class Delivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the dispatcher last published this row (``worker.pipeline.dispatcher``).
+    dispatched_at: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):

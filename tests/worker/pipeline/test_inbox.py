@@ -24,14 +24,18 @@ def test_a_drain_claims_a_chunk_and_rings_for_the_rest(
 ) -> None:
     broker = redis.Redis.from_url(world.runtime.settings.broker_url)
     monkeypatch.setattr(tasks, "DRAIN_CHUNK", 2)
+
+    def drains() -> int:  # the refresh jobs made due at once ring the dispatcher beside them
+        return sum(dispatch.DRAIN_INBOX.encode() in m for m in broker.lrange("events", 0, -1))
+
     ids = [world.post("customer.updated", id=1000 + n) for n in range(3)]
-    assert broker.llen("events") == 1 and broker.exists(dispatch.BELL_KEY)
+    assert drains() == 1 and broker.exists(dispatch.BELL_KEY)
     # A full chunk: the bell is answered, then rung again for the row left.
     assert tasks.drain_inbox() == 2
-    assert broker.llen("events") == 2 and broker.exists(dispatch.BELL_KEY)
+    assert drains() == 2 and broker.exists(dispatch.BELL_KEY)
     # The last row: nothing rung, the bell stays clear for the receiver's next batch.
     assert tasks.drain_inbox() == 1
-    assert broker.llen("events") == 2 and not broker.exists(dispatch.BELL_KEY)
+    assert drains() == 2 and not broker.exists(dispatch.BELL_KEY)
     assert tasks.drain_inbox() == 0
     assert {e.id: e.status for e in world.rows(InboxEvent)} == dict.fromkeys(ids, "done")
     assert len(world.rows(RefreshJob)) == 3

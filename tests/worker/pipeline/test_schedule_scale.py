@@ -113,6 +113,7 @@ def test_it_sends_the_scheduler_deliveries_in_chunks(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     customers(runtime, add_salla_store(runtime), 120, now - timedelta(hours=1), now)
     assert tasks.expiry_notices() == 120
+    tasks.dispatch_due()  # the rows are due: one dispatch hands every delivery out
     client = redis.Redis.from_url(runtime.settings.broker_url)
     messages = [json.loads(m) for m in client.lrange("deliveries", 0, -1)]
     client.close()

@@ -1,6 +1,7 @@
 """Every task's enqueueing, through the real Redis broker, with the settings and
 sink rules a merchant gets by default (debounce, settle checks, collapse window,
-retry backoff): the messages a task publishes carry the row id and the wait."""
+retry backoff): waits are kept in the rows, and the messages the dispatcher
+publishes when they are over carry ids and no countdown."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from tests.pipeline_support import all_rows
 from web import create_app
 from worker import dispatch, tasks
 from worker.config import Settings, load_settings
+from worker.pipeline import refresh
 from worker.points import CHANGE_KINDS
 from worker.reactions import DEFAULT_COLLAPSE_SECONDS
 from worker.runtime import Runtime
@@ -76,8 +78,8 @@ class World:
     store: Store
     salla: SallaSandboxState
 
-    def post(self, event: str = "order.status.updated") -> int:
-        body = encode(salla_event(event))
+    def post(self, event: str = "order.status.updated", **data: Any) -> int:
+        body = encode(salla_event(event, **data))
         response = self.client.post(
             "/webhooks/salla", data=body, headers=salla_headers(body, SALLA_SECRET)
         )
@@ -134,23 +136,29 @@ def world(runtime: Runtime, serve: Serve, redis_url: str) -> Iterator[World]:
     broker.close()
 
 
-def _refreshed(world: World) -> list[Message]:
-    """A webhook drained and its first refresh run: the deliveries it enqueued."""
+def _refreshed(world: World) -> list[str]:
+    """A webhook drained and its first refresh run: the deliveries it made, by id."""
     world.post()
     assert [m.task for m in world.take("events")] == [dispatch.DRAIN_INBOX]
     assert tasks.drain_inbox() == 1
-    first = min(world.take("refresh"), key=lambda m: m.countdown or 0.0)
-    _make_due(world, first.row_id)
-    tasks.refresh_points(first.row_id)
-    return world.take("deliveries")
+    [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
+    _make_due(world, first)
+    tasks.refresh_points(first)
+    return [d.id for d in all_rows(world.runtime, Delivery)]
 
 
 def _make_due(world: World, job_id: int) -> None:
-    """The debounce has passed (as it has when the broker hands the message over)."""
+    """The debounce has passed."""
     with world.runtime.transaction() as session:
         session.execute(
             update(RefreshJob).where(RefreshJob.id == job_id).values(due_at=datetime.now(UTC))
         )
+
+
+def _dispatched(world: World) -> list[Message]:
+    """One ``relay.dispatch`` run; what it published."""
+    tasks.dispatch_due()
+    return [m for queue in ("refresh", "deliveries") for m in world.take(queue)]
 
 
 def _kind(world: World, delivery_id: str) -> str:
@@ -159,58 +167,94 @@ def _kind(world: World, delivery_id: str) -> str:
         return session.get_one(Sink, delivery.sink_id).kind
 
 
-def test_it_enqueues_a_refresh_after_the_debounce_and_the_settle_checks(world: World) -> None:
+def _no_countdowns(world: World) -> None:
+    for queue in ("events", "refresh", "deliveries"):
+        for raw in world.broker.lrange(queue, 0, -1):
+            assert _message(json.loads(raw)).countdown is None, raw
+
+
+def test_it_keeps_the_debounce_and_settle_checks_in_rows_not_in_the_broker(world: World) -> None:
     world.post()
+    world.take("events")
     tasks.drain_inbox()
-    refreshes = world.take("refresh")
-    assert {m.task for m in refreshes} == {dispatch.REFRESH_POINTS}
-    waits = sorted(m.countdown or 0.0 for m in refreshes)
+    assert world.take("refresh") == [] and world.take("events") == []  # nothing due yet
     settings = world.runtime.settings
-    expected = [settings.debounce_seconds, *settings.settle_delays]
-    assert len(waits) == len(expected)
-    for wait, want in zip(waits, expected, strict=True):
-        assert want - 5 < wait <= want
-    assert sorted(m.row_id for m in refreshes) == sorted(
-        j.id for j in all_rows(world.runtime, RefreshJob)
-    )
+    assert settings.debounce_seconds > 0 and settings.settle_delays  # a merchant's defaults
+    jobs = sorted(all_rows(world.runtime, RefreshJob), key=lambda j: j.due_at)
+    waits = [(j.due_at - j.created_at).total_seconds() for j in jobs]
+    assert waits == pytest.approx([settings.debounce_seconds, *settings.settle_delays])
+    assert _dispatched(world) == []  # the debounce has not passed
+    _make_due(world, jobs[0].id)
+    assert _dispatched(world) == [Message(dispatch.REFRESH_MANY, [jobs[0].id], None)]
 
 
 def test_it_handles_a_swept_event_into_the_same_refreshes(world: World) -> None:
     inbox_id = world.post()
     world.take("events")
     tasks.handle_event(inbox_id)
-    assert len(world.take("refresh")) == 1 + len(world.runtime.settings.settle_delays)
+    assert len(all_rows(world.runtime, RefreshJob)) == 1 + len(world.runtime.settings.settle_delays)
+    assert world.take("refresh") == []
 
 
-def test_it_enqueues_each_delivery_with_its_sinks_wait(world: World) -> None:
-    by_kind = {_kind(world, m.row_id): m for m in _refreshed(world)}
+def test_it_sends_each_delivery_when_its_sinks_wait_is_over(world: World) -> None:
+    by_kind = {_kind(world, row_id): row_id for row_id in _refreshed(world)}
     assert set(by_kind) == {"webhook", "email"}
-    assert by_kind["webhook"].countdown is None  # a webhook goes at once
-    email = by_kind["email"].countdown  # an email waits for its collapse window
-    assert email is not None and DEFAULT_COLLAPSE_SECONDS - 5 < email <= DEFAULT_COLLAPSE_SECONDS
+    # The webhook is due at once: the refresh hands it out itself, with no countdown.
+    assert world.take("deliveries") == [Message(dispatch.DELIVER_MANY, [by_kind["webhook"]], None)]
+    assert world.take("events") == [] and _dispatched(world) == []  # and only once
+    [email] = [d for d in all_rows(world.runtime, Delivery) if d.id == by_kind["email"]]
+    wait = (email.next_attempt_at - datetime.now(UTC)).total_seconds()
+    assert DEFAULT_COLLAPSE_SECONDS - 5 < wait <= DEFAULT_COLLAPSE_SECONDS  # its collapse window
+    _no_countdowns(world)
 
 
-def test_it_enqueues_a_retry_after_the_backoff(world: World) -> None:
-    webhook = next(m for m in _refreshed(world) if _kind(world, m.row_id) == "webhook")
-    tasks.deliver(webhook.row_id)  # the endpoint answers 503 once
-    [retry] = world.take("deliveries")
+def test_it_sends_a_retry_once_its_backoff_is_over(world: World) -> None:
+    webhook = next(i for i in _refreshed(world) if _kind(world, i) == "webhook")
+    world.take("deliveries")  # its first message, taken by this test
+    tasks.deliver(webhook)  # the endpoint answers 503 once
+    assert world.take("deliveries") == [] and world.take("events") == []
+    [row] = [d for d in all_rows(world.runtime, Delivery) if d.id == webhook]
     base = world.runtime.settings.retry_base_seconds
-    assert retry.row_id == webhook.row_id
-    assert retry.countdown is not None and base / 2 - 5 < retry.countdown <= base
-    [row] = [d for d in all_rows(world.runtime, Delivery) if d.id == webhook.row_id]
-    assert row.status == "retrying"
+    wait = (row.next_attempt_at - datetime.now(UTC)).total_seconds()
+    assert row.status == "retrying" and base / 2 - 5 < wait <= base
+    assert _dispatched(world) == []
+    with world.runtime.transaction() as session:
+        session.get_one(Delivery, webhook).next_attempt_at = datetime.now(UTC)
+    assert _dispatched(world) == [Message(dispatch.DELIVER_MANY, [webhook], None)]
 
 
-def test_it_reschedules_a_refresh_the_platform_holds(world: World) -> None:
+def test_it_reschedules_a_refresh_the_platform_holds_in_its_row(world: World) -> None:
     world.post()
     tasks.drain_inbox()
-    first = min(world.take("refresh"), key=lambda m: m.countdown or 0.0)
+    [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
     world.salla.fail_next(1, status=429, retry_after=30)
-    _make_due(world, first.row_id)
-    tasks.refresh_points(first.row_id)
-    [later] = world.take("refresh")
-    assert later.task == dispatch.REFRESH_POINTS and later.row_id == first.row_id
-    assert later.countdown is not None and 25 < later.countdown <= 30 + 10
+    _make_due(world, first)
+    tasks.refresh_points(first)
+    assert world.take("refresh") == []
+    [row] = [j for j in all_rows(world.runtime, RefreshJob) if j.id == first]
+    wait = (row.due_at - datetime.now(UTC)).total_seconds()
+    assert row.status == "retrying" and 25 < wait <= 30 + 10
+    assert _dispatched(world) == []
+
+
+def test_it_dispatches_a_burst_without_a_single_countdown(world: World) -> None:
+    now = datetime.now(UTC)
+    for n in range(20):
+        entry = points_entry(50 + n, created=now, expiry=None)
+        world.salla.set_entries(MERCHANT, str(3000 + n), [entry])
+        world.post("order.created", id=9000 + n, customer={"id": 3000 + n})
+    tasks.drain_inbox()
+    for job in all_rows(world.runtime, RefreshJob):
+        _make_due(world, job.id)  # first refreshes and settle checks alike
+    while messages := _dispatched(world):
+        for message in messages:  # first refreshes first, within the store's budget
+            if message.task == dispatch.REFRESH_MANY:
+                tasks.refresh_many(message.row_id)
+    _no_countdowns(world)
+    jobs = all_rows(world.runtime, RefreshJob)
+    assert {j.status for j in jobs} == {"done"} and len(jobs) == 60
+    fetched = [j for j in jobs if j.last_error != refresh.ALREADY_FETCHED]
+    assert len(fetched) == 20  # one fetch per customer: it answered both settle checks
 
 
 def test_it_sweeps_a_stuck_event_back_onto_its_queue(world: World) -> None:
@@ -222,3 +266,25 @@ def test_it_sweeps_a_stuck_event_back_onto_its_queue(world: World) -> None:
         )
     assert tasks.sweep() == 1
     assert world.take("events") == [Message(dispatch.HANDLE_EVENT, inbox_id, None)]
+
+
+def test_a_flushed_broker_loses_no_timing(world: World) -> None:
+    world.post()
+    tasks.drain_inbox()
+    world.broker.delete("events", "refresh", "deliveries")  # Redis flushed meanwhile
+    [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
+    _make_due(world, first)  # the debounce is over: the row alone knew when
+    assert _dispatched(world) == [Message(dispatch.REFRESH_MANY, [first], None)]
+
+
+def test_only_the_rung_dispatch_clears_the_dispatch_bell(world: World) -> None:
+    tasks.ring_dispatcher()
+    tasks.ring_dispatcher()  # the bell is set: nothing more is queued
+    [rung] = world.take("events")
+    assert rung.task == dispatch.DISPATCH and world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.dispatch_due()  # beat's tick: the rung one is still on its way
+    assert world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.dispatch_due(rung=True)
+    assert not world.broker.exists(dispatch.DISPATCH_BELL_KEY)
+    tasks.ring_dispatcher()
+    assert [m.task for m in world.take("events")] == [dispatch.DISPATCH]

@@ -141,11 +141,15 @@ def upgrade() -> None:
         sa.Column("created_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("claimed_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("refresh_jobs", schema=None) as batch_op:
         batch_op.create_index("ix_refresh_status_due", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            "ix_refresh_store_status_due", ["store_id", "status", "due_at"], unique=False
+        )
         batch_op.create_index(
             "uq_refresh_pending",
             ["store_id", "customer_id", "slot"],
@@ -203,6 +207,7 @@ def upgrade() -> None:
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("delivered_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", worker.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("dispatched_at", worker.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["change_id"],
             ["points_changes.id"],
@@ -286,6 +291,7 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_table("sinks")
     with op.batch_alter_table("refresh_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_refresh_store_status_due")
         batch_op.drop_index(
             "uq_refresh_pending",
             postgresql_where=sa.text("status = 'pending'"),
