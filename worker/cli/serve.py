@@ -32,12 +32,22 @@ def service_commands(
             python, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
             "--bind", f"{host}:{port}", "web:create_app()",
         ],
-        "worker": [
+    } | {
+        f"worker{index or ''}": command
+        for index, command in enumerate(worker_commands(concurrency, log_level))
+    }  # fmt: skip
+
+
+def worker_commands(concurrency: int | None, log_level: str = "INFO") -> list[list[str]]:
+    """The Celery worker lines: the first one also runs beat."""
+    python = sys.executable
+    return [
+        [
             python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
-            "--queues", "events,refresh,deliveries", "--concurrency", str(concurrency),
+            "--queues", "events,refresh,deliveries", "--concurrency", str(concurrency or 2),
             "--loglevel", log_level,
         ],
-    }  # fmt: skip
+    ]  # fmt: skip
 
 
 @click.command()
