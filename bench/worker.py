@@ -26,6 +26,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,14 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cryptography.fernet import Fernet
 import redis
+from cryptography.fernet import Fernet
 
 # This file's name is the package's: run as a script, bench/ must come after the
 # project on the path, or ``import worker`` would import this file.
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH), str(BENCH)]
 
 from ingest import free_port, progress, stop  # noqa: E402
 from scratch import fresh_database  # noqa: E402
@@ -60,6 +61,7 @@ from worker.points import CHANGE_KINDS  # noqa: E402
 from worker.storage.migrate import upgrade  # noqa: E402
 from worker.storage.models import Sink  # noqa: E402
 from worker.stores import save_store  # noqa: E402
+
 REDIS_URL = os.environ.get("RELAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "bench-worker-webhook-secret"
 SINK_SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -78,6 +80,7 @@ class Options:
     api_delay: float
     timeout: float
     sides: str
+    profile: Path | None
     json: bool
 
 
@@ -93,6 +96,7 @@ def parse_args(argv: list[str] | None) -> Options:
     add("--api-delay", type=float, default=0.05, help="seconds the API takes per answer (0.05)")
     add("--timeout", type=float, default=900.0, help="seconds to wait for a side (900)")
     add("--sides", default="relay,naive", help="which sides, in order (relay,naive)")
+    add("--profile", type=Path, help="py-spy the workers into this folder (pip install py-spy)")
     add("--json", action="store_true", help="print the results as JSON")
     return Options(**vars(parser.parse_args(argv)))
 
@@ -316,7 +320,8 @@ def send_all(port: int, hooks: list[tuple[str, str, bytes, str]]) -> dict[tuple[
 def api_calls(api: str) -> int:
     host, port = api.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    connection.request("GET", "/_bench/requests", headers={"User-Agent": "bench", "Accept": "application/json"})
+    headers = {"User-Agent": "bench", "Accept": "application/json"}  # the stand-in's WAF
+    connection.request("GET", "/_bench/requests", headers=headers)
     count: int = json.loads(connection.getresponse().read())["requests"]
     connection.close()
     return count
@@ -341,10 +346,11 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     before = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
     counts_before = sql_counts(side.counts)
     progress(f"{side.name}: sending {len(hooks)} webhooks")
-    sent = send_all(side.port, hooks)
-    deadline = time.monotonic() + options.timeout
-    while sink.count(side.name) < len(hooks) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    with profiling(side, options):
+        sent = send_all(side.port, hooks)
+        deadline = time.monotonic() + options.timeout
+        while sink.count(side.name) < len(hooks) and time.monotonic() < deadline:
+            time.sleep(0.2)
     workers = [pid for root in side.worker_pids for pid in tree(root)]
     after = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
     rss = rss_mb(workers)
@@ -426,6 +432,79 @@ def postgres_cpu(dsn: str | None) -> float | None:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         ).fetchall()
     return cpu_seconds([row[0] for row in rows])
+
+
+# Profiles ------------------------------------------------------------------------------
+
+# (label, what a frame's text contains), first match wins per stack, innermost frame first.
+CATEGORIES = (
+    ("psycopg", "psycopg"),
+    ("sqlalchemy", "sqlalchemy"),
+    ("redis", "/redis/"),
+    ("celery/kombu/billiard", ("celery", "kombu", "billiard", "amqp")),
+    ("httpx/httpcore/h11", ("httpx", "httpcore", "h11")),
+    ("marshmallow", "marshmallow"),
+    ("cryptography", ("cryptography", "crypto.py")),
+    ("json", "json/"),
+)
+FUNCTIONS = (
+    ("quota (inclusive)", "worker/quota.py"),
+    ("inbox drain (inclusive)", "worker/pipeline/inbox.py"),
+    ("snapshots + outbox rows (inclusive)", ("snapshots.py", "create_deliveries")),
+    ("outbox delivery (inclusive)", "outbox.py (deliver"),
+    ("salla client (inclusive)", "worker/platforms/salla"),
+)
+
+
+@contextmanager
+def profiling(side: Side, options: Options) -> Iterator[None]:
+    if options.profile is None:
+        yield
+        return
+    options.profile.mkdir(parents=True, exist_ok=True)
+    raw = options.profile / f"{side.name}.txt"
+    spies = [
+        subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses",
+                          "--format", "raw", "--rate", "200", "-o", f"{raw}.{pid}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in side.worker_pids
+    ]  # fmt: skip
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+        (options.profile / f"{side.name}-summary.txt").write_text(
+            summarize_profile([Path(f"{raw}.{pid}") for pid in side.worker_pids])
+        )
+
+
+def summarize_profile(files: list[Path]) -> str:
+    """Shares of the samples taken on CPU (py-spy leaves out threads waiting on I/O)."""
+    busy, by_kind = 0, {kind: 0 for kind, _ in CATEGORIES}
+    by_function: dict[str, int] = {}
+    for path in files:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            busy += int(count)
+            frames = stack.split(";")
+            kind = next((k for k, m in CATEGORIES for f in reversed(frames) if _has(f, m)), None)
+            if kind:
+                by_kind[kind] += int(count)
+            for label, match in FUNCTIONS:
+                if any(_has(frame, match) for frame in frames):
+                    by_function[label] = by_function.get(label, 0) + int(count)
+    lines = [f"{busy} samples on CPU (200/s per process); innermost library:"]
+    lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_kind.items()]
+    lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_function.items()]
+    return "\n".join(lines)
+
+
+def _has(frame: str, match: str | tuple[str, ...]) -> bool:
+    return any(m in frame for m in ((match,) if isinstance(match, str) else match))
 
 
 # The two sides --------------------------------------------------------------------------
@@ -565,8 +644,14 @@ def render(outcomes: list[Outcome], options: Options) -> str:
     return "\n".join(lines)
 
 
+def interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
+    signal.signal(signal.SIGTERM, interrupt)
     sink = SinkServer()
     api_port = free_port()
     ready = multiprocessing.get_context("fork").Event()
