@@ -220,12 +220,21 @@ REDIS_PREFIX = "relay:quota:"
 class RedisBudget:
     """``Budget`` in Redis: one atomic script per take, shared by every worker.
 
+    A block (a 429, Salla's 403, nothing remaining) is written to the database's
+    row as well, given ``sessions``: the scheduler finds blocked stores there.
+
     The key expires a window after its last use: by then the bucket would have
     refilled to a full burst anyway, which is what a missing key means.
     """
 
-    def __init__(self, client: redis.Redis, namespace: str = "") -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str = "",
+        sessions: Callable[[], AbstractContextManager[Session]] | None = None,
+    ) -> None:
         self._client = client
+        self._sessions = sessions
         self._prefix = f"{REDIS_PREFIX}{namespace}:"
         self._take = client.register_script(_TAKE)
         self._observe = client.register_script(_OBSERVE)
@@ -262,6 +271,11 @@ class RedisBudget:
         said = "" if remaining is None else remaining
         args = [shape(limit, 1.0)[0], _ttl_ms(MAX_BLOCK), _seconds(now), said, block]
         self._run(self._observe, key, args)
+        if block > 0 and self._sessions is not None:
+            # Blocks are rare: kept in the database too, where the scheduler looks
+            # for blocked stores (``worker.pipeline.schedule``) in one query.
+            with self._sessions() as session:
+                observe(session, key, limit, headers, moment)
 
     def redis_key(self, key: str) -> str:
         return self._prefix + key
@@ -311,7 +325,7 @@ def budget_for(
     a Redis never share a budget."""
     if uses_redis(broker_url):
         namespace = hashlib.sha256(database_url.encode()).hexdigest()[:12]
-        return RedisBudget(redis_client(broker_url), namespace)
+        return RedisBudget(redis_client(broker_url), namespace, sessions)
     return DatabaseBudget(sessions)
 
 
