@@ -463,10 +463,13 @@ def profiling(side: Side, options: Options) -> Iterator[None]:
         return
     options.profile.mkdir(parents=True, exist_ok=True)
     raw = options.profile / f"{side.name}.txt"
+    spy, log = str(Path(sys.executable).parent / "py-spy"), (options.profile / "py-spy.log")
     spies = [
-        subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses",
-                          "--format", "raw", "--rate", "200", "-o", f"{raw}.{pid}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+             "--rate", "200", "-o", f"{raw}.{pid}"],
+            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        )
         for pid in side.worker_pids
     ]  # fmt: skip
     try:
@@ -599,14 +602,31 @@ def shipped_concurrency(options: Options) -> int:
     """Processes the relay's worker lines run in all, so the naive worker gets as many."""
     total = 0
     for line in relay_workers(options):
-        total += int(line[line.index("--concurrency") + 1]) if "--concurrency" in line else 2
+        given = line[line.index("--concurrency") + 1] if "--concurrency" in line else None
+        total += int(given) if given else shipped_default()
     return total
+
+
+def shipped_default() -> int:
+    """What a relay worker line runs without ``--concurrency`` (2 before it was a setting)."""
+    try:
+        from worker.config import default_worker_concurrency
+    except ImportError:
+        return 2
+    return default_worker_concurrency()
+
+
+LOCK_KEY = "relay:bench-worker-session"
 
 
 @contextmanager
 def bench_redis() -> Iterator[None]:
+    """The Redis db, held for this run: two runs sharing one would take each other's tasks."""
     client = redis.Redis.from_url(REDIS_URL)
+    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=3600):
+        raise SystemExit(f"{REDIS_URL} is held by another bench/worker.py run (key {LOCK_KEY})")
     client.flushdb()
+    client.set(LOCK_KEY, os.getpid(), ex=3600)
     try:
         yield
     finally:
