@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH), str(BENCH)]
 
-from ingest import free_port, progress, stop  # noqa: E402
+from ingest import free_port, progress, stop, wait_until_up  # noqa: E402
 from scratch import fresh_database  # noqa: E402
 
 from worker import runtime  # noqa: E402
@@ -85,9 +85,8 @@ class Options:
 
 
 def parse_args(argv: list[str] | None) -> Options:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    shown = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=shown)
     add = parser.add_argument
     add("--stores", type=int, default=200, help="Salla stores (200)")
     add("--customers", type=int, default=10, help="customers per store, one webhook each (10)")
@@ -222,27 +221,14 @@ def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> subp
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[int]:
+def running(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
     process = spawn(command, env, log, cwd)
     try:
-        yield process.pid
+        yield process
     finally:
         stop(process)
-
-
-def wait_for_web(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            probe.request("GET", "/healthz")
-            probe.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.2)
-        finally:
-            probe.close()
-    raise RuntimeError(f"nothing answered on port {port}")
 
 
 def gunicorn_command(app: str, port: int) -> list[str]:
@@ -569,9 +555,9 @@ def run_relay(options: Options, api: str, sink: SinkServer, directory: Path) -> 
         port, log = free_port(), directory / "relay.log"
         web = stack.enter_context(running(gunicorn_command("web:create_app()", port), env, log))
         lines = relay_workers(options)
-        pids = [stack.enter_context(running(line, env, log)) for line in lines]
-        wait_for_web(port)
-        side = Side("relay", web, pids, port, dsn, directory / "counts")
+        pids = [stack.enter_context(running(line, env, log)).pid for line in lines]
+        wait_until_up(web, port, log)
+        side = Side("relay", web.pid, pids, port, dsn, directory / "counts")
         outcome = measure(side, options, sink, api)
         return Outcome(**{**asdict(outcome), "commands": [" ".join(c[2:]) for c in lines]})
 
@@ -592,9 +578,9 @@ def run_naive(options: Options, api: str, sink: SinkServer, directory: Path) -> 
         web = stack.enter_context(
             running(gunicorn_command("naive_worker:receiver", port), env, log)
         )
-        pid = stack.enter_context(running(worker, env, log))
-        wait_for_web(port)
-        outcome = measure(Side("naive", web, [pid], port), options, sink, api)
+        pid = stack.enter_context(running(worker, env, log)).pid
+        wait_until_up(web, port, log)
+        outcome = measure(Side("naive", web.pid, [pid], port), options, sink, api)
         return Outcome(**{**asdict(outcome), "commands": [" ".join(worker[2:])]})
 
 
