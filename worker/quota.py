@@ -277,6 +277,24 @@ class RedisBudget:
             with self._sessions() as session:
                 observe(session, key, limit, headers, moment)
 
+    def tokens_now(self, key: str, limit: int, window: float) -> float:
+        """The tokens a take would find now, without taking one (0 while blocked)."""
+        burst, rate = shape(limit, window)
+        try:
+            tokens, updated, blocked = self._client.hmget(
+                self.redis_key(key), ["tokens", "updated", "blocked"]
+            )
+            seconds, micros = self._client.time()
+        except redis.RedisError as exc:
+            raise TransientError(f"rate budget unavailable (Redis: {type(exc).__name__})") from exc
+        now = seconds + micros / 1e6
+        if blocked is not None and float(blocked) > now:
+            return 0.0
+        if tokens is None:
+            return burst
+        elapsed = max(0.0, now - float(updated or now))
+        return min(burst, float(tokens) + elapsed * rate)
+
     def redis_key(self, key: str) -> str:
         return self._prefix + key
 

@@ -127,3 +127,11 @@ def test_the_broker_decides_where_budgets_live(runtime: Runtime) -> None:
     )
     embedded = "sqla+sqlite:///broker.sqlite"
     assert isinstance(quota.budget_for(embedded, url, runtime.transaction), quota.DatabaseBudget)
+
+
+def test_it_tells_the_tokens_left_without_taking_one(budget: quota.RedisBudget) -> None:
+    assert budget.tokens_now(KEY, 30, 60.0) == 3.0  # a full burst: no key yet
+    budget.take(KEY, 30, 60.0)
+    assert 2.0 <= budget.tokens_now(KEY, 30, 60.0) < 2.1
+    budget.observe_at(KEY, 30, {"retry-after": "30"})
+    assert budget.tokens_now(KEY, 30, 60.0) == 0.0
