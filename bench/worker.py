@@ -114,6 +114,7 @@ def customer_ids(merchant: str, options: Options) -> list[str]:
 
 def serve_api(port: int, options: Options, ready: Any) -> None:
     """The Salla stand-in, in a process of its own: its CPU is nobody's worker CPU."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler cleans up, not this
     from werkzeug.serving import make_server
 
     from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, sample_history
