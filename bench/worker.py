@@ -433,6 +433,7 @@ CATEGORIES = (
     ("marshmallow", "marshmallow"),
     ("cryptography", ("cryptography", "crypto.py")),
     ("json", "json/"),
+    ("relay's own code", "/worker/"),
 )
 FUNCTIONS = (
     ("quota (inclusive)", "worker/quota.py"),
@@ -453,7 +454,7 @@ def profiling(side: Side, options: Options) -> Iterator[None]:
     spy, log = str(Path(sys.executable).parent / "py-spy"), (options.profile / "py-spy.log")
     spies = [
         subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+            [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw",
              "--rate", "200", "-o", f"{raw}.{pid}"],
             stdout=subprocess.DEVNULL, stderr=log.open("ab"),
         )
@@ -471,7 +472,7 @@ def profiling(side: Side, options: Options) -> Iterator[None]:
 
 
 def summarize_profile(files: list[Path]) -> str:
-    """Shares of the samples taken on CPU (py-spy leaves out threads waiting on I/O)."""
+    """Shares of the samples of threads holding the GIL (``--gil``): Python on CPU."""
     busy, by_kind = 0, {kind: 0 for kind, _ in CATEGORIES}
     by_function: dict[str, int] = {}
     for path in files:
@@ -481,13 +482,13 @@ def summarize_profile(files: list[Path]) -> str:
                 continue
             busy += int(count)
             frames = stack.split(";")
-            kind = next((k for k, m in CATEGORIES for f in reversed(frames) if _has(f, m)), None)
+            kind = next((k for f in reversed(frames) for k, m in CATEGORIES if _has(f, m)), None)
             if kind:
                 by_kind[kind] += int(count)
             for label, match in FUNCTIONS:
                 if any(_has(frame, match) for frame in frames):
                     by_function[label] = by_function.get(label, 0) + int(count)
-    lines = [f"{busy} samples on CPU (200/s per process); innermost library:"]
+    lines = [f"{busy} samples on CPU (200/s per process); by the innermost library named:"]
     lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_kind.items()]
     lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_function.items()]
     return "\n".join(lines)
