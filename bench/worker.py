@@ -540,7 +540,7 @@ def register(env: dict[str, str], options: Options, api: str, sink: SinkServer) 
 def relay_workers(options: Options) -> list[list[str]]:
     """The worker lines ``loyalty-relay run`` starts, counted, with the bench's pool flags."""
     lines = []
-    for command in worker_commands(options.concurrency, "WARNING"):
+    for command in worker_commands(None, "WARNING"):
         command = [part for part in command if part != "--beat"]
         command[command.index("worker.celery_app")] = "relay_counted"
         lines.append(command + celery_flags(options))

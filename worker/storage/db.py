@@ -47,10 +47,12 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     closed it (a restart sends a FATAL message, then EOF). One non-blocking poll
     instead of a ``SELECT 1``; ``DisconnectionError`` makes the pool connect anew."""
     try:
-        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: a web process holds fds past 1024
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        closed = bool(poller.poll(0))
     except (OSError, ValueError):
-        readable = [True]
-    if readable:
+        closed = True
+    if closed:
         raise exc.DisconnectionError("the server closed this connection")
 
 
