@@ -175,7 +175,9 @@ WORKER_PROCESSES_PER_CORE = 4
 
 
 def default_worker_concurrency() -> int:
-    return WORKER_PROCESSES_PER_CORE * (os.cpu_count() or 1)
+    """Per core this process may run on (a container's cpuset, not the host's count)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return WORKER_PROCESSES_PER_CORE * (cores or 1)
 
 
 def _worker_concurrency(env: Mapping[str, str]) -> int:

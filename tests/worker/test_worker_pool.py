@@ -18,7 +18,8 @@ def test_the_pool_is_prefork_four_processes_per_core_unless_set(tmp_path: Path) 
     settings = load_settings({"RELAY_DATA_DIR": str(tmp_path)})
     config = celery_config(settings)
     assert config["worker_pool"] == "prefork"
-    assert config["worker_concurrency"] == default_worker_concurrency() == 4 * (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0))
+    assert config["worker_concurrency"] == default_worker_concurrency() == 4 * cores
     env = {"RELAY_DATA_DIR": str(tmp_path), "RELAY_WORKER_CONCURRENCY": "3"}
     assert celery_config(load_settings(env))["worker_concurrency"] == 3
 
