@@ -170,7 +170,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 # A refresh waits on the platform's API for most of its time (two pages at ~50 ms
-# against ~15 ms of CPU): a core keeps about four prefork processes busy.
+# against 55-60 ms of CPU, measured by bench/worker.py): a core keeps three processes
+# busy today, and more as the CPU per refresh falls.
 WORKER_PROCESSES_PER_CORE = 4
 
 

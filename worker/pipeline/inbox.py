@@ -180,17 +180,21 @@ def _apply_batch(
         events = list(session.scalars(query.order_by(InboxEvent.id).with_for_update()))
         found = _stores_of(session, platforms, events)
         accepted: list[tuple[InboxEvent, Store, EventPlan]] = []
+        verdicts: list[tuple[InboxEvent, str, str | None]] = []
         for event in events:
             plan = plans[event.id]
             if isinstance(plan, str):
-                _set_status(session, event, FAILED, plan)
+                verdicts.append((event, FAILED, plan))
                 continue
             store = found.get((platforms[event.platform].store_platform, event.store_ref))
             reason = _refusal(plan, store)
             if reason is None and store is not None:
                 accepted.append((event, store, plan))
-            _set_status(session, event, _outcome(event, reason), reason)
-        return _request_all(runtime, session, accepted)
+            verdicts.append((event, _outcome(event, reason), reason))
+        due = _request_all(runtime, session, accepted)
+        for event, status, reason in verdicts:  # after: a status reads who the event named
+            _set_status(session, event, status, reason)
+        return due
 
 
 def _stores_of(
@@ -225,9 +229,10 @@ def _request_all(
     refs = [ref for _, _, plan in accepted for ref in plan.customer_ids]
     stored = iter(customers.stored_refs(runtime, session, refs))
     contacts, asks = [], []
-    for _, store, plan in accepted:
-        for ref in plan.customer_ids:
-            customer_id = next(stored)
+    for event, store, plan in accepted:
+        named = [next(stored) for _ in plan.customer_ids]
+        event.customer_id = named[0] if len(set(named)) == 1 else None  # as ``_apply`` does
+        for ref, customer_id in zip(plan.customer_ids, named, strict=True):
             contact = customers.contact_for(ref, plan.contact)
             if contact is not None:
                 contacts.append((store.id, customer_id, contact))

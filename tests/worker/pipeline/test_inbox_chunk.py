@@ -65,6 +65,9 @@ def test_a_chunk_coalesces_ignores_parks_and_fails_as_one_by_one_would(world: Sa
     assert [d.job_id for d in due] == [job.id] and job.customer_id == "7001"
     [points] = world.rows(CustomerPoints)
     assert world.runtime.cipher.open(points.contact)["email"] == "new@example.com"
+    events = {e.id: e for e in world.rows(InboxEvent)}
+    assert events[first].customer_id == "7001" and events[first].body  # kept for replay
+    assert events[guest].customer_id is None and events[guest].body == b""
 
 
 def test_an_uninstall_in_the_chunk_is_seen_by_the_events_after_it(world: SallaWorld) -> None:
