@@ -51,6 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        "worker_pool": "prefork",  # the cost is CPU: threads and gevent share one interpreter
+        "worker_concurrency": settings.worker_concurrency,
         "task_routes": {name: {"queue": queue} for name, queue in QUEUES.items()},
         "task_default_queue": "events",
         "task_serializer": "json",

@@ -8,15 +8,28 @@ until the reset), so several workers — or a second app on the same store — s
 down together instead of each discovering the limit with a 429. Jobs told to
 wait are spread over a quarter of the wait after it (``worker.backoff``),
 so the end of a block does not release all of a store's jobs at one instant.
+
+Two backends keep the same bucket. With Redis as the broker (production) it
+lives in Redis: a take is one Lua script, one round trip, atomic across every
+worker (``RedisBudget``). Without Redis (the embedded SQLite set-up) it is a row
+in ``rate_budgets``, taken under a row lock (``DatabaseBudget``). Either way a
+response's headers are written back only when they tighten the budget (a
+``Remaining`` below what our own take left, a block): a platform that sends its
+headers on every answer costs no write per page.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,18 +55,25 @@ def shape(limit: int, window: float) -> tuple[float, float]:
 
 def take(session: Session, key: str, limit: int, window: float, now: datetime) -> float:
     """Take one token; return 0, or the seconds to wait before one is available."""
+    return take_counted(session, key, limit, window, now)[0]
+
+
+def take_counted(
+    session: Session, key: str, limit: int, window: float, now: datetime
+) -> tuple[float, float]:
+    """``take``, and the tokens the bucket holds after it."""
     burst, rate = shape(limit, window)
     budget = _locked_budget(session, key, burst, now)
     if budget.blocked_until and budget.blocked_until > now:
-        return (budget.blocked_until - now).total_seconds()
+        return (budget.blocked_until - now).total_seconds(), 0.0
     elapsed = max(0.0, (now - budget.updated_at).total_seconds())
     tokens = min(burst, budget.tokens + elapsed * rate)
     budget.updated_at = now
     if tokens >= 1.0 - 1e-9:  # float refill must not leave a caller waiting for 1e-12 s
         budget.tokens = max(0.0, tokens - 1.0)
-        return 0.0
+        return 0.0, budget.tokens
     budget.tokens = tokens
-    return (1.0 - tokens) / rate
+    return (1.0 - tokens) / rate, tokens
 
 
 def observe(
@@ -105,24 +125,226 @@ def wait_or_reschedule(wait: float, what: str) -> None:
     time.sleep(wait)
 
 
+class Budget(Protocol):
+    """``worker.sinks.base.Budget``: what a platform client or a sink is given."""
+
+    def take(self, key: str, limit: int, window: float) -> None: ...
+
+    def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None: ...
+
+
+class _Tightening:
+    """What our own last take left per key, so that headers that say no less are not written."""
+
+    def __init__(self) -> None:
+        self._left: dict[str, float] = {}
+
+    def took(self, key: str, tokens: float) -> None:
+        self._left[key] = tokens
+
+    def tightens(self, key: str, headers: Mapping[str, str]) -> bool:
+        if "retry-after" in headers:
+            return True
+        remaining = _number(headers.get("x-ratelimit-remaining"))
+        if remaining is None:
+            return False
+        return remaining <= 0 or remaining < self._left.get(key, float("inf"))
+
+
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
 class DatabaseBudget:
-    """``worker.sinks.base.Budget`` over the ``rate_budgets`` table: shared by every worker."""
+    """``Budget`` over the ``rate_budgets`` table: shared by every worker (the embedded set-up)."""
 
     def __init__(self, sessions: Callable[[], AbstractContextManager[Session]]) -> None:
         self._transaction = sessions
+        self._seen = _Tightening()
 
     def take(self, key: str, limit: int, window: float) -> None:
         while True:
             with self._transaction() as session:
-                wait = take(session, key, limit, window, utcnow())
+                wait, left = take_counted(session, key, limit, window, utcnow())
             if wait <= 0:
+                self._seen.took(key, left)
                 return
             wait_or_reschedule(wait, key)
 
     def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None:
-        lowered = {name.lower(): value for name, value in headers.items()}
+        lowered = _lowered(headers)
+        if not self._seen.tightens(key, lowered):
+            return
         with self._transaction() as session:
             observe(session, key, limit, lowered, utcnow())
+
+
+# The bucket of ``take``, in Redis. KEYS[1]: the bucket; ARGV: burst, refill per
+# second, TTL in ms, and "now" in seconds ("" for the server's clock, shared by all).
+_TAKE = """
+local now = tonumber(ARGV[4])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end
+local burst, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'blocked')
+local blocked = tonumber(b[3]) or 0
+if blocked > now then return {tostring(blocked - now), '0'} end
+local tokens = tonumber(b[1]) or burst
+local elapsed = math.max(0, now - (tonumber(b[2]) or now))
+tokens = math.min(burst, tokens + elapsed * rate)
+local wait = 0
+if tokens >= 1 - 1e-9 then tokens = math.max(0, tokens - 1) else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {tostring(wait), tostring(tokens)}
+"""
+
+# Headers folded in, as ``observe`` does. ARGV: burst, TTL in ms, now ("" as above),
+# what remains ("" if not said), seconds to block (0 for none).
+_OBSERVE = """
+local now = tonumber(ARGV[3])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end
+local remaining, block, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens')) or tonumber(ARGV[1])
+if remaining then tokens = math.min(tokens, remaining) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens))
+if block > 0 then
+  redis.call('HSET', KEYS[1], 'blocked', tostring(now + block))
+  ttl = ttl + math.ceil(block * 1000)
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+REDIS_PREFIX = "relay:quota:"
+
+
+class RedisBudget:
+    """``Budget`` in Redis: one atomic script per take, shared by every worker.
+
+    A block (a 429, Salla's 403, nothing remaining) is written to the database's
+    row as well, given ``sessions``: the scheduler finds blocked stores there.
+
+    The key expires a window after its last use: by then the bucket would have
+    refilled to a full burst anyway, which is what a missing key means.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str = "",
+        sessions: Callable[[], AbstractContextManager[Session]] | None = None,
+    ) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._prefix = f"{REDIS_PREFIX}{namespace}:"
+        self._take = client.register_script(_TAKE)
+        self._observe = client.register_script(_OBSERVE)
+        self._seen = _Tightening()
+
+    def take(self, key: str, limit: int, window: float) -> None:
+        while True:
+            wait = self.take_at(key, limit, window)
+            if wait <= 0:
+                return
+            wait_or_reschedule(wait, key)
+
+    def take_at(self, key: str, limit: int, window: float, now: datetime | None = None) -> float:
+        """One take; ``now`` is the server's clock unless given (tests)."""
+        burst, rate = shape(limit, window)
+        args = [burst, rate, _ttl_ms(window), _seconds(now)]
+        wait, left = self._run(self._take, key, args)
+        self._seen.took(key, float(left))
+        return float(wait)
+
+    def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None:
+        lowered = _lowered(headers)
+        if self._seen.tightens(key, lowered):
+            self.observe_at(key, limit, lowered)
+
+    def observe_at(
+        self, key: str, limit: int, headers: Mapping[str, str], now: datetime | None = None
+    ) -> None:
+        moment = now or utcnow()
+        remaining = _number(headers.get("x-ratelimit-remaining"))
+        retry_after = parse_retry_after(headers.get("retry-after"), moment)
+        reset = _number(headers.get("x-ratelimit-reset"))
+        block = min(_block_seconds(remaining, retry_after, reset, moment), MAX_BLOCK)
+        said = "" if remaining is None else remaining
+        args = [shape(limit, 1.0)[0], _ttl_ms(MAX_BLOCK), _seconds(now), said, block]
+        self._run(self._observe, key, args)
+        if block > 0 and self._sessions is not None:
+            # Blocks are rare: kept in the database too, where the scheduler looks
+            # for blocked stores (``worker.pipeline.schedule``) in one query.
+            with self._sessions() as session:
+                observe(session, key, limit, headers, moment)
+
+    def tokens_now(self, key: str, limit: int, window: float) -> float:
+        """The tokens a take would find now, without taking one (0 while blocked)."""
+        burst, rate = shape(limit, window)
+        try:
+            tokens, updated, blocked = self._client.hmget(
+                self.redis_key(key), ["tokens", "updated", "blocked"]
+            )
+            seconds, micros = self._client.time()
+        except redis.RedisError as exc:
+            raise TransientError(f"rate budget unavailable (Redis: {type(exc).__name__})") from exc
+        now = seconds + micros / 1e6
+        if blocked is not None and float(blocked) > now:
+            return 0.0
+        if tokens is None:
+            return burst
+        elapsed = max(0.0, now - float(updated or now))
+        return min(burst, float(tokens) + elapsed * rate)
+
+    def redis_key(self, key: str) -> str:
+        return self._prefix + key
+
+    def _run(self, script: Any, key: str, args: list[Any]) -> Any:
+        try:
+            return script(keys=[self.redis_key(key)], args=args)
+        except redis.RedisError as exc:
+            raise TransientError(f"rate budget unavailable (Redis: {type(exc).__name__})") from exc
+
+
+def _ttl_ms(window: float) -> int:
+    return int(window * 1000) + 1000
+
+
+def _seconds(now: datetime | None) -> str:
+    return "" if now is None else repr(now.astimezone(UTC).timestamp())
+
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def redis_client(url: str) -> redis.Redis:
+    """One pooled client per process and URL (a forked worker makes its own)."""
+    with _clients_lock:
+        key = (os.getpid(), url)
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = redis.Redis.from_url(
+                url, socket_connect_timeout=2, socket_timeout=5
+            )
+        return client
+
+
+def uses_redis(broker_url: str) -> bool:
+    return broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def budget_for(
+    broker_url: str, database_url: str, sessions: Callable[[], AbstractContextManager[Session]]
+) -> Budget:
+    """Redis when Redis is the broker (every worker reaches it), else the database.
+
+    Budgets are keyed by store id, which only the database gives meaning to: the
+    Redis keys carry a digest of the database's URL, so two installations sharing
+    a Redis never share a budget."""
+    if uses_redis(broker_url):
+        namespace = hashlib.sha256(database_url.encode()).hexdigest()[:12]
+        return RedisBudget(redis_client(broker_url), namespace, sessions)
+    return DatabaseBudget(sessions)
 
 
 def headroom(session: Session, key: str, limit: int, window: float, now: datetime) -> float:

@@ -49,7 +49,7 @@ _created: list[Runtime] = []  # every runtime of this process, for configure_non
 
 
 def configure(
-    settings: Settings | None = None, *, pool_size: int = 5, pre_ping: bool = True
+    settings: Settings | None = None, *, pool_size: int = 5, pre_ping: bool = False
 ) -> Runtime:
     """Build the process's runtime. An earlier one stays usable by whoever holds it
     (a Flask app keeps its own) until ``configure_none()``."""

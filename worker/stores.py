@@ -134,7 +134,10 @@ class StoreContext:
             counted_as=store.platform,
         )
         self._quotas = quotas
-        self._budget = quota.DatabaseBudget(runtime.transaction)
+        settings = runtime.settings
+        self._budget = quota.budget_for(
+            settings.broker_url, settings.database_url, runtime.transaction
+        )
         self._version = store.token_version
         self._credentials = runtime.cipher.open(store.credentials)
         self._reloaded = False

@@ -56,8 +56,7 @@ def drain_inbox() -> int:
             bell.ring()
         except dispatch.BrokerUnavailable:
             log.warning("could not ring for the rest of the inbox; the sweeper will")
-    for inbox_id in claimed:
-        _enqueue_refreshes(inbox.process(relay, _platforms(), inbox_id))
+    _enqueue_refreshes(inbox.process_many(relay, _platforms(), claimed))
     return len(claimed)
 
 

@@ -24,7 +24,7 @@ from worker.config import Settings
 
 
 def service_commands(
-    host: str, port: int, concurrency: int, log_level: str = "INFO"
+    host: str, port: int, concurrency: int | None, log_level: str = "INFO"
 ) -> dict[str, list[str]]:
     python = sys.executable
     return {
@@ -32,19 +32,37 @@ def service_commands(
             python, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
             "--bind", f"{host}:{port}", "web:create_app()",
         ],
-        "worker": [
-            python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
-            "--queues", "events,refresh,deliveries", "--concurrency", str(concurrency),
-            "--loglevel", log_level,
-        ],
+    } | {
+        f"worker{index or ''}": command
+        for index, command in enumerate(worker_commands(concurrency, log_level))
     }  # fmt: skip
+
+
+def worker_commands(concurrency: int | None, log_level: str = "INFO") -> list[list[str]]:
+    """The Celery worker lines (the first one also runs beat), as the Procfile's.
+
+    The pool and its size come from the settings (``RELAY_WORKER_CONCURRENCY``,
+    ``worker.celery_app``) unless ``concurrency`` is given, so that ``run``, the
+    Procfile and compose start the same worker."""
+    python = sys.executable
+    size = ["--concurrency", str(concurrency)] if concurrency else []
+    return [
+        [
+            python, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
+            "--queues", "events,refresh,deliveries", *size, "--loglevel", log_level,
+        ],
+    ]  # fmt: skip
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
-def run(host: str, port: int, concurrency: int) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="Worker processes [default: RELAY_WORKER_CONCURRENCY, else 4 per core]",
+)
+def run(host: str, port: int, concurrency: int | None) -> None:
     """Run web receiver, worker and scheduler (embedded SQLite unless configured)."""
     runtime = open_runtime(migrate=True)
     settings = runtime.settings

@@ -40,7 +40,7 @@ from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
-from worker.storage.upsert import insert_ignore, rows_changed
+from worker.storage.upsert import insert_ignore, insert_ignore_returning, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,25 @@ def request(
     return due
 
 
+def request_many(
+    settings: Settings, session: Session, asks: list[tuple[int, str, bool]]
+) -> list[Due]:
+    """``request`` for many (store id, customer id, settle) at once: one INSERT … ON
+    CONFLICT DO NOTHING for every job of a drained chunk. Rows go in key order, so
+    that two drains inserting overlapping jobs wait on each other in the same order."""
+    now, delays, rows = utcnow(), {}, {}
+    for store_id, customer_id, settle in asks:
+        for slot, delay in slots(settings, settle):
+            delays[slot] = delay
+            rows[store_id, customer_id, slot] = {
+                "store_id": store_id, "customer_id": customer_id, "slot": slot,
+                "due_at": now + timedelta(seconds=delay), "status": PENDING, "created_at": now,
+            }  # fmt: skip
+    ordered = [rows[key] for key in sorted(rows)]
+    inserted = insert_ignore_returning(session, RefreshJob, ordered, RefreshJob.id, RefreshJob.slot)
+    return [Due(row[0], delays[row[1]]) for row in inserted]
+
+
 def claim(session: Session, job_id: int) -> RefreshJob | None:
     """The job, now ours; None when it is not due, taken, or already answered."""
     now = utcnow()
@@ -166,10 +185,11 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
         _finish(runtime, job_id, HELD, held_note(snapshot))
         return []
     with runtime.transaction() as session:
-        if session.get(RefreshJob, job_id, with_for_update=True) is None:
+        # Marked done first: the UPDATE locks the job's row as a locking read would,
+        # and commits only with the snapshot and its outbox rows.
+        if not _done(session, job_id):
             return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
-        _set(session, job_id, DONE, None)
     if job.slot == SOON:  # settle re-checks wait on purpose: not a webhook's latency
         metrics.refresh_finished(job.created_at)
     return deliveries
@@ -243,6 +263,13 @@ def _finish(runtime: Runtime, job_id: int, status: str, reason: str | None) -> N
         _set(session, job_id, status, reason)
         if status == FAILED:
             _log_failed(session, job_id, reason)
+
+
+def _done(session: Session, job_id: int) -> bool:
+    values = {"status": DONE, "last_error": None, "finished_at": utcnow()}
+    return 1 == rows_changed(
+        session, update(RefreshJob).where(RefreshJob.id == job_id).values(**values)
+    )
 
 
 def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:

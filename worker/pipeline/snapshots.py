@@ -8,14 +8,14 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
 from worker.storage.models import CustomerPoints, PointsChange, Store
-from worker.storage.upsert import insert_ignore
+from worker.storage.upsert import insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,28 @@ def remember_contact(
     row.contact = runtime.cipher.seal(_merged(runtime, row, contact))
 
 
+def remember_contacts(
+    runtime: Runtime, session: Session, contacts: list[tuple[int, str, CustomerContact]]
+) -> None:
+    """``remember_contact`` for a drained chunk: one INSERT for the rows not there
+    yet, one locking SELECT (in key order, as every lock on these rows is taken),
+    and the changed rows written back together at flush."""
+    if not contacts:
+        return
+    keys = sorted({(store_id, customer_id) for store_id, customer_id, _ in contacts})
+    insert_ignore_many(session, CustomerPoints, [_empty_row(*key) for key in keys])
+    query = (
+        select(CustomerPoints)
+        .where(tuple_(CustomerPoints.store_id, CustomerPoints.customer_id).in_(keys))
+        .order_by(CustomerPoints.store_id, CustomerPoints.customer_id)
+        .with_for_update()
+    )
+    rows = {(row.store_id, row.customer_id): row for row in session.scalars(query)}
+    for store_id, customer_id, contact in contacts:
+        row = rows[store_id, customer_id]
+        row.contact = runtime.cipher.seal(_merged(runtime, row, contact))
+
+
 def _merged(runtime: Runtime, row: CustomerPoints, contact: CustomerContact) -> dict[str, Any]:
     known = runtime.cipher.open(row.contact)
     fresh = {key: value for key, value in asdict(contact).items() if value}
@@ -69,27 +91,30 @@ def _merged(runtime: Runtime, row: CustomerPoints, contact: CustomerContact) -> 
 
 
 def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:
-    # Insert an empty row first so that concurrent refreshes of one customer
-    # serialise on its row lock instead of racing on the first insert.
-    insert_ignore(
-        session,
-        CustomerPoints,
-        {
-            "store_id": store_id,
-            "customer_id": customer_id,
-            "available": 0,
-            "pending": 0,
-            "used": 0,
-            "next_expiry_points": 0,
-            "fetched_at": None,
-        },
-    )
+    # A missing row is inserted empty first so that concurrent refreshes of one
+    # customer serialise on its row lock instead of racing on the first insert.
     query = (
         select(CustomerPoints)
         .where(CustomerPoints.store_id == store_id, CustomerPoints.customer_id == customer_id)
         .with_for_update()
     )
+    row = session.scalars(query).one_or_none()  # nearly always there: the event's contact
+    if row is not None:
+        return row
+    insert_ignore(session, CustomerPoints, _empty_row(store_id, customer_id))
     return session.scalars(query).one()
+
+
+def _empty_row(store_id: int, customer_id: str) -> dict[str, Any]:
+    return {
+        "store_id": store_id,
+        "customer_id": customer_id,
+        "available": 0,
+        "pending": 0,
+        "used": 0,
+        "next_expiry_points": 0,
+        "fetched_at": None,
+    }
 
 
 def snapshot_of(runtime: Runtime, row: CustomerPoints) -> PointsSnapshot:

@@ -25,11 +25,19 @@ def insert_ignore_many(
 ) -> list[Any]:
     """Insert many rows in one statement, skipping those that break a unique
     constraint; return the primary keys of the rows inserted."""
+    primary_key = model.__mapper__.primary_key[0]
+    return [row[0] for row in insert_ignore_returning(session, model, rows, primary_key)]
+
+
+def insert_ignore_returning(
+    session: Session, model: type[Base], rows: list[dict[str, Any]], *columns: Any
+) -> list[tuple[Any, ...]]:
+    """``insert_ignore_many`` returning ``columns`` of each row inserted, so that a
+    caller can tell which of its rows went in (one round trip for a whole batch)."""
     if not rows:
         return []
     statement = _insert(session, model).values(rows).on_conflict_do_nothing()
-    primary_key = model.__mapper__.primary_key[0]
-    return list(session.scalars(statement.returning(primary_key)))
+    return [tuple(row) for row in session.execute(statement.returning(*columns))]
 
 
 def _insert(session: Session, model: type[Base]) -> Any:

@@ -3,15 +3,16 @@ and a signed-webhook capture server over real HTTP and a real database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.factories import CUSTOMER, MERCHANT
 from tests.pipeline_world import NOW, SallaWorld, entry
+from worker import quota
 from worker.pipeline import inbox, refresh
-from worker.storage.models import CustomerPoints, Delivery, RateBudget, RefreshJob, Store
+from worker.storage.models import CustomerPoints, Delivery, RefreshJob, Store
 
 pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 
@@ -59,8 +60,12 @@ def test_it_waits_out_a_429_without_counting_a_failure(world: SallaWorld) -> Non
     assert later.value.countdown >= 30
     [job] = world.rows(RefreshJob)
     assert (job.status, job.attempts) == ("retrying", 0) and "rate limit" in (job.last_error or "")
-    [budget] = world.rows(RateBudget)  # every worker now waits for the same 30 s
-    assert budget.blocked_until and budget.blocked_until > datetime.now(UTC) + timedelta(seconds=25)
+    # Every worker now waits for the same 30 s: another worker's budget says so too.
+    settings = world.runtime.settings
+    budget = quota.budget_for(settings.broker_url, settings.database_url, world.runtime.transaction)
+    with pytest.raises(quota.RateLimited) as waiting:
+        budget.take(f"store:{world.store.id}:customers", *settings.salla_quota)
+    assert (waiting.value.retry_after or 0) > 25
 
 
 def test_it_holds_a_balance_read_with_an_unknown_status_label(world: SallaWorld) -> None:

@@ -1,0 +1,61 @@
+"""The relay's Celery app with SQL statements counted: ``celery -A relay_counted worker``.
+
+Used by bench/worker.py only. SQLAlchemy events count every statement sent
+(``before_cursor_execute``), every transaction begun and every pool checkout
+(each checkout is where a pre-ping, when enabled, costs one more round trip).
+Each process writes its counts to ``$RELAY_BENCH_COUNTS/<pid>.json`` four times
+a second; the bench sums the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
+
+from worker.celery_app import app
+
+__all__ = ["app"]
+
+COUNTS = {"statements": 0, "transactions": 0, "checkouts": 0}
+
+
+def _statement(*_: Any) -> None:
+    COUNTS["statements"] += 1
+
+
+def _begin(*_: Any) -> None:
+    COUNTS["transactions"] += 1
+
+
+def _checkout(*_: Any) -> None:
+    COUNTS["checkouts"] += 1
+
+
+def _write_forever(directory: Path) -> None:
+    target = directory / f"{os.getpid()}.json"
+    while True:
+        target.write_text(json.dumps(COUNTS))
+        time.sleep(0.25)
+
+
+def _start() -> None:
+    for name in COUNTS:
+        COUNTS[name] = 0
+    directory = Path(os.environ["RELAY_BENCH_COUNTS"])
+    threading.Thread(target=_write_forever, args=(directory,), daemon=True).start()
+
+
+event.listen(Engine, "before_cursor_execute", _statement)
+event.listen(Engine, "begin", _begin)
+event.listen(Pool, "checkout", _checkout)
+if os.environ.get("RELAY_BENCH_COUNTS"):
+    _start()
+    os.register_at_fork(after_in_child=_start)

@@ -1,0 +1,689 @@
+"""Cost per refresh: the relay's worker beside a naive Celery worker, in one run.
+
+    .venv/bin/python bench/worker.py [--stores 200] [--customers 10] [--pool prefork]
+                                     [--concurrency N] [--api-delay 0.05] [--json]
+
+Production shape, both sides in turn on the same stand-ins and settings:
+- a Salla API stand-in (worker/sandbox/salla.py in its own process) answering
+  after ``--api-delay`` seconds, 70 history entries per customer (2 pages of 60);
+- a webhook sink per store (one HTTP server in this process, a path per store);
+- relay: a fresh PostgreSQL database, Redis db 15 (RELAY_BENCH_REDIS_URL), the
+  receiver under gunicorn and the worker line(s) ``loyalty-relay run`` starts
+  (worker/cli/serve.py), quota lifted, debounce 0, settle re-checks off;
+- naive: bench/naive_worker.py under gunicorn and Celery with the same pool and
+  concurrency (its own queue on the same Redis db).
+One signed Salla ``order.created`` per customer (worker/platforms/salla/examples.py)
+is POSTed as fast as the receiver takes them; a refresh counts when the sink
+has its delivery. Worker CPU is utime+stime from /proc/<pid>/stat of the worker
+processes and their children; PostgreSQL's is that of the database's backends.
+SQL statements are counted by SQLAlchemy events in the worker (bench/relay_counted.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from cryptography.fernet import Fernet
+
+# This file's name is the package's: run as a script, bench/ must come after the
+# project on the path, or ``import worker`` would import this file.
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH), str(BENCH)]
+
+from ingest import free_port, progress, stop, wait_until_up  # noqa: E402
+from scratch import fresh_database  # noqa: E402
+
+from worker import runtime  # noqa: E402
+from worker.cli.serve import worker_commands  # noqa: E402
+from worker.config import load_settings  # noqa: E402
+from worker.platforms.base import StoreUpdate  # noqa: E402
+from worker.platforms.salla import samples  # noqa: E402
+from worker.points import CHANGE_KINDS  # noqa: E402
+from worker.storage.migrate import upgrade  # noqa: E402
+from worker.storage.models import Sink  # noqa: E402
+from worker.stores import save_store  # noqa: E402
+
+REDIS_URL = os.environ.get("RELAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+SECRET = "bench-worker-webhook-secret"
+SINK_SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+EVENT = "order.created"
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SENDERS = 8  # connections POSTing the webhooks
+
+
+@dataclass(frozen=True)
+class Options:
+    stores: int
+    customers: int
+    pool: str
+    concurrency: int | None
+    api_delay: float
+    timeout: float
+    sides: str
+    profile: Path | None
+    json: bool
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    shown = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=shown)
+    add = parser.add_argument
+    add("--stores", type=int, default=200, help="Salla stores (200)")
+    add("--customers", type=int, default=10, help="customers per store, one webhook each (10)")
+    add("--pool", default=None, help="Celery pool for both sides (default: as shipped)")
+    add("--concurrency", type=int, help="Celery concurrency for both sides (default: as shipped)")
+    add("--api-delay", type=float, default=0.05, help="seconds the API takes per answer (0.05)")
+    add("--timeout", type=float, default=900.0, help="seconds to wait for a side (900)")
+    add("--sides", default="relay,naive", help="which sides, in order (relay,naive)")
+    add("--profile", type=Path, help="py-spy the workers into this folder (pip install py-spy)")
+    add("--json", action="store_true", help="print the results as JSON")
+    return Options(**vars(parser.parse_args(argv)))
+
+
+# The stand-ins --------------------------------------------------------------------------
+
+
+def merchants(options: Options) -> list[str]:
+    return [str(1_000_000_000 + index) for index in range(options.stores)]
+
+
+def customer_ids(merchant: str, options: Options) -> list[str]:
+    base = (int(merchant) - 1_000_000_000) * 1000 + 5_000_000
+    return [str(base + index) for index in range(options.customers)]
+
+
+def serve_api(port: int, options: Options, ready: Any) -> None:
+    """The Salla stand-in, in a process of its own: its CPU is nobody's worker CPU."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler cleans up, not this
+    from werkzeug.serving import make_server
+
+    from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, sample_history
+    from worker.sandbox.server import QuietRequestHandler
+
+    state = SallaSandboxState(rate_limit=10**9, rate_window=600.0)
+    history = sample_history(count=70)
+    for merchant in merchants(options):
+        state.add_merchant(merchant, access_token=f"tok-{merchant}", refresh_token=f"r-{merchant}")
+        for customer in customer_ids(merchant, options):
+            state.set_entries(merchant, customer, history)
+    state.set_delay(options.api_delay)
+    app = create_salla_sandbox(state)
+    points = "/customers/loyalty/points"
+    app.add_url_rule("/_bench/requests", "count", lambda: {"requests": state.request_count(points)})
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietRequestHandler)
+    ready.set()
+    server.serve_forever()
+
+
+class SinkServer:
+    """Every store's webhook sink: ``POST /<side>/<merchant>``; first arrival per customer."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[tuple[str, str, str], float] = {}
+        self.posts = 0
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.record(self.path, json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def record(self, path: str, document: dict[str, Any]) -> None:
+        _, side, merchant = path.split("/", 2)
+        data = document.get("data", document)
+        key = (side, merchant, str(data["customer_id"]))
+        with self.lock:
+            self.posts += 1
+            self.arrived.setdefault(key, time.time())
+
+    def count(self, side: str) -> int:
+        with self.lock:
+            return sum(1 for key in self.arrived if key[0] == side)
+
+
+# Processes and what they cost -----------------------------------------------------------
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every descendant alive now."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                queue += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime+stime of the processes, plus what their reaped children used."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(fields[index]) for index in (11, 12, 13, 14))
+    return total / TICKS
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            continue
+    return total * PAGE / 2**20
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=output, stderr=output, start_new_session=True
+        )
+
+
+@contextmanager
+def running(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = spawn(command, env, log, cwd)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def gunicorn_command(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", app]  # fmt: skip
+
+
+def celery_flags(options: Options) -> list[str]:
+    flags = ["--pool", options.pool] if options.pool else []
+    return flags + (["--concurrency", str(options.concurrency)] if options.concurrency else [])
+
+
+# One side -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    side: str
+    refreshes: int
+    expected: int
+    seconds: float
+    p50_s: float
+    p99_s: float
+    worker_cpu_ms: float
+    web_cpu_ms: float
+    postgres_cpu_ms: float | None
+    api_calls: int
+    worker_rss_mb: float
+    statements: float | None
+    transactions: float | None
+    checkouts: float | None
+    commands: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.refreshes / self.seconds if self.seconds else 0.0
+
+
+def webhooks(options: Options) -> list[tuple[str, str, bytes, str]]:
+    out = []
+    for merchant in merchants(options):
+        for customer in customer_ids(merchant, options):
+            body = samples.encode(samples.sample_event(EVENT, merchant, customer))
+            signature = samples.signed_headers(body, SECRET)["X-Salla-Signature"]
+            out.append((merchant, customer, body, signature))
+    return out
+
+
+def send_all(port: int, hooks: list[tuple[str, str, bytes, str]]) -> dict[tuple[str, str], float]:
+    sent: dict[tuple[str, str], float] = {}
+    lock = threading.Lock()
+
+    def lane(start: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for merchant, customer, body, signature in hooks[start::SENDERS]:
+            headers = {"Content-Type": "application/json", "X-Salla-Signature": signature,
+                       "X-Salla-Security-Strategy": "Signature"}  # fmt: skip
+            with lock:
+                sent[merchant, customer] = time.time()
+            connection.request("POST", "/webhooks/salla", body, headers)
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"receiver answered {answer.status}")
+        connection.close()
+
+    threads = [threading.Thread(target=lane, args=(index,)) for index in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sent
+
+
+def api_calls(api: str) -> int:
+    host, port = api.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"User-Agent": "bench", "Accept": "application/json"}  # the stand-in's WAF
+    connection.request("GET", "/_bench/requests", headers=headers)
+    count: int = json.loads(connection.getresponse().read())["requests"]
+    connection.close()
+    return count
+
+
+@dataclass
+class Side:
+    name: str
+    web_pid: int
+    worker_pids: list[int]
+    port: int
+    dsn: str | None = None
+    counts: Path | None = None
+
+
+def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome:
+    hooks = webhooks(options)
+    time.sleep(3)  # let the workers finish starting
+    calls_before = api_calls(api)
+    workers = [pid for root in side.worker_pids for pid in tree(root)]
+    webs = tree(side.web_pid)
+    before = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
+    counts_before = sql_counts(side.counts)
+    progress(f"{side.name}: sending {len(hooks)} webhooks")
+    with profiling(side, options):
+        sent = send_all(side.port, hooks)
+        deadline = time.monotonic() + options.timeout
+        while sink.count(side.name) < len(hooks) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    workers = [pid for root in side.worker_pids for pid in tree(root)]
+    after = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
+    rss = rss_mb(workers)
+    time.sleep(0.6)  # the counters' last write
+    counts = _minus(sql_counts(side.counts), counts_before)
+    return summarize(side, options, sink, sent, before, after, rss, counts,
+                     api_calls(api) - calls_before)  # fmt: skip
+
+
+def summarize(
+    side: Side,
+    options: Options,
+    sink: SinkServer,
+    sent: dict[tuple[str, str], float],
+    before: tuple[float, float, float | None],
+    after: tuple[float, float, float | None],
+    rss: float,
+    counts: dict[str, int] | None,
+    calls: int,
+) -> Outcome:
+    with sink.lock:
+        arrived = {k[1:]: t for k, t in sink.arrived.items() if k[0] == side.name}
+    latencies = sorted(arrived[key] - sent[key] for key in arrived if key in sent)
+    done = len(latencies)
+    seconds = (max(arrived.values()) - min(sent.values())) if arrived else 0.0
+    per = max(done, 1)
+    pg = None if before[2] is None or after[2] is None else (after[2] - before[2]) / per * 1000
+    return Outcome(
+        side=side.name,
+        refreshes=done,
+        expected=options.stores * options.customers,
+        seconds=seconds,
+        p50_s=_pct(latencies, 0.50),
+        p99_s=_pct(latencies, 0.99),
+        worker_cpu_ms=(after[0] - before[0]) / per * 1000,
+        web_cpu_ms=(after[1] - before[1]) / per * 1000,
+        postgres_cpu_ms=pg,
+        api_calls=calls,
+        worker_rss_mb=rss,
+        statements=counts["statements"] / per if counts else None,
+        transactions=counts["transactions"] / per if counts else None,
+        checkouts=counts["checkouts"] / per if counts else None,
+        commands=[],
+    )
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    return values[max(0, int(p * len(values) + 0.999999) - 1)]
+
+
+def _minus(now: dict[str, int] | None, then: dict[str, int] | None) -> dict[str, int] | None:
+    if now is None or then is None:
+        return None
+    return {name: now[name] - then.get(name, 0) for name in now}
+
+
+def sql_counts(directory: Path | None) -> dict[str, int] | None:
+    if directory is None:
+        return None
+    total = {"statements": 0, "transactions": 0, "checkouts": 0}
+    for path in directory.glob("*.json"):
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for name in total:
+            total[name] += int(found.get(name, 0))
+    return total
+
+
+def postgres_cpu(dsn: str | None) -> float | None:
+    """CPU seconds of this database's backends (scoped to it, as every query here is)."""
+    if dsn is None:
+        return None
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchall()
+    return cpu_seconds([row[0] for row in rows])
+
+
+# Profiles ------------------------------------------------------------------------------
+
+# (label, what a frame's text contains), first match wins per stack, innermost frame first.
+CATEGORIES = (
+    ("psycopg", "psycopg"),
+    ("sqlalchemy", "sqlalchemy"),
+    ("redis", "/redis/"),
+    ("celery/kombu/billiard", ("celery", "kombu", "billiard", "amqp")),
+    ("httpx/httpcore/h11", ("httpx", "httpcore", "h11")),
+    ("marshmallow", "marshmallow"),
+    ("cryptography", ("cryptography", "crypto.py")),
+    ("json", "json/"),
+    ("relay's own code", "/worker/"),
+)
+FUNCTIONS = (
+    ("quota (inclusive)", "worker/quota.py"),
+    ("inbox drain (inclusive)", "worker/pipeline/inbox.py"),
+    ("snapshots + outbox rows (inclusive)", ("snapshots.py", "create_deliveries")),
+    ("outbox delivery (inclusive)", "outbox.py (deliver"),
+    ("salla client (inclusive)", "worker/platforms/salla"),
+)
+
+
+@contextmanager
+def profiling(side: Side, options: Options) -> Iterator[None]:
+    if options.profile is None:
+        yield
+        return
+    options.profile.mkdir(parents=True, exist_ok=True)
+    raw = options.profile / f"{side.name}.txt"
+    spy, log = str(Path(sys.executable).parent / "py-spy"), (options.profile / "py-spy.log")
+    spies = [
+        subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw",
+             "--rate", "200", "-o", f"{raw}.{pid}"],
+            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        )
+        for pid in side.worker_pids
+    ]  # fmt: skip
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+        (options.profile / f"{side.name}-summary.txt").write_text(
+            summarize_profile([Path(f"{raw}.{pid}") for pid in side.worker_pids])
+        )
+
+
+def summarize_profile(files: list[Path]) -> str:
+    """Shares of the samples of threads holding the GIL (``--gil``): Python on CPU."""
+    busy, by_kind = 0, {kind: 0 for kind, _ in CATEGORIES}
+    by_function: dict[str, int] = {}
+    for path in files:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            busy += int(count)
+            frames = stack.split(";")
+            kind = next((k for f in reversed(frames) for k, m in CATEGORIES if _has(f, m)), None)
+            if kind:
+                by_kind[kind] += int(count)
+            for label, match in FUNCTIONS:
+                if any(_has(frame, match) for frame in frames):
+                    by_function[label] = by_function.get(label, 0) + int(count)
+    lines = [f"{busy} samples on CPU (200/s per process); by the innermost library named:"]
+    lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_kind.items()]
+    lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_function.items()]
+    return "\n".join(lines)
+
+
+def _has(frame: str, match: str | tuple[str, ...]) -> bool:
+    return any(m in frame for m in ((match,) if isinstance(match, str) else match))
+
+
+# The two sides --------------------------------------------------------------------------
+
+
+def relay_env(directory: Path, dsn: str, api: str, sink: SinkServer) -> dict[str, str]:
+    return os.environ | {
+        "RELAY_ENV": "production",
+        "DATABASE_URL": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+        "REDIS_URL": REDIS_URL,
+        "RELAY_SECRET_KEY": Fernet.generate_key().decode(),
+        "SALLA_WEBHOOK_SECRET": SECRET,
+        "RELAY_DATA_DIR": str(directory / "data"),
+        "RELAY_LOG_LEVEL": "WARNING",
+        "RELAY_ALLOW_PRIVATE_URLS": "1",
+        "RELAY_SALLA_QUOTA": "100000000/600",
+        "RELAY_DEBOUNCE_SECONDS": "0",
+        "RELAY_SETTLE_DELAYS": "",
+        "RELAY_BENCH_COUNTS": str(directory / "counts"),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{BENCH}",
+    }
+
+
+def register(env: dict[str, str], options: Options, api: str, sink: SinkServer) -> None:
+    relay = runtime.configure(load_settings(env))
+    try:
+        upgrade(relay.engine)
+        with relay.transaction() as session:
+            for merchant in merchants(options):
+                credentials = {"access_token": f"tok-{merchant}", "refresh_token": f"r-{merchant}"}
+                update = StoreUpdate(status="active", credentials=credentials)
+                store = save_store(relay, session, "salla", merchant, update, api_base=api)
+                config = relay.cipher.seal({"url": f"{sink.url}/relay/{merchant}",
+                                            "secret": SINK_SECRET})  # fmt: skip
+                session.add(
+                    Sink(store_id=store.id, kind="webhook", config=config, kinds=list(CHANGE_KINDS))
+                )
+    finally:
+        runtime.configure_none()
+
+
+def relay_workers(options: Options) -> list[list[str]]:
+    """The worker lines ``loyalty-relay run`` starts, counted, with the bench's pool flags."""
+    lines = []
+    for command in worker_commands(None, "WARNING"):
+        command = [part for part in command if part != "--beat"]
+        command[command.index("worker.celery_app")] = "relay_counted"
+        lines.append(command + celery_flags(options))
+    return lines
+
+
+def run_relay(options: Options, api: str, sink: SinkServer, directory: Path) -> Outcome:
+    with ExitStack() as stack:
+        dsn = stack.enter_context(fresh_database(f"relay_wbench_{os.getpid()}"))
+        env = relay_env(directory, dsn, api, sink)
+        (directory / "counts").mkdir(exist_ok=True)
+        progress(f"relay: migrating, registering {options.stores} stores with a sink each")
+        register(env, options, api, sink)
+        port, log = free_port(), directory / "relay.log"
+        web = stack.enter_context(running(gunicorn_command("web:create_app()", port), env, log))
+        lines = relay_workers(options)
+        pids = [stack.enter_context(running(line, env, log)).pid for line in lines]
+        wait_until_up(web, port, log)
+        side = Side("relay", web.pid, pids, port, dsn, directory / "counts")
+        outcome = measure(side, options, sink, api)
+        return Outcome(**{**asdict(outcome), "commands": [" ".join(c[2:]) for c in lines]})
+
+
+def run_naive(options: Options, api: str, sink: SinkServer, directory: Path) -> Outcome:
+    env = os.environ | {
+        "NAIVE_BROKER_URL": REDIS_URL,
+        "NAIVE_API_URL": api,
+        "NAIVE_SINK_URL": sink.url,
+        "NAIVE_SECRET": SECRET,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{BENCH}",
+    }
+    flags = celery_flags(options) or ["--concurrency", str(shipped_concurrency(options))]
+    worker = [sys.executable, "-m", "celery", "-A", "naive_worker", "worker", "-Q", "naive",
+              "--loglevel", "WARNING", *flags]  # fmt: skip
+    port, log = free_port(), directory / "naive.log"
+    with ExitStack() as stack:
+        web = stack.enter_context(
+            running(gunicorn_command("naive_worker:receiver", port), env, log)
+        )
+        pid = stack.enter_context(running(worker, env, log)).pid
+        wait_until_up(web, port, log)
+        outcome = measure(Side("naive", web.pid, [pid], port), options, sink, api)
+        return Outcome(**{**asdict(outcome), "commands": [" ".join(worker[2:])]})
+
+
+def shipped_concurrency(options: Options) -> int:
+    """Processes the relay's worker lines run in all, so the naive worker gets as many."""
+    total = 0
+    for line in relay_workers(options):
+        given = line[line.index("--concurrency") + 1] if "--concurrency" in line else None
+        total += int(given) if given else shipped_default()
+    return total
+
+
+def shipped_default() -> int:
+    """What a relay worker line runs without ``--concurrency`` (2 before it was a setting)."""
+    try:
+        from worker.config import default_worker_concurrency
+    except ImportError:
+        return 2
+    return default_worker_concurrency()
+
+
+LOCK_KEY = "relay:bench-worker-session"
+
+
+@contextmanager
+def bench_redis() -> Iterator[None]:
+    """The Redis db, held for this run: two runs sharing one would take each other's tasks."""
+    client = redis.Redis.from_url(REDIS_URL)
+    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=3600):
+        raise SystemExit(f"{REDIS_URL} is held by another bench/worker.py run (key {LOCK_KEY})")
+    client.flushdb()
+    client.set(LOCK_KEY, os.getpid(), ex=3600)
+    try:
+        yield
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def render(outcomes: list[Outcome], options: Options) -> str:
+    head = (f"{'side':<7}{'done':>11}{'ref/s':>8}{'p50 s':>8}{'p99 s':>8}{'wCPU ms':>9}"
+            f"{'pgCPU':>7}{'webCPU':>8}{'SQL':>6}{'txn':>6}{'API':>7}{'RSS MB':>8}")  # fmt: skip
+    lines = [
+        f"{options.stores} stores x {options.customers} customers, API {options.api_delay:.3f} s, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        head,
+    ]
+    for o in outcomes:
+        pg = f"{o.postgres_cpu_ms:.1f}" if o.postgres_cpu_ms is not None else "-"
+        sql = f"{o.statements:.1f}" if o.statements is not None else "-"
+        txn = f"{o.transactions:.1f}" if o.transactions is not None else "-"
+        lines.append(
+            f"{o.side:<7}{o.refreshes:>5}/{o.expected:<5}{o.rate:>8.1f}{o.p50_s:>8.1f}"
+            f"{o.p99_s:>8.1f}{o.worker_cpu_ms:>9.1f}{pg:>7}{o.web_cpu_ms:>8.1f}{sql:>6}"
+            f"{txn:>6}{o.api_calls:>7}{o.worker_rss_mb:>8.0f}"
+        )
+    for o in outcomes:
+        lines.append(f"  {o.side}: {' | '.join(o.commands)}")
+    by = {o.side: o for o in outcomes}
+    if "relay" in by and "naive" in by and by["naive"].rate:
+        relay, naive = by["relay"], by["naive"]
+        lines.append(
+            f"relay/naive: throughput {relay.rate / naive.rate:.2f}x (target >= 1.5), "
+            f"worker CPU per refresh {relay.worker_cpu_ms / max(naive.worker_cpu_ms, 1e-9):.1f}x"
+            f" (relay target <= 15 ms: {relay.worker_cpu_ms:.1f} ms)"
+        )
+    return "\n".join(lines)
+
+
+def interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
+    signal.signal(signal.SIGTERM, interrupt)
+    sink = SinkServer()
+    api_port = free_port()
+    ready = multiprocessing.get_context("fork").Event()
+    api_process = multiprocessing.get_context("fork").Process(
+        target=serve_api, args=(api_port, options, ready), daemon=True
+    )
+    api_process.start()
+    ready.wait(60)
+    api = f"http://127.0.0.1:{api_port}"
+    outcomes = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="relay-wbench-") as tmp, bench_redis():
+            for name in options.sides.split(","):
+                run = run_relay if name == "relay" else run_naive
+                outcomes.append(run(options, api, sink, Path(tmp)))
+                progress(render(outcomes[-1:], options).splitlines()[2])
+    finally:
+        api_process.terminate()
+    if options.json:
+        print(json.dumps([asdict(o) | {"rate": o.rate} for o in outcomes], indent=2))
+    else:
+        print(render(outcomes, options))
+    return 0 if all(o.refreshes == o.expected for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
