@@ -361,3 +361,13 @@ def headroom(session: Session, key: str, limit: int, window: float, now: datetim
         return 0.0
     elapsed = max(0.0, (now - budget.updated_at).total_seconds())
     return min(burst, budget.tokens + elapsed * rate)
+
+
+def tokens_now(
+    budget: Budget, session: Session, key: str, limit: int, window: float, now: datetime
+) -> float:
+    """Tokens the store's budget has now, wherever it lives (``headroom`` for the
+    database's row; Redis holds its own count when it is the broker)."""
+    if isinstance(budget, RedisBudget):
+        return budget.tokens_now(key, limit, window)
+    return headroom(session, key, limit, window, now)

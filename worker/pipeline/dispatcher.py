@@ -105,7 +105,9 @@ def run(
     with runtime.transaction() as session:
         if not _only_dispatcher(session):
             return Handed()  # another run is at it now and sees the same rows
-        handed = _refreshes(session, platforms, now, lease)
+        settings = runtime.settings
+        budget = quota.budget_for(settings.broker_url, settings.database_url, runtime.transaction)
+        handed = _refreshes(session, platforms, budget, now, lease)
         handed.deliveries = _hand_out_deliveries(session, now, lease)
         handed.more = handed.more or len(handed.deliveries) == DELIVERY_BATCH
         _publish(handed, publish)
@@ -176,14 +178,19 @@ def _counts(now: datetime, lease: datetime) -> Any:
 
 
 def _refreshes(
-    session: Session, platforms: Mapping[str, Platform], now: datetime, lease: datetime
+    session: Session,
+    platforms: Mapping[str, Platform],
+    budget: quota.Budget,
+    now: datetime,
+    lease: datetime,
 ) -> Handed:
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
     for store_id, (_, _, _, queued, working) in counts.items():
         handed.answered += refresh.end_answered(session, store_id, now)
-        room = _room(session, platforms.get(stores.get(store_id, "")), store_id, now)
+        platform = platforms.get(stores.get(store_id, ""))
+        room = _room(session, budget, platform, store_id, now)
         wanted = min(min(room, STORE_IN_FLIGHT) - queued - working, QUEUED_PER_STORE - queued)
         if wanted > 0:
             ids = _hand_out_jobs(session, store_id, wanted, now, lease)
@@ -198,12 +205,14 @@ def _platforms_of(session: Session, store_ids: list[int]) -> dict[int, str]:
     return {store_id: platform for store_id, platform in session.execute(query)}
 
 
-def _room(session: Session, platform: Platform | None, store_id: int, now: datetime) -> int:
+def _room(
+    session: Session, budget: quota.Budget, platform: Platform | None, store_id: int, now: datetime
+) -> int:
     """Refreshes the store's tightest budget has tokens for right now."""
     if platform is None or not platform.quotas:
         return STORE_IN_FLIGHT
     tokens = min(
-        quota.headroom(session, f"store:{store_id}:{bucket}", limit, window, now)
+        quota.tokens_now(budget, session, f"store:{store_id}:{bucket}", limit, window, now)
         for bucket, (limit, window) in platform.quotas.items()
     )
     return math.floor(tokens / CALLS_PER_REFRESH + 1e-9)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from tests.conftest import relay_env
 from tests.factories import add_salla_store, add_webhook_sink
+from worker import quota
 from worker.cli.app import main
 from worker.pipeline import dispatcher, outbox, refresh
 from worker.platforms import build_platforms
@@ -58,9 +59,20 @@ def job(
 
 
 def budget(runtime: Runtime, store: Store, tokens: float, **values: Any) -> None:
+    """The store's budget as its backend keeps it: the database's row, and Redis's
+    count when Redis is the broker (``worker.quota.budget_for``)."""
     key = f"store:{store.id}:customers"
     with runtime.transaction() as session:
         session.merge(RateBudget(key=key, tokens=tokens, updated_at=datetime.now(UTC), **values))
+    settings = runtime.settings
+    backend = quota.budget_for(settings.broker_url, settings.database_url, runtime.transaction)
+    if isinstance(backend, quota.RedisBudget):
+        client = quota.redis_client(settings.broker_url)
+        seconds, micros = client.time()
+        fields: dict[str, float] = {"tokens": tokens, "updated": seconds + micros / 1e6}
+        if values.get("blocked_until"):
+            fields["blocked"] = values["blocked_until"].timestamp()
+        client.hset(backend.redis_key(key), mapping=fields)
 
 
 def run(runtime: Runtime, published: Published | None = None) -> dispatcher.Handed:
@@ -277,3 +289,20 @@ def test_a_run_leaves_the_rows_to_the_run_in_progress(runtime: Runtime) -> None:
         other.execute("SELECT pg_advisory_xact_lock(%s)", (dispatcher.DISPATCH_LOCK,))
         assert handed_jobs(runtime) == []
     assert handed_jobs(runtime) == [job_id]
+
+
+def test_it_sizes_a_store_by_the_budget_redis_keeps_when_redis_is_the_broker(
+    runtime: Runtime,
+) -> None:
+    """Workers take tokens from Redis (``worker.quota.RedisBudget``) and leave the
+    database's row alone: the dispatcher must read the same count they spend."""
+    store = add_salla_store(runtime)
+    job(runtime, store, "a", refresh.SOON, created_at=now() - timedelta(minutes=1))
+    settings = runtime.settings
+    backend = quota.budget_for(settings.broker_url, settings.database_url, runtime.transaction)
+    assert isinstance(backend, quota.RedisBudget)
+    client = quota.redis_client(settings.broker_url)
+    seconds, micros = client.time()
+    spent = {"tokens": 0.0, "updated": seconds + micros / 1e6}
+    client.hset(backend.redis_key(f"store:{store.id}:customers"), mapping=spent)
+    assert handed_jobs(runtime) == []  # no row in rate_budgets: only Redis knows it is spent
