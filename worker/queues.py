@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from worker.config import Settings
@@ -63,18 +63,22 @@ class QueueGauges:
         yield from (depth, oldest)
 
     def _read(self) -> list[tuple[int, bytes | None]]:
-        """(length, tail message) per queue, in one round trip."""
-        commands: list[tuple[str | bytes | int, ...]] = []
-        for queue in QUEUE_NAMES:
-            commands += [("LLEN", name) for name in _lists(queue)]
-            commands.append(("LINDEX", queue, -1))
-        replies = iter(self._wire.pipeline(commands))
-        read = []
-        for _ in QUEUE_NAMES:
-            length = sum(_integer(next(replies)) for _ in PRIORITY_STEPS)
-            tail = next(replies)
-            read.append((length, tail if isinstance(tail, bytes) else None))
-        return read
+        return read_lists(self._wire, QUEUE_NAMES)
+
+
+def read_lists(wire: RedisWire, queues: Sequence[str]) -> list[tuple[int, bytes | None]]:
+    """(length over its priority lists, tail message) per queue, in one round trip."""
+    commands: list[tuple[str | bytes | int, ...]] = []
+    for queue in queues:
+        commands += [("LLEN", name) for name in _lists(queue)]
+        commands.append(("LINDEX", queue, -1))
+    replies = iter(wire.pipeline(commands))
+    read = []
+    for _ in queues:
+        length = sum(_integer(next(replies)) for _ in PRIORITY_STEPS)
+        tail = next(replies)
+        read.append((length, tail if isinstance(tail, bytes) else None))
+    return read
 
 
 def _integer(reply: object) -> int:

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis
 from sqlalchemy import ColumnElement, create_engine, func, literal, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker import dispatch
 from worker.pipeline import inbox, outbox, refresh
+from worker.queues import read_lists
+from worker.redis_wire import RedisWire, WireError
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, InboxEvent, RefreshJob, utcnow
 
@@ -189,7 +190,7 @@ def _depth(
 ) -> QueueDepth:
     try:
         depth, oldest = read(name)
-    except (redis.RedisError, SQLAlchemyError, OSError):
+    except (WireError, SQLAlchemyError, OSError):
         return QueueDepth(name, None, None)
     ready = message_ready_at(session, oldest) if oldest else None
     age = max(0.0, (utcnow() - ready).total_seconds()) if ready else None
@@ -197,21 +198,18 @@ def _depth(
 
 
 class _RedisQueues:
-    """kombu's Redis transport: a list per queue, published with LPUSH, taken from the
-    right (BRPOP), so the oldest message is the last element."""
+    """kombu's Redis transport: a list per queue (and per priority level), published
+    with LPUSH, taken from the right, so the oldest message is the last element; read
+    as the metrics read it (``worker.queues.read_lists``)."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._wire = RedisWire(url)
 
     def read(self, name: str) -> tuple[int, bytes | None]:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.llen(name)
-        pipe.lindex(name, -1)
-        depth, oldest = pipe.execute()
-        return int(depth), oldest
+        return read_lists(self._wire, [name])[0]
 
     def close(self) -> None:
-        self._client.close()
+        self._wire.close()
 
 
 class _SqlQueues:
