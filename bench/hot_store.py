@@ -48,6 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import project  # noqa: F401  (before anything imports worker)
 import redis
 from ingest import free_port
 from scratch import fresh_database

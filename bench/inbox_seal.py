@@ -18,6 +18,8 @@ import json
 import time
 from collections.abc import Callable
 
+import project  # noqa: F401  (before anything imports worker)
+
 from worker.crypto import Cipher
 from worker.pipeline import inbox
 

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import project  # noqa: F401  (before anything imports worker)
 import psycopg
 import redis
 from scratch import fresh_database

@@ -10,7 +10,8 @@ delivered), one in a thousand pending, retrying, held, failed or dead each;
 then ``VACUUM ANALYZE``. It prints:
 
 - the median time of the database gauges of a scrape (``web.health``), and with
-  ``--old`` of main's (loaded from git into a temporary module) side by side;
+  ``--old [REV]`` the gauges of ``web/health.py`` at revision REV
+  (loaded from git into a temporary module) side by side;
 - the full ``GET /metrics`` through the Flask app (counters, queues included);
 - ``EXPLAIN (ANALYZE, BUFFERS)`` of each kind of query the gauges send;
 - the cost of one counter increment in prometheus-client's multiprocess mode
@@ -31,11 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import project  # noqa: F401  (before anything imports worker)
+
 # Counters are per process unless this is set before prometheus-client is imported.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="relay-bench-"))
 
 import redis  # noqa: E402
-from scratch import fresh_database, module_from_main  # noqa: E402
+from scratch import fresh_database, module_at  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
@@ -81,11 +84,20 @@ FILL = {
 }
 
 
+BASELINE = "55d86fd"  # the default --old: the gauges that grouped every row by status
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in each table")
     parser.add_argument("--scrapes", type=int, default=15)
-    parser.add_argument("--old", action="store_true", help="also time main's web/health.py")
+    parser.add_argument(
+        "--old",
+        nargs="?",
+        const=BASELINE,
+        metavar="REV",
+        help=f"also time web/health.py as of git revision REV (default {BASELINE})",
+    )
     return parser.parse_args(argv)
 
 
@@ -134,8 +146,8 @@ def explain(relay: Runtime) -> None:
             print(f"\n-- {title}:\n{sql}\n" + "\n".join(plan))
 
 
-def old_health() -> ModuleType:
-    return module_from_main("web/health.py", "old_health")
+def old_health(old_revision: str) -> ModuleType:
+    return module_at(old_revision, "web/health.py", "old_health")
 
 
 def counter_costs(increments: int = 20_000) -> None:
@@ -182,7 +194,7 @@ def report(relay: Runtime, args: argparse.Namespace) -> None:
     new = median_ms(lambda: list(gauges.collect()), args.scrapes)
     print(f"database gauges of a scrape: {new:.1f} ms (median of {args.scrapes})")
     if args.old:
-        old = old_health()
+        old = old_health(args.old)
         before = median_ms(lambda: old._collect(relay), args.scrapes)
         print(f"main's web/health.py: {before:.1f} ms, {before / new:.0f}x this one")
     client = create_app(relay.settings).test_client()

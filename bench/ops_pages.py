@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any
 
+import project  # noqa: F401  (before anything imports worker)
 from ops_plans import SECRET, _md5, build, measure, timed
 from scratch import fresh_database
 from sqlalchemy import text

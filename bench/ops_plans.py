@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import project  # noqa: F401  (before anything imports worker)
 from scratch import fresh_database
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session

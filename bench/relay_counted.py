@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import project  # noqa: F401  (before anything imports worker)
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool

@@ -15,7 +15,8 @@ reconciliation). Then it times, on the code in this checkout:
   publishing of its delivery messages (``relay.deliver_many`` chunks, Redis db 13);
 - ``reconcile`` (per-store spare budget);
 
-and with ``--old``, the same on main's ``worker/pipeline/schedule.py`` (loaded from git into a
+and with ``--old [REV]``, the same on ``worker/pipeline/schedule.py`` as of revision
+REV (loaded from git into a
 temporary module; the old code publishes one ``relay.deliver`` per delivery), after
 resetting the markers. The schema is this checkout's in both runs, so the old
 figures already have the new indexes (``ix_sinks_store`` among them).
@@ -37,8 +38,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import project  # noqa: F401  (before anything imports worker)
 import redis
-from scratch import fresh_database, module_from_main
+from scratch import fresh_database, module_at
 from sqlalchemy import text
 
 from worker import dispatch, runtime, tasks
@@ -53,12 +55,21 @@ REDIS_URL = os.environ.get("RELAY_BENCH_SCALE_REDIS_URL", "redis://127.0.0.1:637
 SECRET = "bench-scale-secret-key-0123456789abcdef"
 
 
+BASELINE = "55d86fd"  # the default --old: the scheduler before the dispatcher
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stores", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=1000, help="per store")
     parser.add_argument("--due", type=int, default=20000, help="expiring within 7 days")
-    parser.add_argument("--old", action="store_true", help="also time main's schedule.py")
+    parser.add_argument(
+        "--old",
+        nargs="?",
+        const=BASELINE,
+        metavar="REV",
+        help=f"also time schedule.py as of git revision REV (default {BASELINE})",
+    )
     return parser.parse_args(argv)
 
 
@@ -150,9 +161,9 @@ def reset_markers(relay: Runtime) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def main_schedule() -> ModuleType:
-    """main's worker/pipeline/schedule.py, as the module ``old_schedule``."""
-    return module_from_main("worker/pipeline/schedule.py", "old_schedule")
+def old_schedule(old_revision: str) -> ModuleType:
+    """worker/pipeline/schedule.py at ``old_revision``, as the module ``old_schedule``."""
+    return module_at(old_revision, "worker/pipeline/schedule.py", "old_schedule")
 
 
 def explain(relay: Runtime, query: str, params: dict[str, Any]) -> str:
@@ -194,7 +205,7 @@ def run(options: argparse.Namespace, old: ModuleType | None) -> None:
 
 def measure(relay: Runtime, old: ModuleType | None, now: datetime) -> dict[str, float]:
     module = old or schedule
-    label = "main" if old else "this branch"
+    label = "--old" if old else "this checkout"
     off_hour, _ = timed(lambda: module.expiry_notices(relay, now - timedelta(hours=3)))
     print(f"[{label}] off-hour scan {off_hour:.2f} s", flush=True)
     hour = old_reminder_hour(relay, old, now) if old else new_reminder_hour(relay, now)
@@ -230,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(options.stores, options.customers) < 1:
         print("--stores and --customers must be at least 1", file=sys.stderr)
         return 2
-    old = main_schedule() if options.old else None
+    old = old_schedule(options.old) if options.old else None
     run(options, old)  # tasks.app reads its broker from the runtime configured there
     return 0
 

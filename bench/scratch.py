@@ -32,12 +32,15 @@ def fresh_database(name: str) -> Iterator[str]:
             admin.execute(sql.SQL(drop).format(sql.Identifier(name)))
 
 
-def module_from_main(path: str, name: str) -> ModuleType:
-    """``path`` as it is on main (``git show main:<path>``), loaded as module ``name``:
-    a benchmark runs main's code beside this checkout's on the same data."""
+def module_at(revision: str, path: str, name: str) -> ModuleType:
+    """``path`` as it is at ``revision`` (``git show <revision>:<path>``), loaded as
+    module ``name``: a benchmark runs that code beside this checkout's on the same data."""
     root = Path(__file__).resolve().parents[1]
     source = subprocess.run(
-        ["git", "-C", str(root), "show", f"main:{path}"], capture_output=True, text=True, check=True
+        ["git", "-C", str(root), "show", f"{revision}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     file = Path(tempfile.mkdtemp()) / f"{name}.py"
     file.write_text(source)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import project  # noqa: F401  (before anything imports worker)
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import project  # noqa: F401  (before anything imports worker)
 from ingest import (
     APPS,
     Options,
