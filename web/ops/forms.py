@@ -35,9 +35,14 @@ def since(choice: str | None) -> datetime | None:
 
 
 def listing(
-    template: str, page: Page[Any], filters: dict[str, str], statuses: Sequence[str]
+    template: str,
+    page: Page[Any],
+    filters: dict[str, str],
+    statuses: Sequence[str],
+    **choices: Any,
 ) -> str:
-    """A list page: its rows, the pager's links, the filter form as typed."""
+    """A list page: its rows, the pager's links, the filter form as typed (and the
+    page's own ``choices`` for its form)."""
     return render_template(
         template,
         page=page,
@@ -45,6 +50,7 @@ def listing(
         filters=filters,
         statuses=statuses,
         since_choices=list(SINCE),
+        **choices,
     )
 
 

@@ -1,4 +1,4 @@
-"""Inbox: recent webhooks by store, event and status; a stored body, masked; replay.
+"""Inbox: recent webhooks by platform, store, event and status; a stored body, masked; replay.
 
 Replay is the query layer's (``worker.ops.inbox.replay``): finished events that
 still hold their body go back to pending and the inbox bell rings. Processing
@@ -16,9 +16,10 @@ from werkzeug.wrappers.response import Response
 from web.ops import forms
 from web.ops.paging import current_cursor
 from worker.ops import inbox as queries
+from worker.platforms import REGISTRY
 from worker.runtime import Runtime
 
-FILTERS = ("store", "event", "status", "since", "limit")
+FILTERS = ("platform", "store", "event", "status", "since", "limit")
 
 
 def register(blueprint: Blueprint, runtime: Runtime) -> None:
@@ -32,13 +33,15 @@ def register(blueprint: Blueprint, runtime: Runtime) -> None:
                     session,
                     store=filters.get("store"),
                     event=filters.get("event"),
+                    platform=filters.get("platform"),
                     status=filters.get("status"),
                     since=since,
                     cursor=current_cursor(),
                     limit=forms.page_size(filters),
                 )
             )
-        return forms.listing("ops/inbox.html", page, filters, queries.STATUSES)
+        platforms = sorted(REGISTRY)
+        return forms.listing("ops/inbox.html", page, filters, queries.STATUSES, platforms=platforms)
 
     @blueprint.get("/inbox/<int:event_id>", endpoint="inbox_event")
     def detail(event_id: int) -> str:

@@ -21,6 +21,7 @@ from worker.cli.ops_kit import (
 from worker.ops import inbox as inbox_ops
 from worker.ops import refresh as refresh_ops
 from worker.pipeline.sweeper import Swept
+from worker.platforms import REGISTRY
 
 EVENT_HEADERS = ("ID", "PLATFORM", "STORE", "EVENT", "STATUS", "RECEIVED", "BODY", "REASON")
 JOB_HEADERS = ("ID", "STORE", "CUSTOMER", "SLOT", "STATUS", "TRIES", "DUE", "LAST ERROR")
@@ -34,11 +35,13 @@ def inbox() -> None:
 @inbox.command("list")
 @click.option("--store", help="A store key, e.g. salla:1234509876.")
 @click.option("--event", help="An event type, e.g. order.created.")
+@click.option("--platform", type=click.Choice(sorted(REGISTRY)), help="The receiving platform.")
 @click.option("--status", type=click.Choice(inbox_ops.STATUSES))
 @listing_options
 def list_events(
     store: str | None,
     event: str | None,
+    platform: str | None,
     status: str | None,
     since: datetime | None,
     limit: int,
@@ -48,7 +51,9 @@ def list_events(
     """Webhooks, newest first."""
     runtime = open_runtime()
     with runtime.sessions() as session, bad_input():
-        page = inbox_ops.list_events(session, store, event, status, since, cursor, limit)
+        page = inbox_ops.list_events(
+            session, store, event, status, since, cursor, limit, platform=platform
+        )
     echo_listing(page, as_json, EVENT_HEADERS, lambda row: (
         row.id, row.platform, row.store_ref, row.event_type, row.status, row.received_at,
         "kept" if row.body_kept else "-", row.reason,

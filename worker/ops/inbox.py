@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from worker import dispatch
 from worker.crypto import CredentialsError
-from worker.ops import NotFound, store_by_key
+from worker.ops import NotFound, OpsError, store_by_key
 from worker.ops.masking import masked_body
 from worker.ops.pages import DEFAULT_LIMIT, Keyset, Page, chosen, listing
 from worker.ops.pages import partitions as combinations
@@ -69,14 +69,21 @@ def list_events(
     since: datetime | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    *,
+    platform: str | None = None,
 ) -> Page[EventRow]:
-    """Newest first. ``event`` filters within the status (and store) ranges: give
-    ``since`` with it on a large inbox, so the range read stays short."""
+    """Newest first. ``event`` and ``platform`` (the receiver: salla, zid, shopify,
+    appstle) filter within the status (and store) ranges: give ``since`` with them
+    on a large inbox, so the range read stays short."""
     conditions = KEYSET.after(cursor)
     if since is not None:
         conditions.append(InboxEvent.received_at >= since)
     if event is not None:
         conditions.append(InboxEvent.event_type == event)
+    if platform is not None:
+        if platform not in REGISTRY:
+            raise OpsError(f"unknown platform {platform!r} (one of {', '.join(REGISTRY)})")
+        conditions.append(InboxEvent.platform == platform)
     parts = combinations(
         [InboxEvent.status == value for value in chosen(status, STATUSES, "inbox")]
     )

@@ -113,6 +113,15 @@ def test_it_replays_a_processed_webhook(runtime: Runtime, operator: FlaskClient)
         assert session.get_one(InboxEvent, event_id).status == "pending"
 
 
+def test_it_filters_the_inbox_by_platform(runtime: Runtime, operator: FlaskClient) -> None:
+    salla = add_event(runtime, "done", b"{}", 0)
+    zid = add_event(runtime, "done", b"{}", 1, "order.create", platform="zid")
+    html = page(operator, "/ops/inbox?platform=zid")
+    assert f"/ops/inbox/{zid}" in html and f"/ops/inbox/{salla}" not in html
+    assert "<option selected>zid</option>" in html
+    assert operator.get("/ops/inbox?platform=nope").status_code == 400
+
+
 def status_of(runtime: Runtime, delivery_id: str) -> str:
     with runtime.sessions() as session:
         return session.get_one(Delivery, delivery_id).status

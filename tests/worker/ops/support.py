@@ -53,9 +53,14 @@ def add_deliveries(
 
 
 def add_event(
-    runtime: Runtime, status: str, body: bytes, minute: int = 0, event_type: str = "order.created"
+    runtime: Runtime,
+    status: str,
+    body: bytes,
+    minute: int = 0,
+    event_type: str = "order.created",
+    platform: str = "salla",
 ) -> int:
-    row = inbox.row("salla", body, _received(event_type))
+    row = inbox.row(platform, body, _received(event_type))
     row = inbox.sealed(row | {"status": status}, runtime.cipher)
     row["received_at"] = START + timedelta(minutes=minute)
     with runtime.transaction() as session:

@@ -138,6 +138,8 @@ def test_it_lists_shows_and_replays_inbox_events(runtime: Runtime, cli: Cli) -> 
     assert cli("inbox", "replay", str(done)).output.startswith("replayed 0 events")
     table = cli("inbox", "list", "--status", "pending")
     assert table.output.count("order.created") == 1 and "customer.updated" in table.output
+    assert as_json(cli("inbox", "list", "--platform", "zid", "--json"))["items"] == []
+    assert len(as_json(cli("inbox", "list", "--platform", "salla", "--json"))["items"]) == 2
 
 
 def test_it_lists_and_retries_failed_refresh_jobs(
@@ -181,6 +183,7 @@ def test_it_reports_queues_and_tables(runtime: Runtime, cli: Cli) -> None:
         (["deliveries", "list", "--status", "lost"], "lost"),
         (["inbox", "show", "404"], "no inbox event 404"),
         (["inbox", "list", "--store", "nocolon"], "store key"),
+        (["inbox", "list", "--platform", "nope"], "nope"),
         (["refresh", "retry"], "ids or --status failed"),
         (["refresh", "list", "--limit", "0"], "0"),
     ],

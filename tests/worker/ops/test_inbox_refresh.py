@@ -42,6 +42,16 @@ def test_it_lists_events_newest_first_by_status_event_store_and_time(runtime: Ru
         list_events(session, status="lost")
 
 
+def test_it_lists_one_platform_s_events(runtime: Runtime) -> None:
+    salla = add_event(runtime, "done", BODY, 0)
+    zid = add_event(runtime, "done", b"{}", 1, "order.create", platform="zid")
+    with runtime.sessions() as session:
+        assert [row.id for row in list_events(session, platform="zid").items] == [zid]
+        assert [row.id for row in list_events(session, platform="salla").items] == [salla]
+        with pytest.raises(OpsError, match="unknown platform 'nope'"):
+            list_events(session, platform="nope")
+
+
 def test_it_shows_a_body_decrypted_and_masked(runtime: Runtime) -> None:
     event_id = add_event(runtime, "done", BODY)
     with runtime.sessions() as session:
