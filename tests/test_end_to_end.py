@@ -348,6 +348,10 @@ def test_the_worker_serves_the_counts_of_its_prefork_processes(
         == 1
     )
     assert found["relay_platform_requests_total[('platform', 'salla'), ('status', '200')]"] >= 1
+    per_store = [name for name in found if name.startswith("relay_store_api_requests_total[")]
+    assert per_store == [
+        "relay_store_api_requests_total[('status', '2xx'), ('store', 'salla:1234509876')]"
+    ], per_store
     assert found["relay_refresh_seconds_count[]"] == 1
     assert found["relay_refresh_seconds_bucket[('le', '+Inf')]"] == 1
     assert found["relay_delivery_seconds_count[]"] == 1

@@ -30,7 +30,9 @@ import math
 import re
 import socket
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -236,9 +238,24 @@ class PolicyTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+_calling_for: ContextVar[str | None] = ContextVar("relay_calling_for", default=None)
+
+
+@contextmanager
+def calls_for(store_key: str) -> Iterator[None]:
+    """Platform calls made inside count for ``store_key`` as well (the clients are
+    shared by every store of a platform, so the store travels beside the call)."""
+    token = _calling_for.set(store_key)
+    try:
+        yield
+    finally:
+        _calling_for.reset(token)
+
+
 class CountedTransport(httpx.BaseTransport):
     """Counts every call to one platform's API by its answer's status, or ``error``
-    when none came: the one place all platform clients' requests pass."""
+    when none came, and for the store it was made for (``calls_for``): the one place
+    all platform clients' requests pass."""
 
     def __init__(self, inner: httpx.BaseTransport, platform: str) -> None:
         self._inner, self._platform = inner, platform
@@ -247,9 +264,9 @@ class CountedTransport(httpx.BaseTransport):
         try:
             response = self._inner.handle_request(request)
         except Exception:
-            metrics.platform_request(self._platform, None)
+            metrics.platform_request(self._platform, None, _calling_for.get())
             raise
-        metrics.platform_request(self._platform, response.status_code)
+        metrics.platform_request(self._platform, response.status_code, _calling_for.get())
         return response
 
     def close(self) -> None:

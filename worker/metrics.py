@@ -54,6 +54,7 @@ DELIVERY_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3
 class _Instruments:
     webhooks: Any
     platform_requests: Any
+    store_requests: Any
     delivery_attempts: Any
     refresh_seconds: Any
     delivery_seconds: Any
@@ -75,6 +76,12 @@ def _instruments() -> _Instruments:
             "relay_platform_requests_total",
             "Calls to a platform's API, by HTTP status (or error: no answer)",
             ["platform", "status"],
+        ),
+        store_requests=Counter(
+            "relay_store_api_requests_total",
+            "Calls to a platform's API for one store, by class of answer (2xx, 3xx, 4xx, "
+            "429, 5xx, error)",
+            ["store", "status"],
         ),
         delivery_attempts=Counter(
             "relay_delivery_attempts_total",
@@ -108,10 +115,21 @@ def webhook_received(platform: str, outcome: str) -> None:
     _instruments().webhooks.labels(platform, outcome).inc()
 
 
-def platform_request(platform: str, status: int | None) -> None:
-    """One call to a platform's API: its HTTP status, or ``error`` when none came."""
+def platform_request(platform: str, status: int | None, store: str | None = None) -> None:
+    """One call to a platform's API: its HTTP status, or ``error`` when none came; and,
+    when the call was made for a store, that store's count by class of answer (a
+    class, not the status, keeps a series per store and class however many stores)."""
     label = "error" if status is None else str(status)
-    _instruments().platform_requests.labels(platform, label).inc()
+    instruments = _instruments()
+    instruments.platform_requests.labels(platform, label).inc()
+    if store is not None:
+        instruments.store_requests.labels(store, status_class(status)).inc()
+
+
+def status_class(status: int | None) -> str:
+    if status is None:
+        return "error"
+    return "429" if status == 429 else f"{status // 100}xx"
 
 
 def delivery_attempt(

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, case, exists, select, update
 from sqlalchemy.orm import Session
 
-from worker import backoff, customers, metrics, quota
+from worker import backoff, customers, http, metrics, quota
 from worker.config import Settings
 from worker.errors import (
     NeedsReauthorization,
@@ -222,7 +222,8 @@ def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str)
         ref = customers.platform_ref(runtime, session, store.id, customer_id)
     context = StoreContext(runtime, store, platform.quotas, platform.default_api_base)
     fetched_at = utcnow()
-    snapshot = platform.fetch_points(context, ref)
+    with http.calls_for(store.key):
+        snapshot = platform.fetch_points(context, ref)
     if snapshot.unknown_statuses:
         log.warning(
             "store %s: unknown points status labels %s; the change is held",
