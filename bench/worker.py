@@ -502,6 +502,7 @@ def _has(frame: str, match: str | tuple[str, ...]) -> bool:
 
 
 def relay_env(directory: Path, dsn: str, api: str, sink: SinkServer) -> dict[str, str]:
+    (directory / "data").mkdir(exist_ok=True)  # beat keeps its schedule there
     return os.environ | {
         "RELAY_ENV": "production",
         "DATABASE_URL": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
@@ -538,10 +539,12 @@ def register(env: dict[str, str], options: Options, api: str, sink: SinkServer) 
 
 
 def relay_workers(options: Options) -> list[list[str]]:
-    """The worker lines ``loyalty-relay run`` starts, counted, with the bench's pool flags."""
+    """The worker lines ``loyalty-relay run`` starts, counted, with the bench's pool flags.
+
+    Beat stays in: its one-second tick is the dispatcher's (``relay.dispatch``), which
+    hands each store its next jobs as earlier ones finish."""
     lines = []
     for command in worker_commands(None, "WARNING"):
-        command = [part for part in command if part != "--beat"]
         command[command.index("worker.celery_app")] = "relay_counted"
         lines.append(command + celery_flags(options))
     return lines

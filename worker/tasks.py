@@ -92,7 +92,7 @@ def refresh_points(job_id: int) -> None:
         deliveries = refresh.run(runtime.current(), _platforms(), job_id)
     except refresh.Reschedule:
         return
-    _send_due(deliveries)
+    _deliver_here(deliveries)
 
 
 @shared_task(name=dispatch.REFRESH_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
@@ -168,6 +168,17 @@ def refresh_tokens() -> int:
 def _enqueue_refreshes(due: Sequence[refresh.Due]) -> None:
     """Jobs just committed: the dispatcher hands them out within their store's budget."""
     _ring_if_due(due)
+
+
+def _deliver_here(due: Sequence[outbox.Due]) -> None:
+    """A refresh's deliveries due now, sent by the task that made them: they were
+    written handed out to it (``outbox.create_deliveries``'s ``sender``), so a
+    webhook's update costs no message, no task and no dispatch of its own. A worker
+    killed before sending leaves them to the dispatcher once their lease runs out."""
+    relay = runtime.current()
+    for item in due:
+        if item.countdown <= 0:
+            _send_due(outbox.deliver(relay, item.delivery_id))
 
 
 def _send_due(due: Sequence[outbox.Due]) -> None:

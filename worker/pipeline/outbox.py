@@ -73,13 +73,17 @@ def create_deliveries(
     payload: dict[str, Any],
     sinks: Sequence[Sink] | None = None,
     flush: bool = True,
+    sender: bool = False,
 ) -> list[Due]:
     """One outbox row per sink that wants this change (see ``worker.reactions``).
 
     A message sink's row waits for its collapse window and the store's quiet
     hours; a change arriving while it waits is folded into it instead. A caller
     creating many (``worker.pipeline.schedule``) passes the store's enabled ``sinks`` it
-    loaded once, and flushes once for the lot.
+    loaded once, and flushes once for the lot. A ``sender`` sends the rows due now
+    itself, right after its commit (``deliver``): they are written handed out
+    (``dispatched_at``), so the dispatcher leaves them alone unless the sender dies
+    first and the lease runs out.
     """
     now = utcnow()
     if sinks is None:
@@ -93,7 +97,7 @@ def create_deliveries(
         if _fold_into_held(session, sink, wanted, now):
             continue
         send_at = reactions.send_at(sink.rules, sink.kind, now, store.timezone)
-        due += _add(session, sink, store.id, change_id, wanted, send_at, now)
+        due += _add(session, sink, store.id, change_id, wanted, send_at, now, sender)
     if flush:
         session.flush()
     return due
@@ -107,10 +111,12 @@ def _add(
     payload: dict[str, Any],
     send_at: datetime,
     now: datetime,
+    sender: bool = False,
 ) -> list[Due]:
     if _held(sink, now):
         send_at = holding.PARKED_AT  # released when the sink resumes
     countdown = (send_at - now).total_seconds()
+    handed_out = now if sender and countdown <= 0 else None
     delivery = Delivery(
         id=new_delivery_id(),
         sink_id=sink.id,
@@ -122,6 +128,7 @@ def _add(
         status=PENDING,
         next_attempt_at=send_at,
         deferred=countdown > MAX_COUNTDOWN,
+        dispatched_at=handed_out,
     )
     session.add(delivery)
     return [] if delivery.deferred else [Due(delivery.id, countdown)]

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def apply_snapshot(
     runtime: Runtime, session: Session, store: Store, customer_id: str, snapshot: PointsSnapshot
 ) -> list[outbox.Due]:
+    """Record ``snapshot``; the deliveries it created. Those due now are the caller's
+    to send once this transaction commits (``outbox.create_deliveries``'s ``sender``)."""
     row = _locked_row(session, store.id, customer_id)
     before = snapshot_of(runtime, row) if row.fetched_at else None
     assert snapshot.fetched_at is not None
@@ -51,7 +53,7 @@ def apply_snapshot(
     )
     session.add(change)
     session.flush()
-    return outbox.create_deliveries(session, store, change.id, payload)
+    return outbox.create_deliveries(session, store, change.id, payload, sender=True)
 
 
 def remember_contact(

@@ -199,9 +199,12 @@ def test_it_handles_a_swept_event_into_the_same_refreshes(world: World) -> None:
 def test_it_sends_each_delivery_when_its_sinks_wait_is_over(world: World) -> None:
     by_kind = {_kind(world, row_id): row_id for row_id in _refreshed(world)}
     assert set(by_kind) == {"webhook", "email"}
-    # The webhook is due at once: the refresh hands it out itself, with no countdown.
-    assert world.take("deliveries") == [Message(dispatch.DELIVER_MANY, [by_kind["webhook"]], None)]
-    assert world.take("events") == [] and _dispatched(world) == []  # and only once
+    # The webhook is due at once: the refresh task sends it itself, with no message at all
+    # (the endpoint answers 503 to that first attempt, so it now waits for its retry).
+    assert world.take("deliveries") == [] and world.take("events") == []
+    [webhook] = [d for d in all_rows(world.runtime, Delivery) if d.id == by_kind["webhook"]]
+    assert (webhook.status, webhook.attempts, webhook.last_status_code) == ("retrying", 1, 503)
+    assert _dispatched(world) == []  # and only once
     [email] = [d for d in all_rows(world.runtime, Delivery) if d.id == by_kind["email"]]
     wait = (email.next_attempt_at - datetime.now(UTC)).total_seconds()
     assert DEFAULT_COLLAPSE_SECONDS - 5 < wait <= DEFAULT_COLLAPSE_SECONDS  # its collapse window
@@ -210,8 +213,7 @@ def test_it_sends_each_delivery_when_its_sinks_wait_is_over(world: World) -> Non
 
 def test_it_sends_a_retry_once_its_backoff_is_over(world: World) -> None:
     webhook = next(i for i in _refreshed(world) if _kind(world, i) == "webhook")
-    world.take("deliveries")  # its first message, taken by this test
-    tasks.deliver(webhook)  # the endpoint answers 503 once
+    # The refresh task sent it at once, and the endpoint answered 503 (once).
     assert world.take("deliveries") == [] and world.take("events") == []
     [row] = [d for d in all_rows(world.runtime, Delivery) if d.id == webhook]
     base = world.runtime.settings.retry_base_seconds
@@ -288,3 +290,20 @@ def test_only_the_rung_dispatch_clears_the_dispatch_bell(world: World) -> None:
     assert not world.broker.exists(dispatch.DISPATCH_BELL_KEY)
     tasks.ring_dispatcher()
     assert [m.task for m in world.take("events")] == [dispatch.DISPATCH]
+
+
+def test_a_refresh_killed_before_sending_leaves_its_delivery_to_the_lease(world: World) -> None:
+    world.post()
+    tasks.drain_inbox()
+    [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
+    _make_due(world, first)
+    # The refresh commits its snapshot and deliveries; the worker dies before sending.
+    due = refresh.run(world.runtime, tasks._platforms(), first)
+    [webhook] = [d for d in all_rows(world.runtime, Delivery) if _kind(world, d.id) == "webhook"]
+    assert [item.delivery_id for item in due if item.countdown <= 0] == [webhook.id]
+    assert webhook.status == "pending" and webhook.dispatched_at is not None
+    assert _dispatched(world) == []  # handed out to the refresh: nobody else sends it yet
+    lease = timedelta(seconds=world.runtime.settings.stale_after_seconds + 1)
+    with world.runtime.transaction() as session:
+        session.get_one(Delivery, webhook.id).dispatched_at = datetime.now(UTC) - lease
+    assert _dispatched(world) == [Message(dispatch.DELIVER_MANY, [webhook.id], None)]

@@ -45,11 +45,11 @@ from worker.platforms import common
 from worker.platforms.base import StoreApi, StoreUpdate
 from worker.platforms.common import transport_errors
 from worker.platforms.salla.balance import snapshot_from_entries
+from worker.platforms.salla.quick import load_page
 from worker.platforms.salla.schemas import (
     PointsEntry,
     PointsPage,
     error_summary,
-    load_points_page,
     load_token_grant,
 )
 from worker.points import PointsSnapshot
@@ -132,7 +132,7 @@ class PointsReader:
         document = json_body(response, "loyalty points response")
         if isinstance(document, Mapping) and document.get("success") is False:
             raise PermanentError(f"Salla answered success=false ({error_summary(document)})")
-        return load_points_page(document)
+        return load_page(document)
 
     def _retry_with_new_token(
         self, customer_id: str, number: int, refused: httpx.Response
