@@ -93,7 +93,7 @@ def check_url(url: str, *, allow_private: bool, resolve_names: bool = True) -> s
     try:
         parsed = destination(url)
         schemes = ("https", "http") if allow_private else ("https",)
-        host = parsed.host if parsed.scheme in schemes else ""  # decoded only then, as before
+        host = parsed.host if parsed.scheme in schemes else ""  # a wrong scheme is told first
     except InvalidURL:
         raise DestinationRefused("not a valid URL") from None
     if parsed.scheme not in schemes or not host:

@@ -1,13 +1,14 @@
 """``worker.url_policy`` reads URLs as httpx does, without importing httpx.
 
-The policy once parsed with ``httpx.URL``; it now splits URLs itself so that the
-settings (read by the web process, which never calls out) cost no HTTP client.
-Here both readings meet on many URLs: hand-picked ones where URL parsers
-disagree, and a fixed-seed corpus assembled from tricky parts and random
-characters. ``httpx.URL`` is the judge: the same scheme, host and port, the same
-refusals, and ``check_url`` gives the verdict (and the message) the httpx-based
-check gave. The one difference on purpose: an ``xn--`` host that does not
-decode made the old check crash with idna's error; it is refused now.
+The policy splits URLs itself so that the settings (read by the web process,
+which never calls out) cost no HTTP client; httpx, which makes the calls, is
+the judge of how a URL reads. Both readings meet on many URLs: hand-picked ones
+where URL parsers disagree, and a fixed-seed corpus assembled from tricky parts
+and random characters. The same scheme, host and port, the same refusals, and
+``check_url`` gives the verdict (and the message) of the same check reading
+with ``httpx.URL``. The one difference: where httpx lets idna's error out of
+``URL.host`` (an ``xn--`` host that does not decode), ``check_url`` refuses the
+URL as not valid.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def policy_reading(url: str) -> Reading | None:
 
 
 def httpx_check_url(url: str, *, allow_private: bool, resolve_names: bool = True) -> str:
-    """The check as it read URLs with httpx: the judge for ``check_url``'s verdicts."""
+    """The same check reading URLs with ``httpx.URL``: the judge of ``check_url``'s verdicts."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -296,7 +297,7 @@ def test_it_keeps_httpx_s_quirks(url: str, reading: Reading) -> None:
 
 
 def test_it_reads_the_host_only_for_a_scheme_it_allows() -> None:
-    """As before: an undecodable host behind a refused scheme is refused for the scheme."""
+    """As with httpx: an undecodable host behind a refused scheme is refused for the scheme."""
     with pytest.raises(DestinationRefused, match="got ftp scheme"):
         check_url("ftp://xn--abc/", allow_private=True)
     assert destination("https://xn--mnchen-3ya.de/") == Destination(
