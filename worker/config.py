@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worker.crypto import generate_key, is_fernet_key
-from worker.http import DestinationRefused, check_url
+from worker.url_policy import DestinationRefused, check_url
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 def _url(env: Mapping[str, str], name: str, default: str, allow_private: bool) -> str:
-    """An API base or token URL, held to the outbound URL policy (``worker.http``)."""
+    """An API base or token URL, held to the outbound URL policy (``worker.url_policy``)."""
     value = (env.get(name) or default).rstrip("/")
     try:
         return check_url(value, allow_private=allow_private, resolve_names=False)

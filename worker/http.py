@@ -1,22 +1,19 @@
-"""The one place outbound HTTP clients are built, and the outbound URL policy.
+"""The one place outbound HTTP clients are built, and where the URL policy meets them.
 
 Every platform client and sink gets its ``httpx.Client`` from here so that
 timeouts, User-Agent, ``Accept: application/json`` (Salla's WAF answers an HTML
 403 without both) and connection pooling are the same everywhere. One client
 per process, created lazily; tests point base URLs at local servers.
 
-The policy: outbound requests go to ``https`` URLs on
-globally routable addresses only — never loopback, private, link-local
-(``169.254.169.254`` is the cloud metadata service), multicast, unspecified or
-reserved ones. The check runs when a URL is configured (``check_url``: a
-readable refusal in the CLI) and again on every new connection
-(``PolicyBackend``): the name is resolved there, each address checked, and the
-socket opened to the checked address itself, so a name that resolves to a
-public address at configuration time and to ``127.0.0.1`` later (DNS
-rebinding) is refused. ``RELAY_ALLOW_PRIVATE_URLS=1`` lifts the policy for
-local development, the sandboxes and the tests. Same approach as
-healthchecks/healthchecks ``hc/lib/curl.py`` (private-IP blocking in the one
-HTTP module).
+The policy (``worker.url_policy``: https only, globally routable addresses
+only) is checked when a URL is configured (``url_policy.check_url``: a readable
+refusal in the CLI) and again on every new connection (``PolicyBackend``): the name is
+resolved there, each address checked, and the socket opened to the checked
+address itself, so a name that resolves to a public address at configuration
+time and to ``127.0.0.1`` later (DNS rebinding) is refused.
+``RELAY_ALLOW_PRIVATE_URLS=1`` lifts the policy for local development, the
+sandboxes and the tests. Same approach as healthchecks/healthchecks
+``hc/lib/curl.py`` (private-IP blocking in the one HTTP module).
 
 How an answer is read lives here too, so that every platform client and sink
 reads it alike (``retry_after``, ``raise_for_status``); callers add only their
@@ -25,9 +22,7 @@ wording and the statuses that mean something special to their service.
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
 import socket
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -43,12 +38,10 @@ import httpx
 
 from worker import metrics
 from worker.errors import NeedsReauthorization, PermanentError, RelayError, TransientError
+from worker.url_policy import DestinationRefused, check_addresses, resolve
 
 USER_AGENT = "loyalty-relay/0.1 (+https://github.com/loyalty-relay)"
 LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_IPV4_SPELLING = re.compile(r"[0-9a-fA-FxX.]+")  # 0x7f000001, 2130706433, 0177.0.0.1, 127.1
 
 MAX_RETRY_AFTER = 3600.0  # a server asking for a day's pause is a bug, not a plan
 MIN_RETRY_AFTER = 1.0  # "come back now" still waits a second
@@ -57,13 +50,6 @@ TRANSIENT_STATUSES = frozenset({408, 429})
 
 _lock = threading.Lock()
 _clients: dict[tuple[float, bool, str | None], httpx.Client] = {}
-
-
-class DestinationRefused(PermanentError):
-    """An outbound URL, or an address its name resolves to, is outside the policy.
-
-    Permanent: retrying cannot make ``10.0.0.5`` public. The message names the
-    host and why, never a path or query (which may carry a token)."""
 
 
 def build_client(
@@ -100,92 +86,6 @@ def shared_client(
                 timeout, allow_private=allow_private, counted_as=counted_as
             )
         return client
-
-
-def check_url(url: str, *, allow_private: bool, resolve_names: bool = True) -> str:
-    """``url`` if it obeys the policy, else ``DestinationRefused`` saying why.
-
-    A name that does not resolve now is accepted: DNS may not be set up yet,
-    and every connection is checked again anyway. ``resolve_names=False``
-    (settings read at start-up) checks the scheme and address literals only."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        raise DestinationRefused("not a valid URL") from None
-    schemes = ("https", "http") if allow_private else ("https",)
-    if parsed.scheme not in schemes or not parsed.host:
-        raise DestinationRefused(
-            f"only https:// URLs are allowed, got {parsed.scheme or 'no'} scheme"
-            + ("" if allow_private else " (RELAY_ALLOW_PRIVATE_URLS=1 allows http locally)")
-        )
-    if allow_private or not (resolve_names or ip_literal(parsed.host)):
-        return url
-    try:
-        addresses = resolve(parsed.host, parsed.port or 443)
-    except socket.gaierror:
-        return url
-    check_addresses(parsed.host, addresses)
-    return url
-
-
-def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address ``host`` stands for: a literal in any spelling, or DNS's answer."""
-    literal = ip_literal(host)
-    if literal is not None:
-        return [literal]
-    answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(str(answer[4][0]).split("%", 1)[0]) for answer in answers]
-
-
-def ip_literal(host: str) -> IPAddress | None:
-    """``host`` as an address, including the old IPv4 spellings resolvers accept
-    (``0x7f000001``, ``2130706433``, ``127.1``)."""
-    bare = host.strip("[]")
-    try:
-        return ipaddress.ip_address(bare)
-    except ValueError:
-        pass
-    if not _IPV4_SPELLING.fullmatch(bare):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(bare))
-    except OSError:
-        return None
-
-
-def check_addresses(host: str, addresses: Iterable[IPAddress]) -> None:
-    """Refuse the host if any of its addresses is outside the policy (a name that
-    mixes public and private answers is not a public endpoint)."""
-    for address in addresses:
-        reason = refusal(address)
-        if reason:
-            raise DestinationRefused(f"{host} resolves to a {reason} address ({address})")
-
-
-def refusal(address: IPAddress) -> str | None:
-    """Why ``address`` is not a destination we call, or ``None`` for a public one."""
-    address = _embedded_ipv4(address)
-    for reason, matches in (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("unspecified", address.is_unspecified),
-        ("reserved", address.is_reserved),
-        ("private", address.is_private),
-        ("non-public", not address.is_global),
-    ):
-        if matches:
-            return reason
-    return None
-
-
-def _embedded_ipv4(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside ``::ffff:a.b.c.d``, 6to4 and Teredo forms."""
-    if isinstance(address, ipaddress.IPv6Address):
-        inner = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if inner is not None:
-            return inner
-    return address
 
 
 class PolicyBackend(httpcore.SyncBackend):

@@ -10,15 +10,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings, load_settings
 from worker.crypto import Cipher
-from worker.http import shared_client
 from worker.storage.db import make_engine, make_sessionmaker, transaction
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Runtime:
 
     @property
     def http(self) -> httpx.Client:
+        # Imported here: the web process reads settings and sessions, and never calls out.
+        from worker.http import shared_client
+
         settings = self.settings
         return shared_client(
             settings.http_timeout_seconds, allow_private=settings.allow_private_urls

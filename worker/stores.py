@@ -15,19 +15,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from worker import http, quota
 from worker.errors import NeedsReauthorization, TransientError
 from worker.platforms.base import StoreSecrets, StoreUpdate
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage.models import Store, utcnow
 from worker.storage.upsert import rows_changed
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,10 @@ class StoreContext:
         quotas: Mapping[str, tuple[int, float]],
         default_api_base: str,
     ) -> None:
+        # Imported here: the receiver looks stores up with this module and calls no API,
+        # so the web process loads neither an HTTP client nor the budgets' Redis client.
+        from worker import http, quota
+
         self.runtime = runtime
         self.store_id = store.id
         self.key = store.key

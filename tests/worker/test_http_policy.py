@@ -18,7 +18,7 @@ import pytest
 
 from tests.factories import CUSTOMER, MERCHANT, add_salla_store, add_webhook_sink
 from worker.errors import PermanentError
-from worker.http import DestinationRefused, build_client, check_url, ip_literal, refusal
+from worker.http import build_client
 from worker.pipeline import outbox, refresh
 from worker.platforms import build_platforms
 from worker.points import BALANCE_CHANGED, CustomerContact
@@ -31,6 +31,7 @@ from worker.signing import new_secret
 from worker.sinks.base import OutboundDelivery, SinkContext, StoreInfo
 from worker.sinks.webhook import WebhookSink
 from worker.storage.models import Delivery, RefreshJob
+from worker.url_policy import DestinationRefused, check_url, ip_literal, refusal
 
 REFUSED_URLS = [
     "https://169.254.169.254/latest/meta-data/",

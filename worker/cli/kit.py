@@ -16,17 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import http
 from worker import runtime as runtime_module
+from worker import url_policy
 from worker.config import ConfigError, load_settings
 from worker.crypto import CredentialsError
-from worker.http import DestinationRefused
 from worker.logs import configure_logging, scrub
 from worker.platforms.base import StoreUpdate
 from worker.runtime import Runtime
 from worker.storage.migrate import schema_is_current, upgrade
 from worker.storage.models import Sink
 from worker.stores import find_store, save_store
+from worker.url_policy import DestinationRefused
 
 
 def secret_option(
@@ -96,11 +96,11 @@ def database_error(exc: SQLAlchemyError) -> click.ClickException:
 
 
 def check_destination(runtime: Runtime, option: str, url: str | None) -> None:
-    """The outbound URL policy (``worker.http``) as a one-line usage error."""
+    """The outbound URL policy (``worker.url_policy``) as a one-line usage error."""
     if not url:
         return
     try:
-        http.check_url(url, allow_private=runtime.settings.allow_private_urls)
+        url_policy.check_url(url, allow_private=runtime.settings.allow_private_urls)
     except DestinationRefused as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 

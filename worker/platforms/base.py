@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.points import CustomerContact, PointsSnapshot
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)

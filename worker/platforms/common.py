@@ -12,9 +12,9 @@ import httpx
 from marshmallow import Schema, ValidationError, fields
 
 from worker.errors import PermanentError, TransientError
+from worker.platforms.identifiers import external_id
 
 MESSAGE_LIMIT = 300
-ID_LIMIT = 255  # the length of our external id columns
 
 
 @contextmanager
@@ -86,20 +86,6 @@ def _flatten(messages: Any, path: str = "") -> Iterator[str]:
 
 def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def external_id(value: Any) -> str | None:
-    """Ids arrive as numbers or strings; we keep strings. Anything else is no id,
-    control characters included (PostgreSQL text cannot even hold a NUL)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        # A signed body may hold an integer of hundreds of digits: no id of ours.
-        text = str(value) if abs(value) < 10**ID_LIMIT else ""
-        return text if 0 < len(text) <= ID_LIMIT else None
-    if isinstance(value, str) and len(value) <= ID_LIMIT and value.strip().isprintable():
-        return value.strip() or None
-    return None
 
 
 class ExternalId(fields.Field[str | None]):

@@ -7,14 +7,19 @@ Shopify's (``worker.platforms.shopify.client``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from worker.config import Settings
 from worker.platforms.appstle import webhooks
 from worker.platforms.appstle.webhooks import SECRETS_KEY
 from worker.platforms.base import EventPlan, InboundWebhook, ReceivedEvent, StoreApi, StoreLookup
-from worker.platforms.shopify.client import QUOTA_BUCKET, AppstleApi
+from worker.platforms.shopify import QUOTA_BUCKET
 from worker.points import PointsSnapshot
+
+if TYPE_CHECKING:
+    from worker.platforms.shopify.client import AppstleApi
 
 
 class AppstlePlatform:
@@ -28,7 +33,14 @@ class AppstlePlatform:
         # Appstle documents no rate limits (developers.appstle.com API reference): our own
         # budget, RELAY_APPSTLE_QUOTA.
         self.quotas: Mapping[str, tuple[int, float]] = {QUOTA_BUCKET: settings.appstle_quota}
-        self.api = AppstleApi()
+
+    @functools.cached_property
+    def api(self) -> AppstleApi:
+        """Built at the first points read: the receiver never reads points, so the web
+        process never loads the client (nor httpx)."""
+        from worker.platforms.shopify.client import AppstleApi
+
+        return AppstleApi()
 
     def receive(self, webhook: InboundWebhook, lookup: StoreLookup) -> ReceivedEvent:
         return webhooks.receive(webhook, lookup)

@@ -37,7 +37,7 @@ from worker.platforms.base import (
     StoreLookup,
     StoreUpdate,
 )
-from worker.platforms.common import external_id
+from worker.platforms.identifiers import external_id
 from worker.points import CustomerContact
 
 AUTHORIZE = "app.store.authorize"

@@ -9,13 +9,19 @@ both receivers feed the same ``shopify`` stores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from worker.config import Settings
 from worker.platforms.base import EventPlan, InboundWebhook, ReceivedEvent, StoreApi, StoreLookup
 from worker.platforms.shopify import webhooks
-from worker.platforms.shopify.client import QUOTA_BUCKET, AppstleApi
 from worker.points import PointsSnapshot
+
+if TYPE_CHECKING:
+    from worker.platforms.shopify.client import AppstleApi
+
+QUOTA_BUCKET = "appstle"  # the client's (``worker.platforms.shopify.client.QUOTA_BUCKET``)
 
 
 class ShopifyPlatform:
@@ -30,7 +36,14 @@ class ShopifyPlatform:
         # budget, RELAY_APPSTLE_QUOTA.
         self.quotas: Mapping[str, tuple[int, float]] = {QUOTA_BUCKET: settings.appstle_quota}
         self._app_secrets = settings.shopify_webhook_secrets
-        self.api = AppstleApi()
+
+    @functools.cached_property
+    def api(self) -> AppstleApi:
+        """Built at the first points read: the receiver never reads points, so the web
+        process never loads the client (nor httpx)."""
+        from worker.platforms.shopify.client import AppstleApi
+
+        return AppstleApi()
 
     def receive(self, webhook: InboundWebhook, lookup: StoreLookup) -> ReceivedEvent:
         return webhooks.receive(webhook, lookup, self._app_secrets)
