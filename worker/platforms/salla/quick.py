@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from worker.platforms.common import external_id
+from worker.platforms.identifiers import external_id
 from worker.platforms.salla.schemas import (
     ZERO,
     ZERO_DATE,
