@@ -19,8 +19,7 @@ def process_event(
     deliveries = []
     for due in inbox.handle(runtime, platforms, inbox_id):
         deliveries += refresh.run(runtime, platforms, due.job_id)
-    for delivery in deliveries:
-        outbox.deliver(runtime, delivery.delivery_id)
+    outbox.send_own(runtime, deliveries)
     return deliveries
 
 

@@ -172,13 +172,10 @@ def _enqueue_refreshes(due: Sequence[refresh.Due]) -> None:
 
 def _deliver_here(due: Sequence[outbox.Due]) -> None:
     """A refresh's deliveries due now, sent by the task that made them: they were
-    written handed out to it (``outbox.create_deliveries``'s ``sender``), so a
-    webhook's update costs no message, no task and no dispatch of its own. A worker
-    killed before sending leaves them to the dispatcher once their lease runs out."""
-    relay = runtime.current()
-    for item in due:
-        if item.countdown <= 0:
-            _send_due(outbox.deliver(relay, item.delivery_id))
+    written claimed for it (``outbox.create_deliveries``), so a webhook's update costs
+    no message, task, dispatch or claim of its own. A worker killed before the answer
+    is recorded leaves them to the sweeper (claimed) or the dispatcher (handed out)."""
+    _send_due(outbox.send_own(runtime.current(), due))
 
 
 def _send_due(due: Sequence[outbox.Due]) -> None:

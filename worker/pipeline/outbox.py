@@ -73,17 +73,23 @@ def create_deliveries(
     payload: dict[str, Any],
     sinks: Sequence[Sink] | None = None,
     flush: bool = True,
-    sender: bool = False,
+    recipient: Recipient | None = None,
 ) -> list[Due]:
     """One outbox row per sink that wants this change (see ``worker.reactions``).
 
     A message sink's row waits for its collapse window and the store's quiet
     hours; a change arriving while it waits is folded into it instead. A caller
     creating many (``worker.pipeline.schedule``) passes the store's enabled ``sinks`` it
-    loaded once, and flushes once for the lot. A ``sender`` sends the rows due now
-    itself, right after its commit (``deliver``): they are written handed out
-    (``dispatched_at``), so the dispatcher leaves them alone unless the sender dies
-    first and the lease runs out.
+    loaded once, and flushes once for the lot.
+
+    A caller that gives the ``recipient`` (the customer the change is about, as it
+    knows them) sends the rows due now itself, right after its commit. Each is written as its first
+    attempt's claim would leave it — ``sending``, with its ``sending`` attempt row —
+    and comes back as ``Taken``, ready for ``send_taken``: no message, no claim and
+    no reads of its own. A worker killed before the answer is recorded leaves it
+    ``sending``, and the sweeper retries it as it does any interrupted attempt. A
+    paused sink's row due now (its breaker's probe) is only marked handed out
+    (``dispatched_at``), for ``deliver`` to claim as the probe.
     """
     now = utcnow()
     if sinks is None:
@@ -97,7 +103,7 @@ def create_deliveries(
         if _fold_into_held(session, sink, wanted, now):
             continue
         send_at = reactions.send_at(sink.rules, sink.kind, now, store.timezone)
-        due += _add(session, sink, store.id, change_id, wanted, send_at, now, sender)
+        due += _add(session, sink, store.id, change_id, wanted, send_at, now, recipient)
     if flush:
         session.flush()
     return due
@@ -111,12 +117,12 @@ def _add(
     payload: dict[str, Any],
     send_at: datetime,
     now: datetime,
-    sender: bool = False,
+    recipient: Recipient | None = None,
 ) -> list[Due]:
     if _held(sink, now):
         send_at = holding.PARKED_AT  # released when the sink resumes
     countdown = (send_at - now).total_seconds()
-    handed_out = now if sender and countdown <= 0 else None
+    handed_out = now if recipient is not None and countdown <= 0 else None
     delivery = Delivery(
         id=new_delivery_id(),
         sink_id=sink.id,
@@ -129,8 +135,13 @@ def _add(
         next_attempt_at=send_at,
         deferred=countdown > MAX_COUNTDOWN,
         dispatched_at=handed_out,
+        created_at=now,
     )
     session.add(delivery)
+    if recipient is not None and handed_out is not None and sink.enabled and not sink.paused:
+        delivery.status, delivery.attempts, delivery.claimed_at = SENDING, 1, now
+        attempts.start(session, delivery, now)
+        return [Taken(delivery.id, countdown, Claimed(delivery, sink), recipient)]
     return [] if delivery.deferred else [Due(delivery.id, countdown)]
 
 
@@ -192,6 +203,23 @@ class Claimed:
     probe_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """Who a change is about, as its sender already knows them (decrypted, merged)."""
+
+    store: StoreInfo
+    contact: CustomerContact
+    excluded: bool
+
+
+@dataclass(frozen=True)
+class Taken(Due):
+    """A delivery written already claimed for its sender (``create_deliveries``)."""
+
+    claimed: Claimed | None = None
+    recipient: Recipient | None = None
+
+
 def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
     """Send one delivery (or a batch of due ones, for a sink that takes batches);
     return deliveries to enqueue (retries, released or probing ones)."""
@@ -199,12 +227,35 @@ def deliver(runtime: Runtime, delivery_id: str) -> list[Due]:
         claimed = _take(session, runtime.settings.breaker_failures, delivery_id)
     if claimed is None:
         return []
+    return _attempt(runtime, claimed)
+
+
+def send_own(runtime: Runtime, due: Sequence[Due]) -> list[Due]:
+    """What a creator of deliveries does once it has committed them: send those due
+    now (its ``Taken`` ones as they are, others claimed first); what those attempts
+    left to enqueue (retries, deliveries a sink's health released)."""
+    left: list[Due] = []
+    for item in due:
+        if isinstance(item, Taken):
+            left += send_taken(runtime, item)
+        elif item.countdown <= 0:
+            left += deliver(runtime, item.delivery_id)
+    return left
+
+
+def send_taken(runtime: Runtime, taken: Taken) -> list[Due]:
+    """Send a delivery its sender wrote already claimed; what ``deliver`` returns."""
+    assert taken.claimed is not None
+    return _attempt(runtime, taken.claimed, taken.recipient)
+
+
+def _attempt(runtime: Runtime, claimed: Claimed, recipient: Recipient | None = None) -> list[Due]:
     if claimed.sink is None or not claimed.sink.enabled:
         return _conclude(runtime, claimed, DISABLED)
     companions = [] if claimed.probe_at else claim_companions(runtime, claimed.sink, claimed)
     if companions:
         return deliver_batch(runtime, [claimed, *companions])
-    return _deliver_one(runtime, claimed)
+    return _deliver_one(runtime, claimed, recipient)
 
 
 DISABLED = verdicts.Verdict(SKIPPED, Answer(SKIPPED, "sink is disabled or removed"))
@@ -274,11 +325,13 @@ def deliver_batch(runtime: Runtime, batch: list[Claimed]) -> list[Due]:
     return due
 
 
-def _deliver_one(runtime: Runtime, claimed: Claimed) -> list[Due]:
+def _deliver_one(
+    runtime: Runtime, claimed: Claimed, recipient: Recipient | None = None
+) -> list[Due]:
     assert claimed.sink is not None
     started = time.monotonic()
     try:
-        result = _send(runtime, claimed.sink, claimed.delivery)
+        result = _send(runtime, claimed.sink, claimed.delivery, recipient)
     except (PermanentError, TransientError) as exc:
         verdict = verdicts.of_failure(runtime.settings, claimed.delivery, exc, _since(started))
         due = _conclude(runtime, claimed, verdict)
@@ -293,8 +346,13 @@ def _since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _send(runtime: Runtime, sink: Sink, delivery: Delivery) -> SendResult:
-    return make_sink(runtime, sink).send(outbound_delivery(runtime, delivery))
+def _send(
+    runtime: Runtime, sink: Sink, delivery: Delivery, recipient: Recipient | None
+) -> SendResult:
+    adapter = make_sink(runtime, sink)
+    if recipient is None:
+        return adapter.send(outbound_delivery(runtime, delivery))
+    return adapter.send(_outbound(delivery, recipient))
 
 
 def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
@@ -331,15 +389,26 @@ def outbound_delivery(runtime: Runtime, delivery: Delivery) -> OutboundDelivery:
             else None
         )
     contact = runtime.cipher.open(points.contact) if points else {}
+    return _outbound(
+        delivery,
+        Recipient(store_info(store), CustomerContact(**contact), bool(points and points.excluded)),
+    )
+
+
+def store_info(store: Store) -> StoreInfo:
+    return StoreInfo(store.key, store.name, store.timezone, store.locale)
+
+
+def _outbound(delivery: Delivery, recipient: Recipient) -> OutboundDelivery:
     return OutboundDelivery(
         id=delivery.id,
         event_type=delivery.event_type,
         payload=delivery.payload,
         created_at=delivery.created_at,
         attempt=delivery.attempts,
-        store=StoreInfo(store.key, store.name, store.timezone, store.locale),
-        contact=CustomerContact(**contact),
-        excluded=bool(points and points.excluded),
+        store=recipient.store,
+        contact=recipient.contact,
+        excluded=recipient.excluded,
     )
 
 

@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 def apply_snapshot(
     runtime: Runtime, session: Session, store: Store, customer_id: str, snapshot: PointsSnapshot
 ) -> list[outbox.Due]:
-    """Record ``snapshot``; the deliveries it created. Those due now are the caller's
-    to send once this transaction commits (``outbox.create_deliveries``'s ``sender``)."""
+    """Record ``snapshot``; the deliveries it created. Those due now come back
+    ``outbox.Taken``, the caller's to send once this transaction commits
+    (``outbox.send_taken``)."""
     row = _locked_row(session, store.id, customer_id)
     before = snapshot_of(runtime, row) if row.fetched_at else None
     assert snapshot.fetched_at is not None
     if before and before.fetched_at and before.fetched_at > snapshot.fetched_at:
         log.info("store %s customer %s: older fetch discarded", store.key, customer_id)
         return []
-    _write(runtime, row, snapshot)
+    contact = _write(runtime, row, snapshot)
     kinds = change_kinds(before, snapshot)
     if not kinds:
         return []
@@ -53,7 +54,10 @@ def apply_snapshot(
     )
     session.add(change)
     session.flush()
-    return outbox.create_deliveries(session, store, change.id, payload, sender=True)
+    recipient = outbox.Recipient(
+        outbox.store_info(store), CustomerContact(**contact), snapshot.excluded
+    )
+    return outbox.create_deliveries(session, store, change.id, payload, recipient=recipient)
 
 
 def remember_contact(
@@ -134,9 +138,12 @@ def snapshot_of(runtime: Runtime, row: CustomerPoints) -> PointsSnapshot:
     )
 
 
-def _write(runtime: Runtime, row: CustomerPoints, snapshot: PointsSnapshot) -> None:
+def _write(runtime: Runtime, row: CustomerPoints, snapshot: PointsSnapshot) -> dict[str, Any]:
+    """Store ``snapshot`` on the row; the customer's contact as now kept (decrypted)."""
     row.available, row.pending, row.used = snapshot.available, snapshot.pending, snapshot.used
     row.next_expiry_at = snapshot.next_expiry_at
     row.next_expiry_points = snapshot.next_expiry_points
     row.tier, row.excluded, row.fetched_at = snapshot.tier, snapshot.excluded, snapshot.fetched_at
-    row.contact = runtime.cipher.seal(_merged(runtime, row, snapshot.contact))
+    contact = _merged(runtime, row, snapshot.contact)
+    row.contact = runtime.cipher.seal(contact)
+    return contact

@@ -10,6 +10,7 @@ replay), so every sink fails the same way whatever it talks to.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class EndpointGone(PermanentError):
     """The receiver answered 410 Gone: the sink should be disabled, not just this delivery."""
 
 
+CHECKED_LIMIT = 1024  # validated configs remembered per process (``Sink.checked_config``)
+_CHECKED: dict[tuple[type[Sink], str], dict[str, Any]] = {}
+
+
 class Sink(ABC):
     """A destination for changes, built per delivery from its stored config.
 
@@ -131,12 +136,31 @@ class Sink(ABC):
     def __init__(self, config: Mapping[str, Any], context: SinkContext) -> None:
         """Re-validate the stored config: a row edited by hand must stop, not crash, the task."""
         try:
-            self.config = self.validate_config(config)
+            self.config = self.checked_config(config)
         except ValueError as exc:
             raise PermanentError(f"{self.kind} sink config is invalid: {exc}") from None
         self.context = context
         self.http = context.http
         self.budget = context.budget
+
+    @classmethod
+    def checked_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``validate_config``, remembered per class and config in this process.
+
+        A worker sends to the same few sinks all day, and validating is dearer than
+        the send's own Python (marshmallow's URL field compiles its pattern per call).
+        A config that fails is never remembered: it fails again, with its reason."""
+        try:
+            key = (cls, json.dumps(config, sort_keys=True))
+        except (TypeError, ValueError):
+            return cls.validate_config(config)
+        checked = _CHECKED.get(key)
+        if checked is None:
+            checked = cls.validate_config(config)
+            if len(_CHECKED) >= CHECKED_LIMIT:
+                _CHECKED.clear()
+            _CHECKED[key] = checked
+        return dict(checked)
 
     @classmethod
     @abstractmethod

@@ -25,8 +25,7 @@ def replay(world: SallaWorld, tmp_path: Path, redis_url: str, inbox_id: int) -> 
     result = CliRunner().invoke(main, ["inbox", "replay", str(inbox_id)], env=env)
     assert result.output.startswith("replayed 1 events"), result.output
     for due in inbox.handle(world.runtime, world.platforms, inbox_id):
-        for delivery in refresh.run(world.runtime, world.platforms, due.job_id):
-            outbox.deliver(world.runtime, delivery.delivery_id)
+        outbox.send_own(world.runtime, refresh.run(world.runtime, world.platforms, due.job_id))
 
 
 def test_it_replays_an_order_webhook_without_a_second_message(

@@ -42,7 +42,15 @@ from worker.sandbox.salla import create_salla_sandbox
 from worker.sandbox.salla_state import SallaSandboxState, points_entry
 from worker.sandbox.server import RunningServer
 from worker.signing import new_secret
-from worker.storage.models import CustomerPoints, Delivery, InboxEvent, RefreshJob, Sink, Store
+from worker.storage.models import (
+    CustomerPoints,
+    Delivery,
+    DeliveryAttempt,
+    InboxEvent,
+    RefreshJob,
+    Sink,
+    Store,
+)
 
 Serve = Callable[[Any], RunningServer]
 DEFAULTS_OVERRIDDEN_BY_THE_SUITE = (
@@ -292,18 +300,28 @@ def test_only_the_rung_dispatch_clears_the_dispatch_bell(world: World) -> None:
     assert [m.task for m in world.take("events")] == [dispatch.DISPATCH]
 
 
-def test_a_refresh_killed_before_sending_leaves_its_delivery_to_the_lease(world: World) -> None:
+def test_a_refresh_killed_before_sending_leaves_its_delivery_to_the_sweeper(world: World) -> None:
     world.post()
     tasks.drain_inbox()
     [first] = [j.id for j in all_rows(world.runtime, RefreshJob) if j.slot == refresh.SOON]
     _make_due(world, first)
-    # The refresh commits its snapshot and deliveries; the worker dies before sending.
+    # The refresh commits its snapshot and its deliveries; the worker dies before sending.
     due = refresh.run(world.runtime, tasks._platforms(), first)
     [webhook] = [d for d in all_rows(world.runtime, Delivery) if _kind(world, d.id) == "webhook"]
     assert [item.delivery_id for item in due if item.countdown <= 0] == [webhook.id]
-    assert webhook.status == "pending" and webhook.dispatched_at is not None
-    assert _dispatched(world) == []  # handed out to the refresh: nobody else sends it yet
-    lease = timedelta(seconds=world.runtime.settings.stale_after_seconds + 1)
-    with world.runtime.transaction() as session:
-        session.get_one(Delivery, webhook.id).dispatched_at = datetime.now(UTC) - lease
-    assert _dispatched(world) == [Message(dispatch.DELIVER_MANY, [webhook.id], None)]
+    # Written as its first attempt's claim leaves it, so nobody else sends it meanwhile.
+    assert (webhook.status, webhook.attempts) == ("sending", 1)
+    assert [(a.number, a.outcome) for a in all_rows(world.runtime, DeliveryAttempt)] == [
+        (1, "sending")
+    ]
+    assert _dispatched(world) == [] and tasks.sweep() == 0
+    stale = timedelta(seconds=world.runtime.settings.stale_after_seconds + 1)
+    with world.runtime.transaction() as session:  # the lease runs out
+        row = session.get_one(Delivery, webhook.id)
+        row.claimed_at = row.next_attempt_at = row.dispatched_at = datetime.now(UTC) - stale
+    assert tasks.sweep() == 1  # an interrupted attempt: retried with the same id
+    for message in world.take("deliveries") + _dispatched(world):
+        for delivery_id in message.row_id:
+            tasks.deliver(delivery_id)
+    attempts = sorted((a.number, a.outcome) for a in all_rows(world.runtime, DeliveryAttempt))
+    assert attempts == [(1, "interrupted"), (2, "retrying")]  # the endpoint's 503, once

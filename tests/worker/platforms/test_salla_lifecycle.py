@@ -62,8 +62,7 @@ class World:
         first = self.handle(event)[0].job_id
         with self.runtime.transaction() as session:
             session.get_one(RefreshJob, first).due_at = datetime.now(UTC)
-        for delivery in refresh.run(self.runtime, self.platforms, first):
-            outbox.deliver(self.runtime, delivery.delivery_id)
+        outbox.send_own(self.runtime, refresh.run(self.runtime, self.platforms, first))
 
     def points_calls(self) -> int:
         return self.salla.request_count(POINTS_PATH)

@@ -147,3 +147,30 @@ def test_it_stops_a_sink_whose_stored_config_went_bad() -> None:
         pytest.raises(PermanentError, match="config"),
     ):
         WebhookSink({"url": "gopher://x", "secret": SECRET}, SinkContext(http))
+
+
+class CountingWebhookSink(WebhookSink):
+    """A webhook sink that counts its validations."""
+
+    checks = 0
+
+    @classmethod
+    def validate_config(cls, config: Any) -> dict[str, Any]:
+        cls.checks += 1
+        return super().validate_config(config)
+
+
+def test_it_validates_a_stored_config_once_per_process_until_it_changes() -> None:
+    good = {"url": "https://hooks.example/relay", "secret": SECRET}
+    with build_client(timeout=1.0, allow_private=True) as http:
+        sinks = [CountingWebhookSink(dict(good), SinkContext(http)) for _ in range(3)]
+        assert CountingWebhookSink.checks == 1
+        assert all(sink.config == {"url": good["url"], "secret": SECRET} for sink in sinks)
+        sinks[0].config["url"] = "https://changed.example/"  # an adapter's copy, not the memo
+        assert CountingWebhookSink(dict(good), SinkContext(http)).config["url"] == good["url"]
+        CountingWebhookSink(good | {"url": "https://other.example/relay"}, SinkContext(http))
+        assert CountingWebhookSink.checks == 2
+        for _ in range(2):  # a bad config is never remembered as good
+            with pytest.raises(PermanentError, match="config"):
+                CountingWebhookSink(good | {"url": "gopher://x"}, SinkContext(http))
+        assert CountingWebhookSink.checks == 4
