@@ -8,7 +8,9 @@ with ``--rows`` rows in each of ``inbox_events``, ``refresh_jobs`` and
 stripped of indexes and constraints, built afterwards: ``scratch.bulk_load``),
 as retention leaves them in a busy installation: almost all finished (done,
 ignored, delivered), one in a thousand pending, retrying, held, failed or dead
-each; then ``VACUUM ANALYZE``. It prints:
+each; a snapshot (``customer_points``) for one customer in ten, the held ones
+among them, half of those fetched again since; then ``VACUUM ANALYZE``. It
+prints:
 
 - the median time of the database gauges of a scrape (``web.health``), and with
   ``--old [REV]`` the gauges of ``web/health.py`` at revision REV
@@ -67,12 +69,15 @@ FILL = {
                1, now() - (i % 1209600) * interval '1 second'
         FROM generate_series(1, :rows) AS i""",
     "refresh_jobs": """
-        INSERT INTO refresh_jobs (store_id, customer_id, slot, due_at, status, attempts, created_at)
+        INSERT INTO refresh_jobs (store_id, customer_id, slot, due_at, status, attempts, created_at,
+                                  finished_at)
         SELECT (SELECT min(id) FROM stores), i::text, 'soon',
                now() - (i % 1209600) * interval '1 second',
                CASE i % 1000 WHEN 0 THEN 'pending' WHEN 1 THEN 'retrying' WHEN 2 THEN 'held'
                              WHEN 3 THEN 'failed' WHEN 4 THEN 'working' ELSE 'done' END,
-               1, now() - (i % 1209600) * interval '1 second'
+               1, now() - (i % 1209600) * interval '1 second',
+               CASE WHEN i % 1000 IN (0, 1, 4) THEN NULL
+                    ELSE now() - (i % 1209600) * interval '1 second' END
         FROM generate_series(1, :rows) AS i""",
     "deliveries": """
         INSERT INTO deliveries (id, sink_id, store_id, customer_id, event_type, payload, status,
@@ -84,7 +89,15 @@ FILL = {
                1, now() - (i % 1209600) * interval '1 second', false,
                now() - (i % 1209600) * interval '1 second'
         FROM generate_series(1, :rows) AS i""",
+    "customer_points": """
+        INSERT INTO customer_points (store_id, customer_id, available, pending, used,
+                                     next_expiry_points, excluded, fetched_at)
+        SELECT (SELECT min(id) FROM stores), i::text, 100, 0, 0, 0, false,
+               now() - (i % 1209600) * interval '1 second'
+                     + CASE WHEN i % 2000 = 2 THEN interval '1 hour' ELSE interval '-1 hour' END
+        FROM generate_series(2, :rows, 10) AS i""",
 }
+TABLES = ["inbox_events", "refresh_jobs", "deliveries"]  # --rows each
 
 
 BASELINE = "55d86fd"  # the default --old: the gauges that grouped every row by status
@@ -118,7 +131,8 @@ def fill(relay: Runtime, rows: int) -> None:
         for table in FILL:
             connection.execute(text(f"VACUUM ANALYZE {table}"))
     print(
-        f"filled {rows:,} rows in each of {', '.join(FILL)} in {time.monotonic() - started:.1f} s"
+        f"filled {rows:,} rows in each of {', '.join(TABLES)} (and {rows // 10:,} snapshots)"
+        f" in {time.monotonic() - started:.1f} s"
     )
 
 
