@@ -214,7 +214,7 @@ def report(relay: Runtime, args: argparse.Namespace) -> None:
     if args.old:
         old = old_health(args.old)
         before = median_ms(lambda: old._collect(relay), args.scrapes)
-        print(f"main's web/health.py: {before:.1f} ms, {before / new:.0f}x this one")
+        print(f"web/health.py at {args.old}: {before:.1f} ms, {before / new:.0f}x this one")
     client = create_app(relay.settings).test_client()
     whole = median_ms(lambda: client.get("/metrics"), args.scrapes)
     print(f"GET /metrics (counters, queues and database gauges): {whole:.1f} ms")
