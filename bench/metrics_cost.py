@@ -4,21 +4,25 @@
 
 Builds a scratch PostgreSQL database (relay_metrics_<pid>, dropped at the end)
 with ``--rows`` rows in each of ``inbox_events``, ``refresh_jobs`` and
-``deliveries`` (set-based ``INSERT … SELECT generate_series``), as retention
-leaves them in a busy installation: almost all finished (done, ignored,
-delivered), one in a thousand pending, retrying, held, failed or dead each;
-then ``VACUUM ANALYZE``. It prints:
+``deliveries`` (set-based ``INSERT … SELECT generate_series`` into the tables
+stripped of indexes and constraints, built afterwards: ``scratch.bulk_load``),
+as retention leaves them in a busy installation: almost all finished (done,
+ignored, delivered), one in a thousand pending, retrying, held, failed or dead
+each; a snapshot (``customer_points``) for one customer in ten, the held ones
+among them, half of those fetched again since; then ``VACUUM ANALYZE``. It
+prints:
 
 - the median time of the database gauges of a scrape (``web.health``), and with
   ``--old [REV]`` the gauges of ``web/health.py`` at revision REV
   (loaded from git into a temporary module) side by side;
 - the full ``GET /metrics`` through the Flask app (counters, queues included);
-- ``EXPLAIN (ANALYZE, BUFFERS)`` of each kind of query the gauges send;
+- ``EXPLAIN (ANALYZE, BUFFERS)`` of each kind of query the gauges send (the
+  held-customers gauge's included);
 - the cost of one counter increment in prometheus-client's multiprocess mode
   (mapped memory) against a Redis ``INCR`` round trip (Redis db 13), the
   alternative for counters shared by processes.
 
-Target (issue 13): a scrape under 50 ms at 10M rows. Not a test.
+Target: a scrape under 50 ms at 10M rows. Not a test.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ import project  # noqa: F401  (before anything imports worker)
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="relay-bench-"))
 
 import redis  # noqa: E402
-from scratch import fresh_database, module_at  # noqa: E402
+from scratch import bulk_load, fresh_database, module_at  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
 from web import create_app, health  # noqa: E402
 from worker import metrics, runtime  # noqa: E402
 from worker.config import load_settings  # noqa: E402
+from worker.pipeline.held import needing_attention_query  # noqa: E402
 from worker.platforms.base import StoreUpdate  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
 from worker.storage.migrate import upgrade  # noqa: E402
@@ -64,12 +69,15 @@ FILL = {
                1, now() - (i % 1209600) * interval '1 second'
         FROM generate_series(1, :rows) AS i""",
     "refresh_jobs": """
-        INSERT INTO refresh_jobs (store_id, customer_id, slot, due_at, status, attempts, created_at)
+        INSERT INTO refresh_jobs (store_id, customer_id, slot, due_at, status, attempts, created_at,
+                                  finished_at)
         SELECT (SELECT min(id) FROM stores), i::text, 'soon',
                now() - (i % 1209600) * interval '1 second',
                CASE i % 1000 WHEN 0 THEN 'pending' WHEN 1 THEN 'retrying' WHEN 2 THEN 'held'
                              WHEN 3 THEN 'failed' WHEN 4 THEN 'working' ELSE 'done' END,
-               1, now() - (i % 1209600) * interval '1 second'
+               1, now() - (i % 1209600) * interval '1 second',
+               CASE WHEN i % 1000 IN (0, 1, 4) THEN NULL
+                    ELSE now() - (i % 1209600) * interval '1 second' END
         FROM generate_series(1, :rows) AS i""",
     "deliveries": """
         INSERT INTO deliveries (id, sink_id, store_id, customer_id, event_type, payload, status,
@@ -81,7 +89,15 @@ FILL = {
                1, now() - (i % 1209600) * interval '1 second', false,
                now() - (i % 1209600) * interval '1 second'
         FROM generate_series(1, :rows) AS i""",
+    "customer_points": """
+        INSERT INTO customer_points (store_id, customer_id, available, pending, used,
+                                     next_expiry_points, excluded, fetched_at)
+        SELECT (SELECT min(id) FROM stores), i::text, 100, 0, 0, 0, false,
+               now() - (i % 1209600) * interval '1 second'
+                     + CASE WHEN i % 2000 = 2 THEN interval '1 hour' ELSE interval '-1 hour' END
+        FROM generate_series(2, :rows, 10) AS i""",
 }
+TABLES = ["inbox_events", "refresh_jobs", "deliveries"]  # --rows each
 
 
 BASELINE = "55d86fd"  # the default --old: the gauges that grouped every row by status
@@ -107,7 +123,7 @@ def fill(relay: Runtime, rows: int) -> None:
         update = StoreUpdate(status="active", credentials={"access_token": "bench"})
         store = save_store(relay, session, "salla", "1234509876", update)
         session.add(Sink(store_id=store.id, kind="webhook", config=relay.cipher.seal({}), kinds=[]))
-    with relay.engine.begin() as connection:
+    with relay.engine.begin() as connection, bulk_load(connection, list(FILL)):
         for statement in FILL.values():
             connection.execute(text(statement), {"rows": rows})
     with relay.engine.connect() as connection:
@@ -115,7 +131,8 @@ def fill(relay: Runtime, rows: int) -> None:
         for table in FILL:
             connection.execute(text(f"VACUUM ANALYZE {table}"))
     print(
-        f"filled {rows:,} rows in each of {', '.join(FILL)} in {time.monotonic() - started:.1f} s"
+        f"filled {rows:,} rows in each of {', '.join(TABLES)} (and {rows // 10:,} snapshots)"
+        f" in {time.monotonic() - started:.1f} s"
     )
 
 
@@ -136,6 +153,7 @@ def explain(relay: Runtime) -> None:
         "count of one status, capped": health.capped_count_query(model, "dead"),
         "first due of one status": health.first_due_query(model, due, "pending"),
         "every table gauge, the one statement a scrape sends": health.table_gauges()[0],
+        "customers needing attention (held jobs, their snapshots)": needing_attention_query(),
     }
     with relay.engine.connect() as connection:
         for title, query in queries.items():
@@ -196,7 +214,7 @@ def report(relay: Runtime, args: argparse.Namespace) -> None:
     if args.old:
         old = old_health(args.old)
         before = median_ms(lambda: old._collect(relay), args.scrapes)
-        print(f"main's web/health.py: {before:.1f} ms, {before / new:.0f}x this one")
+        print(f"web/health.py at {args.old}: {before:.1f} ms, {before / new:.0f}x this one")
     client = create_app(relay.settings).test_client()
     whole = median_ms(lambda: client.get("/metrics"), args.scrapes)
     print(f"GET /metrics (counters, queues and database gauges): {whole:.1f} ms")

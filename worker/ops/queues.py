@@ -17,8 +17,8 @@ of the oldest row that is due and not yet taken. Every count is bounded, so
 index but stop at ``COUNT_CAP`` (shown as "at least"); finished statuses
 (done, delivered, skipped, ignored) — the bulk of every table — are the
 planner's estimate on PostgreSQL (``EXPLAIN``, no row read) and a capped count
-on the embedded SQLite database, which is small by design. Oldest ages are one
-``MIN`` per status, which the (status, time) indexes answer with one entry.
+on the embedded SQLite database, which is small by design. Oldest ages are the
+first entry of the (status, time) index per status (``ORDER BY … LIMIT 1``).
 """
 
 from __future__ import annotations
@@ -158,9 +158,16 @@ def _estimated(session: Session, table: Table, status: str) -> StatusCount:
 
 
 def _oldest_due(session: Session, table: Table, now: datetime) -> datetime | None:
-    """One MIN per waiting status (an index answers each with its first entry)."""
+    """The first entry of the (status, time) index per waiting status: ``ORDER BY …
+    LIMIT 1`` rather than ``MIN``, which the planner may answer by reading every row
+    of the status when its statistics say they are few."""
     found = [
-        session.scalar(select(func.min(table.due)).where(table.status == status, table.due <= now))
+        session.scalar(
+            select(table.due)
+            .where(table.status == status, table.due <= now)
+            .order_by(table.due)
+            .limit(1)
+        )
         for status in table.waiting
     ]
     moments = [moment for moment in found if moment is not None]
@@ -264,7 +271,8 @@ def _args(envelope: dict[str, Any]) -> list[Any]:
 def _row_due(session: Session, task: str, args: Sequence[Any]) -> datetime | None:
     if task == dispatch.DRAIN_INBOX:
         pending = InboxEvent.status == inbox.PENDING
-        return session.scalar(select(func.min(InboxEvent.received_at)).where(pending))
+        first = select(InboxEvent.received_at).where(pending).order_by(InboxEvent.received_at)
+        return session.scalar(first.limit(1))
     column, key = _ROW_TIMES.get(task, (None, None))
     if column is None or key is None or not args:
         return None

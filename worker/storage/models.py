@@ -75,6 +75,7 @@ class Store(Base):
 # that the planner can use the index.
 REMIND_PENDING = "reminded_for IS NULL OR reminded_for <> next_expiry_at"
 EXPIRE_PENDING = "expired_for IS NULL OR expired_for <> next_expiry_at"
+HELD_PREDICATE = "status = 'held'"  # ix_refresh_held, worker.pipeline.held
 
 
 class InboxEvent(Base):
@@ -121,6 +122,16 @@ class RefreshJob(Base):
         Index("ix_refresh_status_due", "status", "due_at"),
         # The dispatcher's per-store claim (``worker.pipeline.dispatcher``).
         Index("ix_refresh_store_status_due", "store_id", "status", "due_at"),
+        # Held jobs, newest first, index-only: the customers needing attention
+        # (``worker.pipeline.held``), read on every /metrics scrape.
+        Index(
+            "ix_refresh_held",
+            "finished_at",
+            "store_id",
+            "customer_id",
+            postgresql_where=text(HELD_PREDICATE),
+            sqlite_where=text(HELD_PREDICATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -17,9 +17,11 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Partial-index predicates, as in worker.storage.models (REMIND_PENDING, EXPIRE_PENDING).
+# Partial-index predicates, as in worker.storage.models (REMIND_PENDING, EXPIRE_PENDING,
+# HELD_PREDICATE).
 REMIND = "reminded_for IS NULL OR reminded_for <> next_expiry_at"
 EXPIRE = "expired_for IS NULL OR expired_for <> next_expiry_at"
+HELD = "status = 'held'"
 
 
 def upgrade() -> None:
@@ -149,6 +151,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_refresh_status_due", ["status", "due_at"], unique=False)
         batch_op.create_index(
             "ix_refresh_store_status_due", ["store_id", "status", "due_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_refresh_held",
+            ["finished_at", "store_id", "customer_id"],
+            unique=False,
+            postgresql_where=sa.text(HELD),
+            sqlite_where=sa.text(HELD),
         )
         batch_op.create_index(
             "uq_refresh_pending",
@@ -298,6 +307,9 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
         )
         batch_op.drop_index("ix_refresh_status_due")
+        batch_op.drop_index(
+            "ix_refresh_held", postgresql_where=sa.text(HELD), sqlite_where=sa.text(HELD)
+        )
 
     op.drop_table("refresh_jobs")
     with op.batch_alter_table("points_changes", schema=None) as batch_op:
