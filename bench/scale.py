@@ -21,7 +21,7 @@ temporary module; the old code publishes one ``relay.deliver`` per delivery), af
 resetting the markers. The schema is this checkout's in both runs, so the old
 figures already have the new indexes (``ix_sinks_store`` among them).
 
-Targets (issue 13): reminder hour < 30 s in total with no batch over 5 s; off-hour
+Targets: reminder hour < 30 s in total with no batch over 5 s; off-hour
 scan < 1 s.
 """
 
