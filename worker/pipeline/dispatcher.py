@@ -54,10 +54,10 @@ from worker.storage.models import Delivery, RefreshJob, Store
 # job can find ahead of it in the refresh queue is at most QUEUED_PER_STORE per store.
 STORE_IN_FLIGHT = 10
 QUEUED_PER_STORE = 4
-# Jobs per relay.refresh_many message: one, so that a worker slot is never held for
-# several of a hot store's fetches while another store's job waits (a message costs
-# about a millisecond, a fetch tens).
-REFRESH_CHUNK = 1
+# Jobs per relay.refresh_many message: one store's, at most as many as may wait queued.
+# The task runs them side by side (``worker.tasks._fetchers``), so a chunk holds a
+# worker slot for about one fetch, not four, and costs one message and one task.
+REFRESH_CHUNK = QUEUED_PER_STORE
 DELIVERY_BATCH = 500  # deliveries handed out per run
 DISPATCH_LOCK = 0x72656C6179  # the advisory lock one run holds ("relay")
 DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message

@@ -150,7 +150,7 @@ def test_it_ends_a_settle_re_check_a_later_fetch_already_answered(runtime: Runti
         runtime, store, "fetched-late", refresh.SOON, due_at=fetched - timedelta(seconds=50)
     )
     handed = run(runtime)
-    assert handed.answered == 1 and handed.refreshes == [[first], [open_check]]
+    assert handed.answered == 1 and handed.refreshes == [[first, open_check]]
     assert status(runtime, answered) == ("done", refresh.ALREADY_FETCHED)
     with runtime.transaction() as session:  # a fetch that lands after the hand-out counts too
         session.get_one(CustomerPoints, (store.id, "fetched-early")).fetched_at = now()

@@ -33,7 +33,7 @@ from tests.pipeline_support import all_rows
 from web import create_app
 from worker import dispatch, tasks
 from worker.config import Settings, load_settings
-from worker.pipeline import refresh
+from worker.pipeline import dispatcher, refresh
 from worker.points import CHANGE_KINDS
 from worker.reactions import DEFAULT_COLLAPSE_SECONDS
 from worker.runtime import Runtime
@@ -256,10 +256,13 @@ def test_it_dispatches_a_burst_without_a_single_countdown(world: World) -> None:
     tasks.drain_inbox()
     for job in all_rows(world.runtime, RefreshJob):
         _make_due(world, job.id)  # first refreshes and settle checks alike
+    chunks = []
     while messages := _dispatched(world):
         for message in messages:  # first refreshes first, within the store's budget
             if message.task == dispatch.REFRESH_MANY:
-                tasks.refresh_many(message.row_id)
+                chunks.append(len(message.row_id))
+                tasks.refresh_many(message.row_id)  # side by side, on PostgreSQL
+    assert max(chunks) == dispatcher.REFRESH_CHUNK > 1
     _no_countdowns(world)
     jobs = all_rows(world.runtime, RefreshJob)
     assert {j.status for j in jobs} == {"done"} and len(jobs) == 60
