@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from worker import celery_metrics, runtime
 from worker.config import ConfigError, Settings, load_settings
@@ -102,6 +102,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 app = create_celery()
 celery_metrics.connect()
+
+
+@worker_init.connect
+def _before_the_pool(**_: Any) -> None:
+    from worker import sinks  # the worker's main process only: the web never loads sinks
+
+    sinks.warm()
 
 
 @worker_process_init.connect

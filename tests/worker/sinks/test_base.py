@@ -174,3 +174,18 @@ def test_it_validates_a_stored_config_once_per_process_until_it_changes() -> Non
             with pytest.raises(PermanentError, match="config"):
                 CountingWebhookSink(good | {"url": "gopher://x"}, SinkContext(http))
         assert CountingWebhookSink.checks == 4
+
+
+def test_the_worker_compiles_the_sinks_url_pattern_before_it_forks_its_pool() -> None:
+    from celery.signals import worker_init
+    from marshmallow import validate
+
+    import worker.celery_app  # noqa: F401  (connects its signal handlers)
+
+    memo = validate.URL._regex._memoized
+    memo.clear()
+    worker_init.send(sender=None)  # what the worker's main process sends before the fork
+    warmed = set(memo)
+    memo.clear()
+    WebhookSink.validate_config({"url": "https://hooks.example/relay", "secret": SECRET})
+    assert set(memo) <= warmed and warmed  # the sinks' first check finds it made
