@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from worker.pipeline.states import SENDING
 from worker.scrub import scrub_error
 from worker.storage.models import Delivery, DeliveryAttempt
+from worker.storage.upsert import execute
 
 INTERRUPTED, REJECTED = "interrupted", "rejected"
 
@@ -66,7 +67,8 @@ def finish(session: Session, delivery_id: str, number: int, answer: Answer, now:
     rows = select(func.max(DeliveryAttempt.id)).where(
         DeliveryAttempt.delivery_id == delivery_id, DeliveryAttempt.number == number
     )
-    session.execute(
+    execute(
+        session,
         update(DeliveryAttempt)
         .where(DeliveryAttempt.id == rows.scalar_subquery())
         .values(
@@ -75,5 +77,5 @@ def finish(session: Session, delivery_id: str, number: int, answer: Answer, now:
             status_code=answer.status_code,
             error=scrub_error(answer.error),
             duration_ms=answer.duration_ms,
-        )
+        ),
     )

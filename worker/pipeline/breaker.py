@@ -28,7 +28,7 @@ from worker import backoff
 from worker.errors import RelayError, TransientError
 from worker.quota import RateLimited
 from worker.storage.models import Sink
-from worker.storage.upsert import rows_changed
+from worker.storage.upsert import execute, rows_changed
 
 OPERATOR, BREAKER = "operator", "breaker"
 PROBE_BASE_SECONDS, PROBE_MAX_SECONDS = 30.0, 1800.0
@@ -79,10 +79,11 @@ def note_success(session: Session, sink: Sink, now: datetime) -> bool:
         Sink.last_success_at.is_(None),
         Sink.last_success_at < now - LAST_SUCCESS_RESOLUTION,
     )
-    session.execute(
+    execute(
+        session,
         update(Sink)
         .where(Sink.id == sink.id, stale)
-        .values(consecutive_failures=0, last_success_at=now)
+        .values(consecutive_failures=0, last_success_at=now),
     )
     if sink.paused_by != BREAKER:
         return False
