@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, case, exists, select, update
+from sqlalchemy import ColumnElement, Table, case, exists, select, update
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, http, metrics, quota
@@ -40,7 +41,7 @@ from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
-from worker.storage.upsert import insert_ignore, insert_ignore_returning, rows_changed
+from worker.storage.upsert import execute, insert_ignore, insert_ignore_returning, rows_changed
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
 log = logging.getLogger(__name__)
@@ -138,17 +139,37 @@ def request_many(
     return [Due(row[0], delays[row[1]]) for row in inserted]
 
 
-def claim(session: Session, job_id: int) -> RefreshJob | None:
-    """The job, now ours; None when it is not due, taken, or already answered."""
+@dataclass(frozen=True)
+class Claimed:
+    """A refresh job as its claim left it (the columns a refresh reads)."""
+
+    id: int
+    store_id: int
+    customer_id: str
+    slot: str
+    due_at: datetime
+    created_at: datetime
+    attempts: int
+
+
+_JOBS = cast(Table, RefreshJob.__table__)
+_CLAIMED_COLUMNS = [_JOBS.c[name] for name in Claimed.__dataclass_fields__]
+
+
+def claim(session: Session, job_id: int) -> Claimed | None:
+    """The job, now ours; None when it is not due, taken, or already answered.
+
+    One ``UPDATE … RETURNING`` of plain columns: no ORM object is loaded for it."""
     now = utcnow()
-    claimed = rows_changed(
+    row = execute(
         session,
-        update(RefreshJob)
-        .where(RefreshJob.id == job_id, RefreshJob.status.in_(WAITING))
-        .where(RefreshJob.due_at <= now + timedelta(seconds=1))
-        .values(status=WORKING, claimed_at=now, attempts=RefreshJob.attempts + 1),
-    )
-    job = session.get(RefreshJob, job_id) if claimed else None
+        update(_JOBS)
+        .where(_JOBS.c.id == job_id, _JOBS.c.status.in_(WAITING))
+        .where(_JOBS.c.due_at <= now + timedelta(seconds=1))
+        .values(status=WORKING, claimed_at=now, attempts=_JOBS.c.attempts + 1)
+        .returning(*_CLAIMED_COLUMNS),
+    ).one_or_none()
+    job = Claimed(**row._mapping) if row is not None else None
     if job is None or job.slot == SOON:
         return job
     points = session.get(CustomerPoints, (job.store_id, job.customer_id))
@@ -233,7 +254,7 @@ def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str)
     return PointsSnapshot(**{**snapshot.__dict__, "fetched_at": fetched_at})
 
 
-def _retry_later(runtime: Runtime, job: RefreshJob, exc: TransientError) -> None:
+def _retry_later(runtime: Runtime, job: Claimed, exc: TransientError) -> None:
     """Put the job back with a due time and raise ``Reschedule``, or give up."""
     rate_limited = isinstance(exc, quota.RateLimited) or exc.retry_after is not None
     rate_limited = rate_limited and not isinstance(exc, TemporarilyBlocked)
