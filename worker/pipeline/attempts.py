@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.pipeline.states import SENDING
@@ -49,15 +50,12 @@ def start(session: Session, delivery: Delivery, now: datetime) -> None:
             .where(DeliveryAttempt.delivery_id == delivery.id, DeliveryAttempt.outcome == SENDING)
             .values(outcome=INTERRUPTED)
         )
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            sink_id=delivery.sink_id,
-            number=delivery.attempts,
-            started_at=now,
-            outcome=SENDING,
-        )
-    )
+    values = {"delivery_id": delivery.id, "sink_id": delivery.sink_id,
+              "number": delivery.attempts, "started_at": now, "outcome": SENDING}  # fmt: skip
+    execute(session, insert(_ATTEMPTS).values(**values))
+
+
+_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 
 
 def finish(session: Session, delivery_id: str, number: int, answer: Answer, now: datetime) -> None:

@@ -24,9 +24,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker import metrics, reactions
@@ -50,7 +50,7 @@ from worker.sinks import UnknownSinkKind, get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.base import Sink as SinkAdapter
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
-from worker.storage.upsert import rows_changed
+from worker.storage.upsert import execute, rows_changed
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def create_deliveries(
     """
     now = utcnow()
     if sinks is None:
-        sinks = list(session.scalars(select(Sink).where(Sink.store_id == store.id, Sink.enabled)))
+        sinks = enabled_sinks(session, store.id)
     due = []
     for sink in sinks:
         kinds = reactions.wanted_kinds(sink.kind, sink.rules, sink.kinds, payload["kinds"], payload)
@@ -103,10 +103,21 @@ def create_deliveries(
         if _fold_into_held(session, sink, wanted, now):
             continue
         send_at = reactions.send_at(sink.rules, sink.kind, now, store.timezone)
-        due += _add(session, sink, store.id, change_id, wanted, send_at, now, recipient)
+        due += _add(session, sink, store.id, change_id, wanted, send_at, now, recipient, flush)
     if flush:
         session.flush()
     return due
+
+
+_SINKS = cast(Table, Sink.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+
+
+def enabled_sinks(session: Session, store_id: int) -> list[Sink]:
+    """The store's enabled sinks, read as plain rows into objects of no session: what a
+    delivery is decided and sent with, without the ORM's loading (half the CPU)."""
+    query = select(_SINKS).where(_SINKS.c.store_id == store_id, _SINKS.c.enabled)
+    return [Sink(**row._mapping) for row in execute(session, query)]
 
 
 def _add(
@@ -118,28 +129,31 @@ def _add(
     send_at: datetime,
     now: datetime,
     recipient: Recipient | None = None,
+    alone: bool = True,
 ) -> list[Due]:
+    """One delivery row. ``alone`` (not one of a batch the caller flushes together):
+    written with a Core INSERT at once, the object returned being of no session."""
     if _held(sink, now):
         send_at = holding.PARKED_AT  # released when the sink resumes
     countdown = (send_at - now).total_seconds()
     handed_out = now if recipient is not None and countdown <= 0 else None
-    delivery = Delivery(
-        id=new_delivery_id(),
-        sink_id=sink.id,
-        change_id=change_id,
-        store_id=store_id,
-        customer_id=payload.get("customer_id"),
-        event_type=event_type_for(payload["kinds"]),
-        payload=payload,
-        status=PENDING,
-        next_attempt_at=send_at,
-        deferred=countdown > MAX_COUNTDOWN,
-        dispatched_at=handed_out,
-        created_at=now,
-    )
-    session.add(delivery)
-    if recipient is not None and handed_out is not None and sink.enabled and not sink.paused:
-        delivery.status, delivery.attempts, delivery.claimed_at = SENDING, 1, now
+    values: dict[str, Any] = {
+        "id": new_delivery_id(), "sink_id": sink.id, "change_id": change_id,
+        "store_id": store_id, "customer_id": payload.get("customer_id"),
+        "event_type": event_type_for(payload["kinds"]), "payload": payload,
+        "status": PENDING, "attempts": 0, "next_attempt_at": send_at,
+        "deferred": countdown > MAX_COUNTDOWN, "dispatched_at": handed_out,
+        "created_at": now, "claimed_at": None,
+    }  # fmt: skip
+    taken = recipient is not None and handed_out is not None and sink.enabled and not sink.paused
+    if taken:
+        values |= {"status": SENDING, "attempts": 1, "claimed_at": now}
+    delivery = Delivery(**values)
+    if alone:
+        execute(session, insert(_DELIVERIES).values(**values))
+    else:
+        session.add(delivery)
+    if recipient is not None and taken:
         attempts.start(session, delivery, now)
         return [Taken(delivery.id, countdown, Claimed(delivery, sink), recipient)]
     return [] if delivery.deferred else [Due(delivery.id, countdown)]
