@@ -137,7 +137,7 @@ def backlog_by_store(session: Session, settings: Settings, now: datetime) -> dic
         store_id: Backlog(
             store_id, waiting, due, queued + working, _pace(platforms.get(stores[store_id]))
         )
-        for store_id, waiting, due, queued, working in rows
+        for store_id, waiting, due, queued, working, _ in rows
         if store_id in stores
     }
 
@@ -159,11 +159,13 @@ def _handed(dispatched_at: Any, due: Any, lease: datetime) -> ColumnElement[bool
 
 
 def _counts(now: datetime, lease: datetime) -> Any:
-    """Per store: waiting, due-and-not-handed-out, handed out (queued), being fetched."""
+    """Per store: waiting, due-and-not-handed-out, handed out (queued), being fetched,
+    and of the due ones how many are re-checks (``refresh.end_answered`` has work)."""
     job = RefreshJob
     waiting = job.status.in_(refresh.WAITING)
     due = and_(waiting, job.due_at <= now, _undispatched(job.dispatched_at, job.due_at, lease))
     queued = and_(waiting, _handed(job.dispatched_at, job.due_at, lease))
+    recheck = and_(waiting, job.due_at <= now, job.slot != refresh.SOON)
     return (
         select(
             job.store_id,
@@ -171,6 +173,7 @@ def _counts(now: datetime, lease: datetime) -> Any:
             func.sum(case((due, 1), else_=0)),
             func.sum(case((queued, 1), else_=0)),
             func.sum(case((job.status == refresh.WORKING, 1), else_=0)),
+            func.sum(case((recheck, 1), else_=0)),
         )
         .where(job.status.in_((*refresh.WAITING, refresh.WORKING)))
         .group_by(job.store_id)
@@ -187,8 +190,11 @@ def _refreshes(
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
-    for store_id, (_, _, _, queued, working) in counts.items():
-        handed.answered += refresh.end_answered(session, store_id, now)
+    for store_id, (_, _, _, queued, working, rechecks) in counts.items():
+        if rechecks:  # only a store with due re-checks can have one a fetch answered
+            handed.answered += refresh.end_answered(session, store_id, now)
+        if min(STORE_IN_FLIGHT - working, QUEUED_PER_STORE) - queued <= 0:
+            continue  # as much as may be in flight already is: no budget to read
         platform = platforms.get(stores.get(store_id, ""))
         room = _room(session, budget, platform, store_id, now)
         wanted = min(min(room, STORE_IN_FLIGHT) - queued - working, QUEUED_PER_STORE - queued)
