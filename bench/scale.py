@@ -91,9 +91,10 @@ def build(relay: Runtime, stores: int, customers: int, due: int, now: datetime) 
                token_version, created_at, updated_at)
            SELECT s, 'salla', 'm' || s, 'Store ' || s, 'active', 'Asia/Riyadh', 'ar', 1,
                :now, :now FROM generate_series(1, :stores) AS s""",
-        """INSERT INTO sinks (store_id, kind, config, kinds, rules, enabled, created_at)
+        """INSERT INTO sinks (store_id, kind, config, kinds, rules, enabled, paused,
+                              consecutive_failures, created_at)
            SELECT s, 'webhook', :sink, '["points.expiring_soon", "points.expired",
-               "points.balance_changed"]', '{}', true, :now
+               "points.balance_changed"]', '{}', true, false, 0, :now
            FROM generate_series(1, :stores) AS s""",
         # Customer n belongs to store 1 + n % stores; every `every`-th of a store's expires soon.
         """INSERT INTO customer_points (store_id, customer_id, available, pending, used,
