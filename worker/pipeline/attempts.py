@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.pipeline.states import SENDING
@@ -52,28 +52,37 @@ def start(session: Session, delivery: Delivery, now: datetime) -> None:
         )
     values = {"delivery_id": delivery.id, "sink_id": delivery.sink_id,
               "number": delivery.attempts, "started_at": now, "outcome": SENDING}  # fmt: skip
-    execute(session, insert(_ATTEMPTS).values(**values))
+    execute(session, _INSERT, values)
 
 
 _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+_INSERT = insert(_ATTEMPTS)
 
 
 def finish(session: Session, delivery_id: str, number: int, answer: Answer, now: datetime) -> None:
     """Record how attempt ``number`` ended (even when a later one has begun meanwhile:
     the answer came late, but it is the answer). An ops retry starts the numbers again
     (``worker.ops.deliveries``): the newest row of that number is this attempt's."""
-    rows = select(func.max(DeliveryAttempt.id)).where(
-        DeliveryAttempt.delivery_id == delivery_id, DeliveryAttempt.number == number
+    execute(session, _FINISH, {
+        "delivery": delivery_id, "nth": number, "at": now, "outcome_": answer.outcome,
+        "code": answer.status_code, "error_": scrub_error(answer.error),
+        "took": answer.duration_ms,
+    })  # fmt: skip
+
+
+_NEWEST = (
+    select(func.max(_ATTEMPTS.c.id))
+    .where(_ATTEMPTS.c.delivery_id == bindparam("delivery"))
+    .where(_ATTEMPTS.c.number == bindparam("nth"))
+)
+_FINISH = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == _NEWEST.scalar_subquery())
+    .values(
+        finished_at=bindparam("at"),
+        outcome=bindparam("outcome_"),
+        status_code=bindparam("code"),
+        error=bindparam("error_"),
+        duration_ms=bindparam("took"),
     )
-    execute(
-        session,
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.id == rows.scalar_subquery())
-        .values(
-            finished_at=now,
-            outcome=answer.outcome,
-            status_code=answer.status_code,
-            error=scrub_error(answer.error),
-            duration_ms=answer.duration_ms,
-        ),
-    )
+)

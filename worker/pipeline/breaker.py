@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker import backoff
@@ -72,19 +72,25 @@ def resume(session: Session, sink_id: int) -> bool:
     return bool(rows_changed(session, statement.values(**UNPAUSED, consecutive_failures=0)))
 
 
+_SINKS = cast(Table, Sink.__table__)
+_SUCCEEDED = (  # built once: every delivered attempt runs it
+    update(_SINKS)
+    .where(_SINKS.c.id == bindparam("sink"))
+    .where(
+        or_(
+            _SINKS.c.consecutive_failures > 0,
+            _SINKS.c.last_success_at.is_(None),
+            _SINKS.c.last_success_at < bindparam("since"),
+        )
+    )
+    .values(consecutive_failures=0, last_success_at=bindparam("at"))
+)
+
+
 def note_success(session: Session, sink: Sink, now: datetime) -> bool:
     """A delivered attempt: the count starts again. True when it closed the breaker."""
-    stale = or_(
-        Sink.consecutive_failures > 0,
-        Sink.last_success_at.is_(None),
-        Sink.last_success_at < now - LAST_SUCCESS_RESOLUTION,
-    )
-    execute(
-        session,
-        update(Sink)
-        .where(Sink.id == sink.id, stale)
-        .values(consecutive_failures=0, last_success_at=now),
-    )
+    since = now - LAST_SUCCESS_RESOLUTION
+    execute(session, _SUCCEEDED, {"sink": sink.id, "at": now, "since": since})
     if sink.paused_by != BREAKER:
         return False
     closing = update(Sink).where(Sink.id == sink.id, Sink.paused_by == BREAKER)

@@ -18,6 +18,7 @@ for every sink: the contract (``worker.sinks.base``) carries what varies.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import CursorResult, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker import metrics, reactions
@@ -116,8 +117,12 @@ _DELIVERIES = cast(Table, Delivery.__table__)
 def enabled_sinks(session: Session, store_id: int) -> list[Sink]:
     """The store's enabled sinks, read as plain rows into objects of no session: what a
     delivery is decided and sent with, without the ORM's loading (half the CPU)."""
-    query = select(_SINKS).where(_SINKS.c.store_id == store_id, _SINKS.c.enabled)
-    return [Sink(**row._mapping) for row in execute(session, query)]
+    rows = execute(session, _ENABLED_SINKS, {"store": store_id})
+    return [Sink(**row._mapping) for row in rows]
+
+
+_ENABLED_SINKS = select(_SINKS).where(_SINKS.c.store_id == bindparam("store"), _SINKS.c.enabled)
+_INSERT_DELIVERY = insert(_DELIVERIES)
 
 
 def _add(
@@ -150,7 +155,7 @@ def _add(
         values |= {"status": SENDING, "attempts": 1, "claimed_at": now}
     delivery = Delivery(**values)
     if alone:
-        execute(session, insert(_DELIVERIES).values(**values))
+        execute(session, _INSERT_DELIVERY, values)
     else:
         session.add(delivery)
     if recipient is not None and taken:
@@ -465,10 +470,19 @@ def _set_final(session: Session, delivery: Delivery, values: dict[str, Any]) -> 
     """Delivered, dead or skipped, unless it already is one of them (a dead one logged once)."""
     if values["status"] == DELIVERED:
         values["delivered_at"] = datetime.now(UTC)
-    unfinished = Delivery.status.in_((*WAITING, SENDING))
-    statement = update(Delivery).where(Delivery.id == delivery.id, unfinished).values(**values)
-    if rows_changed(session, statement) and values["status"] == DEAD:
+    params = {f"{name}_": value for name, value in values.items()} | {"delivery": delivery.id}
+    changed = execute(session, _finishing(frozenset(values)), params)
+    assert isinstance(changed, CursorResult)
+    if changed.rowcount and values["status"] == DEAD:
         _log_dead(session, delivery, values["last_error"])
+
+
+@functools.cache
+def _finishing(columns: frozenset[str]) -> Update:
+    """The final UPDATE for a set of columns, built once per set (a handful in all)."""
+    unfinished = _DELIVERIES.c.status.in_((*WAITING, SENDING))
+    statement = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery"), unfinished)
+    return statement.values({name: bindparam(f"{name}_") for name in sorted(columns)})
 
 
 def _log_dead(session: Session, delivery: Delivery, reason: str | None) -> None:

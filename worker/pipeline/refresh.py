@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, case, exists, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, case, exists, select, update
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, http, metrics, quota
@@ -153,7 +153,13 @@ class Claimed:
 
 
 _JOBS = cast(Table, RefreshJob.__table__)
-_CLAIMED_COLUMNS = [_JOBS.c[name] for name in Claimed.__dataclass_fields__]
+_CLAIM = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
+    .where(_JOBS.c.due_at <= bindparam("latest"))
+    .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
+    .returning(*[_JOBS.c[name] for name in Claimed.__dataclass_fields__])
+)
 
 
 def claim(session: Session, job_id: int) -> Claimed | None:
@@ -161,14 +167,8 @@ def claim(session: Session, job_id: int) -> Claimed | None:
 
     One ``UPDATE … RETURNING`` of plain columns: no ORM object is loaded for it."""
     now = utcnow()
-    row = execute(
-        session,
-        update(_JOBS)
-        .where(_JOBS.c.id == job_id, _JOBS.c.status.in_(WAITING))
-        .where(_JOBS.c.due_at <= now + timedelta(seconds=1))
-        .values(status=WORKING, claimed_at=now, attempts=_JOBS.c.attempts + 1)
-        .returning(*_CLAIMED_COLUMNS),
-    ).one_or_none()
+    params = {"job": job_id, "latest": now + timedelta(seconds=1), "at": now}
+    row = execute(session, _CLAIM, params).one_or_none()
     job = Claimed(**row._mapping) if row is not None else None
     if job is None or job.slot == SOON:
         return job
@@ -288,10 +288,16 @@ def _finish(runtime: Runtime, job_id: int, status: str, reason: str | None) -> N
 
 
 def _done(session: Session, job_id: int) -> bool:
-    values = {"status": DONE, "last_error": None, "finished_at": utcnow()}
-    return 1 == rows_changed(
-        session, update(RefreshJob).where(RefreshJob.id == job_id).values(**values)
-    )
+    changed = execute(session, _DONE, {"job": job_id, "at": utcnow()})
+    assert isinstance(changed, CursorResult)
+    return changed.rowcount == 1
+
+
+_DONE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"))
+    .values(status=DONE, last_error=None, finished_at=bindparam("at"))
+)
 
 
 def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:

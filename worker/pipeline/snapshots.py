@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from worker.pipeline import outbox
@@ -49,7 +49,7 @@ def apply_snapshot(
         "store_id": store.id, "customer_id": customer_id, "kinds": kinds,
         "before": payload["before"], "after": payload["after"], "created_at": utcnow(),
     }  # fmt: skip
-    change_id = execute(session, _ADD_CHANGE.values(**change)).scalar_one()
+    change_id = execute(session, _ADD_CHANGE, change).scalar_one()
     recipient = outbox.Recipient(
         outbox.store_info(store), CustomerContact(**contact), snapshot.excluded
     )
@@ -64,16 +64,20 @@ _ADD_CHANGE = insert(_CHANGES).returning(_CHANGES.c.id)
 
 def _locked_values(session: Session, store_id: int, customer_id: str) -> Row[Any]:
     """The customer's row, locked (inserted empty first when missing, as ``_locked_row``)."""
-    query = (
-        select(_POINTS)
-        .where(_POINTS.c.store_id == store_id, _POINTS.c.customer_id == customer_id)
-        .with_for_update()
-    )
-    row = execute(session, query).one_or_none()
+    key = {"store": store_id, "customer": customer_id}
+    row = execute(session, _LOCKED_POINTS, key).one_or_none()
     if row is not None:
         return row
     insert_ignore(session, CustomerPoints, _empty_row(store_id, customer_id))
-    return execute(session, query).one()
+    return execute(session, _LOCKED_POINTS, key).one()
+
+
+_POINTS_KEY = (
+    _POINTS.c.store_id == bindparam("store"),
+    _POINTS.c.customer_id == bindparam("customer"),
+)
+_LOCKED_POINTS = select(_POINTS).where(*_POINTS_KEY).with_for_update()
+_WRITE_POINTS = update(_POINTS).where(*_POINTS_KEY)
 
 
 def remember_contact(
@@ -168,6 +172,6 @@ def _write(
         "excluded": snapshot.excluded, "fetched_at": snapshot.fetched_at,
         "contact": runtime.cipher.seal(contact),
     }  # fmt: skip
-    key = (_POINTS.c.store_id == row.store_id, _POINTS.c.customer_id == row.customer_id)
-    execute(session, update(_POINTS).where(*key).values(**values))
+    key = {"store": row.store_id, "customer": row.customer_id}
+    execute(session, _WRITE_POINTS, key | values)
     return contact

@@ -3,6 +3,7 @@ every dedupe in the service (inbox, coalesced refresh jobs, budgets)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import CursorResult, Executable, Result
@@ -56,13 +57,18 @@ def rows_changed(session: Session, statement: Executable) -> int:
     return result.rowcount
 
 
-def execute(session: Session, statement: Executable) -> Result[Any]:
+def execute(
+    session: Session, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Result[Any]:
     """``session.execute`` for a statement that loads no objects (an UPDATE, a DELETE,
     a SELECT of columns), on the session's connection directly while the session holds
     no objects: there is then nothing to flush first and nothing to keep in step with
     the statement, and the ORM's passage costs about as much CPU as the statement's own
     round trip (``bench/worker.py`` profiles). A session holding objects takes the
-    ORM's path, so that they are flushed first and updated with it."""
+    ORM's path, so that they are flushed first and updated with it.
+
+    ``params`` go with a statement built once (``bindparam``): building one costs
+    about as much again as running it."""
     if session.identity_map or session.new or session.deleted:
-        return session.execute(statement)
-    return session.connection().execute(statement)
+        return session.execute(statement, params)
+    return session.connection().execute(statement, params)
