@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from worker import quota
@@ -48,6 +48,7 @@ from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, RefreshJob, Store
+from worker.storage.upsert import execute
 
 # Refresh jobs one store may have handed out and unfinished at once, however large its
 # budget, and of those how many may wait in the broker unclaimed: what another store's
@@ -150,7 +151,7 @@ def _pace(platform: Platform | None) -> float | None:
     return min(rates) / CALLS_PER_REFRESH
 
 
-def _undispatched(dispatched_at: Any, due: Any, lease: datetime) -> ColumnElement[bool]:
+def _undispatched(dispatched_at: Any, due: Any, lease: Any) -> ColumnElement[bool]:
     return or_(dispatched_at.is_(None), dispatched_at < due, dispatched_at < lease)
 
 
@@ -227,22 +228,24 @@ def _room(
 def _hand_out_jobs(
     session: Session, store_id: int, count: int, now: datetime, lease: datetime
 ) -> list[int]:
+    """Up to ``count`` of the store's due jobs, chosen and marked (statements built once:
+    a run sends them for every store with due work)."""
+    params = {"store": store_id, "now": now, "lease": lease}
+    ids = list(execute(session, _CHOOSE_JOBS, params | {"count": count}).scalars())
+    if not ids:
+        return []
+    marked = set(execute(session, _MARK_JOBS, params | {"ids": ids}).scalars())
+    return [job_id for job_id in ids if job_id in marked]
+
+
+def _store_jobs_due() -> ColumnElement[bool]:
     job = RefreshJob
-    due = and_(
-        job.store_id == store_id,
+    return and_(
+        job.store_id == bindparam("store"),
         job.status.in_(refresh.WAITING),
-        job.due_at <= now,
-        _undispatched(job.dispatched_at, job.due_at, lease),
+        job.due_at <= bindparam("now"),
+        _undispatched(job.dispatched_at, job.due_at, bindparam("lease")),
     )
-    chosen = (
-        select(job.id)
-        .where(due, or_(job.slot == refresh.SOON, ~_first_refresh_waiting()))
-        .order_by(refresh.priority(), job.created_at, job.id)
-        .limit(count)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(session.scalars(chosen))
-    return _mark(session, job, job.id, ids, due, {"dispatched_at": now})
 
 
 def _first_refresh_waiting() -> ColumnElement[bool]:
@@ -255,6 +258,25 @@ def _first_refresh_waiting() -> ColumnElement[bool]:
         first.slot == refresh.SOON,
         first.status.in_((*refresh.WAITING, refresh.WORKING)),
     )
+
+
+# Chosen first, then marked by id: a locking sub-select inside the UPDATE may be re-run
+# by PostgreSQL and see rows this very statement changed (see ``_mark``).
+_CHOOSE_JOBS = (
+    select(RefreshJob.id)
+    .where(_store_jobs_due())
+    .where(or_(RefreshJob.slot == refresh.SOON, ~_first_refresh_waiting()))
+    .order_by(refresh.priority(), RefreshJob.created_at, RefreshJob.id)
+    .limit(bindparam("count"))
+    .with_for_update(skip_locked=True)
+)
+_MARK_JOBS = (
+    update(RefreshJob)
+    .where(RefreshJob.id.in_(bindparam("ids", expanding=True)), _store_jobs_due())
+    .values(dispatched_at=bindparam("now"))
+    .returning(RefreshJob.id)
+    .execution_options(synchronize_session=False)
+)
 
 
 def hand_out_deliveries_now(
