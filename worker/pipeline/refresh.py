@@ -183,7 +183,7 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     """Fetch, compare, record. Returns deliveries to enqueue; raises ``Reschedule``."""
     with runtime.transaction() as session:
         job = claim(session, job_id)
-        store = session.get(Store, job.store_id) if job else None
+        store = _store(session, job.store_id) if job else None
     if job is None or store is None:
         return []
     if store.status != ACTIVE:
@@ -214,6 +214,17 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     if job.slot == SOON:  # settle re-checks wait on purpose: not a webhook's latency
         metrics.refresh_finished(job.created_at)
     return deliveries
+
+
+def _store(session: Session, store_id: int) -> Store | None:
+    """The job's store, read as a row into an object of no session (what a refresh
+    reads of it; its writes, a token refresh's, go by id in their own transactions)."""
+    row = execute(session, _STORE, {"store": store_id}).one_or_none()
+    return Store(**row._mapping) if row is not None else None
+
+
+_STORES = cast(Table, Store.__table__)
+_STORE = select(_STORES).where(_STORES.c.id == bindparam("store"))
 
 
 def held_note(snapshot: PointsSnapshot) -> str:
