@@ -52,7 +52,9 @@ def test_it_spreads_the_jobs_one_reset_reschedules(
     assert due[0] >= started + timedelta(seconds=58)  # nobody comes back before the reset
     assert due[-1] - due[0] >= timedelta(seconds=5)  # spread over a quarter of the wait
     assert len(set(due)) == len(due)
-    assert max(sum(1 for t in due if abs((t - s).total_seconds()) < 0.5) for s in due) <= 8
+    # No second holds many: uniform over the spread, the busiest second holds 5-8 of
+    # the forty, over 15 once in 20,000 (a stack, or a spread of two seconds, 20-40).
+    assert max(sum(1 for t in due if abs((t - s).total_seconds()) < 0.5) for s in due) <= 15
 
 
 def test_a_server_wait_gets_spread_after_it_never_before() -> None:
