@@ -83,6 +83,7 @@ class Receiver:
         self.lookups = {
             name: StoreLookupCache(self._loader(platform)) for name, platform in platforms.items()
         }
+        self.refusals = RefusalLog()
 
     def _loader(self, platform: Platform) -> Callable[[str], StoreSecrets | None]:
         # Which store, and which credentials key holds this receiver's secrets.
@@ -98,6 +99,19 @@ class Receiver:
         metrics.webhook_received(platform_name, outcome)
         return response
 
+    def _log_rejected(self, platform: str, status: int, why: str, rest: str) -> None:
+        """A line per refused webhook (within ``RefusalLog``'s limit): the platform and the
+        store if the path or a header names it; never the body, never a header's value
+        that could be a secret."""
+        held = self.refusals.admit(platform, status)
+        if held is None:
+            return
+        more = f" ({held} more refused like it were not logged)" if held else ""
+        log.warning(
+            "webhook refused with %d (%s, store %s): %s%s", status, platform,
+            _store_ref(request.environ, rest), scrub_error(why, 200), more,
+        )  # fmt: skip
+
     def _receive(self, platform_name: str, platform: Platform, rest: str) -> Answer:
         """The answer, and the outcome ``relay_webhooks_received_total`` counts it as."""
         settings = self.runtime.settings
@@ -107,7 +121,7 @@ class Receiver:
             )
         except BodyRefused as refused:
             if refused.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-                _log_rejected(platform_name, 413, str(refused), request.environ, rest)
+                self._log_rejected(platform_name, 413, str(refused), rest)
             outcome = BODY_OUTCOMES.get(refused.status, "bad_body")
             return outcome, problem(refused.status, str(refused))
         headers = _lower_headers(request.environ)
@@ -117,7 +131,7 @@ class Receiver:
             event = platform.receive(webhook, self.lookups[platform_name])
             recorded = self.writer.record(inbox_rows.row(platform_name, body, event))
         except Unauthorized as exc:
-            _log_rejected(platform_name, 401, str(exc), request.environ, rest)
+            self._log_rejected(platform_name, 401, str(exc), rest)
             return "rejected_signature", problem(401, str(exc))
         except BadPayload as exc:
             return "bad_payload", problem(400, str(exc))
@@ -131,13 +145,31 @@ STORE_HEADERS = ("HTTP_X_SHOPIFY_SHOP_DOMAIN",)  # a store's name where a platfo
 _STORE_REF = re.compile(r"[\w.:-]{1,100}")
 
 
-def _log_rejected(platform: str, status: int, why: str, environ: dict[str, Any], rest: str) -> None:
-    """One line per refused webhook: the platform and the store if the path or a header
-    names it; never the body, never a header's value that could be a secret."""
-    log.warning(
-        "webhook refused with %d (%s, store %s): %s", status, platform, _store_ref(environ, rest),
-        scrub_error(why, 200),
-    )  # fmt: skip
+class RefusalLog:
+    """How many refused webhooks this process logs: at most ``limit`` lines a minute for
+    each platform and status, so that a flood of forged or oversized requests cannot
+    flood the log too. What is held back is counted, and said on the next line that
+    goes out (``relay_webhooks_received_total`` counts every one regardless)."""
+
+    def __init__(
+        self, limit: int = 10, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, int], tuple[float, int, int]] = {}  # start, logged, held
+
+    def admit(self, platform: str, status: int) -> int | None:
+        """None: do not log this one; else how many were held back before it."""
+        now, key = self.clock(), (platform, status)
+        with self._lock:
+            start, logged, held = self._windows.get(key, (now, 0, 0))
+            if now - start >= self.window:
+                start, logged = now, 0
+            if logged >= self.limit:
+                self._windows[key] = (start, logged, held + 1)
+                return None
+            self._windows[key] = (start, logged + 1, 0)
+            return held
 
 
 def _store_ref(environ: dict[str, Any], rest: str) -> str:

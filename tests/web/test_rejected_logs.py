@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from tests.factories import encode, salla_event
 from web import create_app
+from web.receiver import RefusalLog
 from worker.config import Settings
 from worker.runtime import Runtime
 
@@ -64,3 +65,25 @@ def test_it_logs_an_oversized_body_once(
     assert answer.status_code == 413
     [line] = refusals(caplog)
     assert line.startswith("webhook refused with 413 (zid, store 30)")
+
+
+def test_a_flood_of_forged_webhooks_logs_ten_lines_a_minute(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = encode(salla_event())
+    for _ in range(25):
+        answer = client.post("/webhooks/salla", data=body, headers={"Authorization": "x"})
+        assert answer.status_code == 401  # every one refused, whether logged or not
+    assert len(refusals(caplog)) == 10
+    answer = client.post("/webhooks/zid/30/order.create", data=b"{}")  # another platform
+    assert answer.status_code == 401 and len(refusals(caplog)) == 11
+
+
+def test_the_next_minute_says_how_many_were_held_back() -> None:
+    now = [0.0]
+    log = RefusalLog(limit=2, window=60.0, clock=lambda: now[0])
+    assert [log.admit("salla", 401) for _ in range(5)] == [0, 0, None, None, None]
+    assert log.admit("salla", 413) == 0  # each status has its own allowance
+    now[0] = 61.0
+    assert log.admit("salla", 401) == 3  # said on the first line of the next minute
+    assert log.admit("salla", 401) == 0 and log.admit("salla", 401) is None
