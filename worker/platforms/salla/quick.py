@@ -24,11 +24,11 @@ from typing import Any
 from worker.platforms.identifiers import external_id
 from worker.platforms.salla.schemas import (
     ZERO,
-    ZERO_DATE,
     Pagination,
     PointsEntry,
     PointsPage,
     load_points_page,
+    wall_clock,
 )
 
 _NUMBER = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
@@ -137,10 +137,7 @@ def _date_text(value: Any) -> str | None:
 
 
 def _wall_clock(value: Any) -> datetime | None:
-    text = _date_text(value)
-    if text is None or text.startswith(ZERO_DATE):
-        return None
     try:
-        return datetime.fromisoformat(text)
+        return wall_clock(_date_text(value))
     except ValueError:
         raise _Unsure from None

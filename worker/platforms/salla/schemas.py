@@ -134,13 +134,18 @@ class WallClock(fields.Field[datetime | None]):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> datetime | None:
-        text = _date_text(value)
-        if text is None or text.startswith(ZERO_DATE):
-            return None
         try:
-            return datetime.fromisoformat(text)
+            return wall_clock(_date_text(value))
         except ValueError:
             raise ValidationError("Not a YYYY-MM-DD HH:MM:SS date.") from None
+
+
+def wall_clock(text: str | None) -> datetime | None:
+    """A store-local time as Salla writes it; None for none or MySQL's zero date;
+    ``ValueError`` for anything that is not ISO 8601."""
+    if text is None or text.startswith(ZERO_DATE):
+        return None
+    return datetime.fromisoformat(text)
 
 
 class LinkMap(fields.Field[dict[str, str]]):
