@@ -158,7 +158,7 @@ def _add(
         execute(session, _INSERT_DELIVERY, values)
     else:
         session.add(delivery)
-    if recipient is not None and taken:
+    if taken:
         attempts.start(session, delivery, now)
         return [Taken(delivery.id, countdown, Claimed(delivery, sink), recipient)]
     return [] if delivery.deferred else [Due(delivery.id, countdown)]

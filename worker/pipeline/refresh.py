@@ -140,7 +140,7 @@ def request_many(
 
 
 @dataclass(frozen=True)
-class Claimed:
+class ClaimedJob:
     """A refresh job as its claim left it (the columns a refresh reads)."""
 
     id: int
@@ -158,18 +158,18 @@ _CLAIM = (
     .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
     .where(_JOBS.c.due_at <= bindparam("latest"))
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
-    .returning(*[_JOBS.c[name] for name in Claimed.__dataclass_fields__])
+    .returning(*[_JOBS.c[name] for name in ClaimedJob.__dataclass_fields__])
 )
 
 
-def claim(session: Session, job_id: int) -> Claimed | None:
+def claim(session: Session, job_id: int) -> ClaimedJob | None:
     """The job, now ours; None when it is not due, taken, or already answered.
 
     One ``UPDATE … RETURNING`` of plain columns: no ORM object is loaded for it."""
     now = utcnow()
     params = {"job": job_id, "latest": now + timedelta(seconds=1), "at": now}
     row = execute(session, _CLAIM, params).one_or_none()
-    job = Claimed(**row._mapping) if row is not None else None
+    job = ClaimedJob(**row._mapping) if row is not None else None
     if job is None or job.slot == SOON:
         return job
     points = session.get(CustomerPoints, (job.store_id, job.customer_id))
@@ -265,7 +265,7 @@ def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str)
     return PointsSnapshot(**{**snapshot.__dict__, "fetched_at": fetched_at})
 
 
-def _retry_later(runtime: Runtime, job: Claimed, exc: TransientError) -> None:
+def _retry_later(runtime: Runtime, job: ClaimedJob, exc: TransientError) -> None:
     """Put the job back with a due time and raise ``Reschedule``, or give up."""
     rate_limited = isinstance(exc, quota.RateLimited) or exc.retry_after is not None
     rate_limited = rate_limited and not isinstance(exc, TemporarilyBlocked)
