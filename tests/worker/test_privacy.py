@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from tests.conftest import SALLA_SECRET, relay_env
 from tests.factories import MERCHANT, add_salla_store, add_webhook_sink, encode, salla_headers
 from tests.pipeline_support import all_rows, process_event
-from tests.privacy_support import found_in_clear
+from tests.privacy_support import found_in_clear, unsealed
 from tests.worker.platforms.appstle_support import SHOPIFY_SECRET, credentials
 from web import create_app
 from worker import privacy
@@ -443,3 +443,10 @@ def test_it_lets_a_claimed_event_of_a_forgotten_shop_go(world: World) -> None:
     world.process(world.shopify("shop/redact", shopify_example("shop/redact")))
     assert inbox.process(world.runtime, world.platforms, claimed) == []
     assert all_rows(world.runtime, CustomerPoints) == all_rows(world.runtime, RefreshJob) == []
+
+
+def test_the_audit_reads_past_sealed_values_but_not_clear_text(runtime: Runtime) -> None:
+    token = runtime.cipher.seal({"name": "x"}).decode("latin-1")
+    by_chance = token[:20] + "HuDa" + token[20:]  # base64 that happens to spell a name
+    assert "huda" not in unsealed(f"config {by_chance}").lower()
+    assert "huda" in unsealed(f"{token} Huda {token}").lower()
