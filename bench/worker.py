@@ -4,8 +4,10 @@
                                      [--concurrency N] [--api-delay 0.05] [--json]
 
 Production shape, both sides in turn on the same stand-ins and settings:
-- a Salla API stand-in (worker/sandbox/salla.py in its own process) answering
-  after ``--api-delay`` seconds, 70 history entries per customer (2 pages of 60);
+- a Salla API stand-in in its own process answering after ``--api-delay`` seconds,
+  70 history entries per customer (2 pages of 60): the sandbox's (worker/sandbox/salla.py)
+  answers replayed byte for byte (bench/api_replay.py), or with ``--api sandbox`` the
+  sandbox itself, which costs the shared cores about 3 ms of CPU per page;
 - a webhook sink per store (one HTTP server in this process, a path per store);
 - relay: a fresh PostgreSQL database, Redis db 15 (RELAY_BENCH_REDIS_URL), the
   receiver under gunicorn and the worker line(s) ``loyalty-relay run`` starts
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH), str(BENCH)]
 
+import api_replay  # noqa: E402
 from ingest import free_port, progress, stop, wait_until_up  # noqa: E402
 from scratch import fresh_database  # noqa: E402
 
@@ -78,6 +81,7 @@ class Options:
     pool: str
     concurrency: int | None
     api_delay: float
+    api: str
     timeout: float
     sides: str
     profile: Path | None
@@ -93,6 +97,9 @@ def parse_args(argv: list[str] | None) -> Options:
     add("--pool", default=None, help="Celery pool for both sides (default: as shipped)")
     add("--concurrency", type=int, help="Celery concurrency for both sides (default: as shipped)")
     add("--api-delay", type=float, default=0.05, help="seconds the API takes per answer (0.05)")
+    add("--api", choices=("replay", "sandbox"), default="replay",
+        help="the API stand-in: the sandbox's answers replayed (bench/api_replay.py), "
+             "or the sandbox itself (replay)")  # fmt: skip
     add("--timeout", type=float, default=900.0, help="seconds to wait for a side (900)")
     add("--sides", default="relay,naive", help="which sides, in order (relay,naive)")
     add("--profile", type=Path, help="py-spy the workers into this folder (pip install py-spy)")
@@ -117,6 +124,7 @@ def serve_api(port: int, options: Options, ready: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler cleans up, not this
     from werkzeug.serving import make_server
 
+    from worker.platforms.salla.client import PER_PAGE
     from worker.sandbox.salla import SallaSandboxState, create_salla_sandbox, sample_history
     from worker.sandbox.server import QuietRequestHandler
 
@@ -126,8 +134,17 @@ def serve_api(port: int, options: Options, ready: Any) -> None:
         state.add_merchant(merchant, access_token=f"tok-{merchant}", refresh_token=f"r-{merchant}")
         for customer in customer_ids(merchant, options):
             state.set_entries(merchant, customer, history)
-    state.set_delay(options.api_delay)
     app = create_salla_sandbox(state)
+    if options.api == "replay":
+        pages = -(-len(history) // PER_PAGE)
+        asked = [(f"tok-{merchant}", customer, str(page), str(PER_PAGE))
+                 for merchant in merchants(options) for customer in customer_ids(merchant, options)
+                 for page in range(1, pages + 1)]  # fmt: skip
+        api_replay.Replay(app, api_replay.render(app, asked), options.api_delay).serve(
+            port, ready.set
+        )
+        return
+    state.set_delay(options.api_delay)
     points = "/customers/loyalty/points"
     app.add_url_rule("/_bench/requests", "count", lambda: {"requests": state.request_count(points)})
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietRequestHandler)
@@ -262,6 +279,8 @@ class Outcome:
     transactions: float | None
     checkouts: float | None
     commands: list[str]
+    machine: dict[str, float] | None = None  # CPU ms per refresh by who spent it (``Machine``)
+    busy: float = 0.0  # share of the machine's cores busy while the side ran
 
     @property
     def rate(self) -> float:
@@ -322,6 +341,7 @@ class Side:
     port: int
     dsn: str | None = None
     counts: Path | None = None
+    machine: Machine | None = None
 
 
 def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome:
@@ -332,6 +352,7 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     webs = tree(side.web_pid)
     before = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
     counts_before = sql_counts(side.counts)
+    machine_before = side.machine.read() if side.machine else None
     progress(f"{side.name}: sending {len(hooks)} webhooks")
     with profiling(side, options):
         sent = send_all(side.port, hooks)
@@ -340,11 +361,55 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
             time.sleep(0.2)
     workers = [pid for root in side.worker_pids for pid in tree(root)]
     after = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
+    machine_after = side.machine.read() if side.machine else None
     rss = rss_mb(workers)
     time.sleep(0.6)  # the counters' last write
     counts = _minus(sql_counts(side.counts), counts_before)
-    return summarize(side, options, sink, sent, before, after, rss, counts,
-                     api_calls(api) - calls_before)  # fmt: skip
+    outcome = summarize(side, options, sink, sent, before, after, rss, counts,
+                        api_calls(api) - calls_before)  # fmt: skip
+    if machine_before is None or machine_after is None:
+        return outcome
+    known = {"worker": outcome.worker_cpu_ms, "postgres": outcome.postgres_cpu_ms or 0.0,
+             "web": outcome.web_cpu_ms}  # fmt: skip
+    shares, busy = machine_share(machine_before, machine_after, max(outcome.refreshes, 1), known)
+    return Outcome(**{**asdict(outcome), "machine": shares, "busy": busy})
+
+
+class Machine:
+    """Where the whole machine's CPU went while a side ran, not only its workers': the
+    stand-ins (API process, this process's sink and senders), Redis and the rest share
+    the same cores, and on a small machine they are what bounds a CPU-bound side."""
+
+    def __init__(self, api_pid: int) -> None:
+        self.api_pid = api_pid
+        try:
+            self.redis_pid: int | None = int(redis.Redis.from_url(REDIS_URL).info()["process_id"])
+        except (redis.RedisError, KeyError, ValueError):
+            self.redis_pid = None
+
+    def read(self) -> dict[str, float]:
+        mine = os.times()
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return {
+            "api": cpu_seconds(tree(self.api_pid)),
+            "sink+senders": mine.user + mine.system,
+            "redis": cpu_seconds([self.redis_pid]) if self.redis_pid else 0.0,
+            "busy": (sum(fields[:8]) - idle) / TICKS,
+            "all": sum(fields[:8]) / TICKS,
+        }
+
+
+def machine_share(
+    before: dict[str, float], after: dict[str, float], per: int, known: dict[str, float]
+) -> tuple[dict[str, float], float]:
+    """CPU ms per refresh by spender (``known``: the side's own, already per refresh),
+    and the busy share of the cores; "other" is the rest of the machine's busy time."""
+    spent = {name: (after[name] - before[name]) / per * 1000 for name in after}
+    shares = known | {name: spent[name] for name in ("api", "sink+senders", "redis")}
+    shares["other"] = max(spent["busy"] - sum(shares.values()), 0.0)
+    shares["total"] = spent["busy"]
+    return shares, spent["busy"] / max(spent["all"], 1e-9)
 
 
 def summarize(
@@ -423,23 +488,25 @@ def postgres_cpu(dsn: str | None) -> float | None:
 
 # Profiles ------------------------------------------------------------------------------
 
-# (label, what a frame's text contains), first match wins per stack, innermost frame first.
+# (label, top-level packages): a sample counts for the package of its innermost frame's
+# file (py-spy names files relative to their site-packages or the project), so the
+# process's own frames, whose text names the celery command line, count for nobody.
 CATEGORIES = (
-    ("psycopg", "psycopg"),
-    ("sqlalchemy", "sqlalchemy"),
-    ("redis", "/redis/"),
-    ("celery/kombu/billiard", ("celery", "kombu", "billiard", "amqp")),
-    ("httpx/httpcore/h11", ("httpx", "httpcore", "h11")),
-    ("marshmallow", "marshmallow"),
-    ("cryptography", ("cryptography", "crypto.py")),
-    ("json", "json/"),
-    ("relay's own code", "/worker/"),
+    ("psycopg", ("psycopg", "psycopg_binary")),
+    ("sqlalchemy", ("sqlalchemy",)),
+    ("redis", ("redis",)),
+    ("celery/kombu/billiard", ("celery", "kombu", "billiard", "amqp", "vine")),
+    ("httpx/httpcore/h11", ("httpx", "httpcore", "h11", "anyio")),
+    ("marshmallow", ("marshmallow",)),
+    ("cryptography", ("cryptography",)),
+    ("json", ("json",)),
+    ("relay's own code", ("worker", "web")),
 )
 FUNCTIONS = (
     ("quota (inclusive)", "worker/quota.py"),
     ("inbox drain (inclusive)", "worker/pipeline/inbox.py"),
     ("snapshots + outbox rows (inclusive)", ("snapshots.py", "create_deliveries")),
-    ("outbox delivery (inclusive)", "outbox.py (deliver"),
+    ("outbox delivery (inclusive)", ("send_own", "outbox.py (deliver")),
     ("salla client (inclusive)", "worker/platforms/salla"),
 )
 
@@ -463,9 +530,9 @@ def profiling(side: Side, options: Options) -> Iterator[None]:
     try:
         yield
     finally:
-        for spy in spies:
-            spy.send_signal(2)
-            spy.wait(timeout=60)
+        for process in spies:
+            process.send_signal(2)
+            process.wait(timeout=60)
         (options.profile / f"{side.name}-summary.txt").write_text(
             summarize_profile([Path(f"{raw}.{pid}") for pid in side.worker_pids])
         )
@@ -473,7 +540,7 @@ def profiling(side: Side, options: Options) -> Iterator[None]:
 
 def summarize_profile(files: list[Path]) -> str:
     """Shares of the samples of threads holding the GIL (``--gil``): Python on CPU."""
-    busy, by_kind = 0, {kind: 0 for kind, _ in CATEGORIES}
+    busy, by_kind = 0, {kind: 0 for kind, _ in CATEGORIES} | {"standard library, other": 0}
     by_function: dict[str, int] = {}
     for path in files:
         for line in path.read_text().splitlines() if path.exists() else []:
@@ -481,10 +548,10 @@ def summarize_profile(files: list[Path]) -> str:
             if not count.isdigit():
                 continue
             busy += int(count)
-            frames = stack.split(";")
-            kind = next((k for f in reversed(frames) for k, m in CATEGORIES if _has(f, m)), None)
-            if kind:
-                by_kind[kind] += int(count)
+            frames = [frame for frame in stack.split(";") if not frame.startswith("process ")]
+            package = _package(frames[-1]) if frames else ""
+            kind = next((k for k, packages in CATEGORIES if package in packages), None)
+            by_kind[kind or "standard library, other"] += int(count)
             for label, match in FUNCTIONS:
                 if any(_has(frame, match) for frame in frames):
                     by_function[label] = by_function.get(label, 0) + int(count)
@@ -492,6 +559,12 @@ def summarize_profile(files: list[Path]) -> str:
     lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_kind.items()]
     lines += [f"  {k:<36}{100 * n / max(busy, 1):5.1f} %" for k, n in by_function.items()]
     return "\n".join(lines)
+
+
+def _package(frame: str) -> str:
+    """``json`` of ``loads (json/__init__.py:346)``; ``socket.py`` of a module at the top."""
+    where = frame.rpartition(" (")[2]
+    return where.split("/", 1)[0] if "/" in where else where.partition(":")[0]
 
 
 def _has(frame: str, match: str | tuple[str, ...]) -> bool:
@@ -562,7 +635,7 @@ def run_relay(options: Options, api: str, sink: SinkServer, directory: Path) -> 
         lines = relay_workers(options)
         pids = [stack.enter_context(running(line, env, log)).pid for line in lines]
         wait_until_up(web, port, log)
-        side = Side("relay", web.pid, pids, port, dsn, directory / "counts")
+        side = Side("relay", web.pid, pids, port, dsn, directory / "counts", MACHINE)
         outcome = measure(side, options, sink, api)
         return Outcome(**{**asdict(outcome), "commands": [" ".join(c[2:]) for c in lines]})
 
@@ -585,7 +658,7 @@ def run_naive(options: Options, api: str, sink: SinkServer, directory: Path) -> 
         )
         pid = stack.enter_context(running(worker, env, log)).pid
         wait_until_up(web, port, log)
-        outcome = measure(Side("naive", web.pid, [pid], port), options, sink, api)
+        outcome = measure(Side("naive", web.pid, [pid], port, machine=MACHINE), options, sink, api)
         return Outcome(**{**asdict(outcome), "commands": [" ".join(worker[2:])]})
 
 
@@ -608,6 +681,7 @@ def shipped_default() -> int:
 
 
 LOCK_KEY = "relay:bench-worker-session"
+MACHINE: Machine | None = None  # set in main(), once the API stand-in runs
 
 
 @contextmanager
@@ -644,6 +718,11 @@ def render(outcomes: list[Outcome], options: Options) -> str:
         )
     for o in outcomes:
         lines.append(f"  {o.side}: {' | '.join(o.commands)}")
+    for o in outcomes:
+        if o.machine:
+            parts = " + ".join(f"{k} {v:.1f}" for k, v in o.machine.items() if k != "total")
+            lines.append(f"  {o.side}: cores {100 * o.busy:.0f} % busy; CPU ms per refresh, "
+                         f"all processes {o.machine['total']:.1f} = {parts}")  # fmt: skip
     by = {o.side: o for o in outcomes}
     if "relay" in by and "naive" in by and by["naive"].rate:
         relay, naive = by["relay"], by["naive"]
@@ -671,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     api_process.start()
     ready.wait(60)
+    global MACHINE
+    MACHINE = Machine(api_process.pid) if api_process.pid else None
     api = f"http://127.0.0.1:{api_port}"
     outcomes = []
     try:
