@@ -10,9 +10,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings, load_settings
@@ -46,6 +47,25 @@ class Runtime:
     def transaction(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:
             yield session
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for work that is one statement, or statements that each stand
+        alone: on PostgreSQL each commits by itself (no ``BEGIN`` and ``COMMIT`` round
+        trips around it, a third of a one-statement transaction's CPU); on SQLite,
+        which takes its write lock at ``BEGIN``, they run in one transaction."""
+        if self._autocommit is None:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._autocommit.connect() as connection:
+            yield connection
+
+    @cached_property
+    def _autocommit(self) -> Engine | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 _lock = threading.Lock()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -63,11 +63,17 @@ def finish(session: Session, delivery_id: str, number: int, answer: Answer, now:
     """Record how attempt ``number`` ended (even when a later one has begun meanwhile:
     the answer came late, but it is the answer). An ops retry starts the numbers again
     (``worker.ops.deliveries``): the newest row of that number is this attempt's."""
-    execute(session, _FINISH, {
+    execute(session, FINISH, finish_params(delivery_id, number, answer, now))
+
+
+def finish_params(delivery_id: str, number: int, answer: Answer, now: datetime) -> dict[str, Any]:
+    """``FINISH``'s parameters (``delivery`` and ``at`` are shared with the statements
+    it is combined with, ``worker.pipeline.outbox``)."""
+    return {
         "delivery": delivery_id, "nth": number, "at": now, "outcome_": answer.outcome,
         "code": answer.status_code, "error_": scrub_error(answer.error),
         "took": answer.duration_ms,
-    })  # fmt: skip
+    }  # fmt: skip
 
 
 _NEWEST = (
@@ -75,7 +81,7 @@ _NEWEST = (
     .where(_ATTEMPTS.c.delivery_id == bindparam("delivery"))
     .where(_ATTEMPTS.c.number == bindparam("nth"))
 )
-_FINISH = (
+FINISH = (
     update(_ATTEMPTS)
     .where(_ATTEMPTS.c.id == _NEWEST.scalar_subquery())
     .values(

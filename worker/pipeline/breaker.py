@@ -73,7 +73,7 @@ def resume(session: Session, sink_id: int) -> bool:
 
 
 _SINKS = cast(Table, Sink.__table__)
-_SUCCEEDED = (  # built once: every delivered attempt runs it
+SUCCEEDED = (  # built once: every delivered attempt runs it
     update(_SINKS)
     .where(_SINKS.c.id == bindparam("sink"))
     .where(
@@ -87,11 +87,21 @@ _SUCCEEDED = (  # built once: every delivered attempt runs it
 )
 
 
+def success_params(sink_id: int, now: datetime) -> dict[str, Any]:
+    """``SUCCEEDED``'s parameters (``at`` is shared with the statements it is combined
+    with, ``worker.pipeline.outbox``)."""
+    return {"sink": sink_id, "at": now, "since": now - LAST_SUCCESS_RESOLUTION}
+
+
+def closes_breaker(sink: Sink) -> bool:
+    """Whether a success of ``sink``'s would close its breaker (``note_success``)."""
+    return sink.paused_by == BREAKER
+
+
 def note_success(session: Session, sink: Sink, now: datetime) -> bool:
     """A delivered attempt: the count starts again. True when it closed the breaker."""
-    since = now - LAST_SUCCESS_RESOLUTION
-    execute(session, _SUCCEEDED, {"sink": sink.id, "at": now, "since": since})
-    if sink.paused_by != BREAKER:
+    execute(session, SUCCEEDED, success_params(sink.id, now))
+    if not closes_breaker(sink):
         return False
     closing = update(Sink).where(Sink.id == sink.id, Sink.paused_by == BREAKER)
     return bool(rows_changed(session, closing.values(**UNPAUSED)))

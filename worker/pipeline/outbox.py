@@ -435,14 +435,61 @@ def _conclude(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> 
     """Record an attempt's outcome on the delivery, its attempt row and its sink, in one
     transaction; return what to enqueue (its retry, or what the sink's health released)."""
     now, delivery = utcnow(), claimed.delivery
-    with runtime.transaction() as session:
-        retry = _set_status(session, delivery, verdict, now)
-        attempts.finish(session, delivery.id, delivery.attempts, verdict.answer, now)
-        threshold = runtime.settings.breaker_failures
-        held = holding.account(session, threshold, claimed.sink, claimed.probe_at, verdict, now)
+    if _plainly_delivered(runtime, claimed, verdict):
+        _record_delivered(runtime, claimed, verdict, now)
+        retry, held = [], None
+    else:
+        with runtime.transaction() as session:
+            retry = _set_status(session, delivery, verdict, now)
+            attempts.finish(session, delivery.id, delivery.attempts, verdict.answer, now)
+            threshold = runtime.settings.breaker_failures
+            sink, probing = claimed.sink, claimed.probe_at
+            held = holding.account(session, threshold, sink, probing, verdict, now)
     kind = claimed.sink.kind if claimed.sink else "removed"
     metrics.delivery_attempt(kind, verdict.answer.outcome, created_at=delivery.created_at)
     return retry if held is None else held
+
+
+def _plainly_delivered(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> bool:
+    """The common outcome, on PostgreSQL: delivered, not a probe, to a sink whose
+    breaker it cannot close. Its three writes then go as one statement."""
+    sink = claimed.sink
+    return (
+        verdict.status == DELIVERED
+        and verdict.health == verdicts.SUCCESS
+        and claimed.probe_at is None
+        and sink is not None
+        and not breaker.closes_breaker(sink)
+        and runtime.engine.dialect.name == "postgresql"
+    )
+
+
+def _record_delivered(
+    runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict, now: datetime
+) -> None:
+    """What the transaction of ``_conclude`` writes for a delivered attempt — the final
+    status (``_set_final``), the attempt's answer (``attempts.finish``) and the sink's
+    success (``breaker.note_success``) — in one statement that commits by itself: the
+    two others are data-modifying CTEs of the delivery's UPDATE, all or none. Five round
+    trips (BEGIN, three UPDATEs, COMMIT) become one."""
+    assert claimed.sink is not None
+    delivery, answer = claimed.delivery, verdict.answer
+    values: dict[str, Any] = {"status": DELIVERED, "last_error": scrub_error(answer.error),
+                              "delivered_at": datetime.now(UTC)}  # fmt: skip
+    if answer.status_code is not None:
+        values["last_status_code"] = answer.status_code
+    params = {f"{name}_": value for name, value in values.items()}
+    params |= attempts.finish_params(delivery.id, delivery.attempts, answer, now)
+    params |= breaker.success_params(claimed.sink.id, now)
+    with runtime.statement() as connection:
+        connection.execute(_delivered_in_one(frozenset(values)), params)
+
+
+@functools.cache
+def _delivered_in_one(columns: frozenset[str]) -> Update:
+    finished = attempts.FINISH.returning(attempts.FINISH.table.c.id).cte("finished_attempt")
+    healthy = breaker.SUCCEEDED.returning(breaker.SUCCEEDED.table.c.id).cte("sink_success")
+    return _finishing(columns).add_cte(finished, healthy)
 
 
 def _set_status(

@@ -153,6 +153,8 @@ class ClaimedJob:
 
 
 _JOBS = cast(Table, RefreshJob.__table__)
+_STORES = cast(Table, Store.__table__)
+_STORE_PREFIX = "store__"  # the job has a store_id of its own
 _CLAIM = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
@@ -160,15 +162,35 @@ _CLAIM = (
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
     .returning(*[_JOBS.c[name] for name in ClaimedJob.__dataclass_fields__])
 )
+# The claim and the job's store in one statement (UPDATE … FROM, PostgreSQL and SQLite):
+# what a refresh reads of its store, as of its claim.
+_CLAIM_WITH_STORE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
+    .where(_JOBS.c.due_at <= bindparam("latest"), _JOBS.c.store_id == _STORES.c.id)
+    .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
+    .returning(
+        *[_JOBS.c[name] for name in ClaimedJob.__dataclass_fields__],
+        *[column.label(_STORE_PREFIX + column.name) for column in _STORES.c],
+    )
+)
+_STORE = select(_STORES).where(_STORES.c.id == bindparam("store"))
+_FETCHED_AT = select(CustomerPoints.fetched_at).where(
+    CustomerPoints.store_id == bindparam("store"),
+    CustomerPoints.customer_id == bindparam("customer"),
+)
+
+
+def _claim_params(job_id: int) -> dict[str, object]:
+    now = utcnow()
+    return {"job": job_id, "latest": now + timedelta(seconds=1), "at": now}
 
 
 def claim(session: Session, job_id: int) -> ClaimedJob | None:
     """The job, now ours; None when it is not due, taken, or already answered.
 
     One ``UPDATE … RETURNING`` of plain columns: no ORM object is loaded for it."""
-    now = utcnow()
-    params = {"job": job_id, "latest": now + timedelta(seconds=1), "at": now}
-    row = execute(session, _CLAIM, params).one_or_none()
+    row = execute(session, _CLAIM, _claim_params(job_id)).one_or_none()
     job = ClaimedJob(**row._mapping) if row is not None else None
     if job is None or job.slot == SOON:
         return job
@@ -179,13 +201,42 @@ def claim(session: Session, job_id: int) -> ClaimedJob | None:
     return job
 
 
+def claim_with_store(runtime: Runtime, job_id: int) -> tuple[ClaimedJob, Store] | None:
+    """``claim`` and the job's store (an object of no session), in one statement that
+    commits by itself (``Runtime.statement``). A crash after it leaves the job
+    ``working`` for the sweeper, as a crash after any claim does. A settle re-check or
+    reconciliation already answered is ended here, in a statement of its own.
+
+    SQLite's RETURNING names only the table it updates: there the claim and the
+    store's read are two statements of one transaction."""
+    if runtime.engine.dialect.name == "sqlite":
+        with runtime.transaction() as session:
+            job = claim(session, job_id)
+            row = execute(session, _STORE, {"store": job.store_id}).one() if job else None
+        return (job, Store(**row._mapping)) if job and row else None
+    with runtime.statement() as connection:
+        row = connection.execute(_CLAIM_WITH_STORE, _claim_params(job_id)).one_or_none()
+        if row is None:
+            return None
+        found = row._mapping
+        job = ClaimedJob(**{name: found[name] for name in ClaimedJob.__dataclass_fields__})
+        store = Store(**{c.name: found[_STORE_PREFIX + c.name] for c in _STORES.c})
+        if job.slot == SOON:
+            return job, store
+        key = {"store": job.store_id, "customer": job.customer_id}
+        if answered(job.slot, job.due_at, connection.execute(_FETCHED_AT, key).scalar()):
+            values = {"status": DONE, "last_error": ALREADY_FETCHED, "finished_at": utcnow()}
+            connection.execute(update(RefreshJob).where(RefreshJob.id == job_id).values(values))
+            return None
+        return job, store
+
+
 def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[outbox.Due]:
     """Fetch, compare, record. Returns deliveries to enqueue; raises ``Reschedule``."""
-    with runtime.transaction() as session:
-        job = claim(session, job_id)
-        store = _store(session, job.store_id) if job else None
-    if job is None or store is None:
+    claimed = claim_with_store(runtime, job_id)
+    if claimed is None:
         return []
+    job, store = claimed
     if store.status != ACTIVE:
         # The gate every platform shares: a paused, uninstalled or refused store makes no call.
         _finish(runtime, job_id, FAILED, stopped_reason(store))
@@ -216,17 +267,6 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     return deliveries
 
 
-def _store(session: Session, store_id: int) -> Store | None:
-    """The job's store, read as a row into an object of no session (what a refresh
-    reads of it; its writes, a token refresh's, go by id in their own transactions)."""
-    row = execute(session, _STORE, {"store": store_id}).one_or_none()
-    return Store(**row._mapping) if row is not None else None
-
-
-_STORES = cast(Table, Store.__table__)
-_STORE = select(_STORES).where(_STORES.c.id == bindparam("store"))
-
-
 def held_note(snapshot: PointsSnapshot) -> str:
     """Kept on a held job: the labels we could not classify, so ops can add them."""
     labels = ", ".join(snapshot.unknown_statuses)
@@ -250,8 +290,10 @@ class Reschedule(Exception):
 
 
 def _fetch(runtime: Runtime, platform: Platform, store: Store, customer_id: str) -> PointsSnapshot:
-    with runtime.sessions() as session:
-        ref = customers.platform_ref(runtime, session, store.id, customer_id)
+    ref = customer_id
+    if customers.is_pseudonym(customer_id):  # its address is read from the stored contact
+        with runtime.sessions() as session:
+            ref = customers.platform_ref(runtime, session, store.id, customer_id)
     context = StoreContext(runtime, store, platform.quotas, platform.default_api_base)
     fetched_at = utcnow()
     with http.calls_for(store.key):

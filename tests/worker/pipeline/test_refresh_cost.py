@@ -1,0 +1,74 @@
+"""What a webhook's refresh costs the database, statement by statement.
+
+A refresh's round trips to PostgreSQL are a large share of its CPU, on both sides
+of the connection (``bench/worker.py`` prints them per refresh). The claim and the
+delivered outcome each stand alone, one statement committed by itself; only the
+snapshot, which writes several tables that must agree, needs a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+
+from tests.pipeline_world import World
+from worker.pipeline import inbox, outbox, refresh
+from worker.storage.models import Delivery, DeliveryAttempt, Sink
+
+pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
+
+
+@dataclass
+class Seen:
+    alone: list[str] = field(default_factory=list)  # statements committed by themselves
+    in_transactions: list[str] = field(default_factory=list)
+    commits: int = 0
+
+
+@contextmanager
+def seen_by(engine: Engine) -> Iterator[Seen]:
+    seen = Seen()
+
+    def statement(connection: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        autocommit = bool(getattr(connection.connection.driver_connection, "autocommit", False))
+        (seen.alone if autocommit else seen.in_transactions).append(" ".join(sql.split()))
+
+    def commit(_connection: Any) -> None:
+        seen.commits += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+
+def test_on_postgresql_a_refresh_claims_and_concludes_in_a_statement_each(world: World[Any]) -> None:
+    if world.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes its write lock at BEGIN: every statement is in a transaction")
+    inbox_id = world.post("order.created")  # the customer the sandbox knows
+    (due,) = inbox.handle(world.runtime, world.platforms, inbox_id)
+    with seen_by(world.runtime.engine) as seen:
+        deliveries = refresh.run(world.runtime, world.platforms, due.job_id)
+        outbox.send_own(world.runtime, deliveries)
+    claim, outcome = seen.alone
+    assert claim.startswith("UPDATE refresh_jobs SET") and " FROM stores " in claim
+    assert outcome.startswith("WITH finished_attempt AS (UPDATE delivery_attempts")
+    assert "sink_success AS (UPDATE sinks" in outcome and "UPDATE deliveries SET" in outcome
+    assert seen.commits == 1  # the snapshot's
+    assert len(seen.in_transactions) <= 7
+    (delivery,) = world.rows(Delivery)
+    (attempt,) = world.rows(DeliveryAttempt)
+    (sink,) = world.rows(Sink)
+    assert (delivery.status, delivery.last_status_code, delivery.delivered_at is not None) == (
+        "delivered", 200, True)  # fmt: skip
+    assert (attempt.outcome, attempt.status_code, attempt.finished_at is not None) == (
+        "delivered", 200, True)  # fmt: skip
+    assert (sink.consecutive_failures, sink.last_success_at) == (0, attempt.finished_at)
