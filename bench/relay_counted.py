@@ -1,7 +1,8 @@
 """The relay's Celery app with SQL statements counted: ``celery -A relay_counted worker``.
 
 Used by bench/worker.py only. SQLAlchemy events count every statement sent
-(``before_cursor_execute``), every transaction begun and every pool checkout
+(``before_cursor_execute``), every transaction begun (not a statement committed by
+itself) and every pool checkout
 (each checkout is where a pre-ping, when enabled, costs one more round trip).
 Each process writes its counts to ``$RELAY_BENCH_COUNTS/<pid>.json`` four times
 a second; the bench sums the files.
@@ -32,8 +33,10 @@ def _statement(*_: Any) -> None:
     COUNTS["statements"] += 1
 
 
-def _begin(*_: Any) -> None:
-    COUNTS["transactions"] += 1
+def _begin(connection: Any) -> None:
+    # A statement on an autocommit connection (``Runtime.statement``) is no transaction.
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        COUNTS["transactions"] += 1
 
 
 def _checkout(*_: Any) -> None:

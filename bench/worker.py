@@ -390,12 +390,13 @@ class Machine:
     def read(self) -> dict[str, float]:
         mine = os.times()
         fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
+        idle, steal = fields[3] + fields[4], fields[7]  # idle + iowait; taken by the host
         return {
             "api": cpu_seconds(tree(self.api_pid)),
             "sink+senders": mine.user + mine.system,
             "redis": cpu_seconds([self.redis_pid]) if self.redis_pid else 0.0,
-            "busy": (sum(fields[:8]) - idle) / TICKS,
+            "busy": (sum(fields[:7]) - idle) / TICKS,
+            "steal": steal / TICKS,
             "all": sum(fields[:8]) / TICKS,
         }
 
@@ -409,6 +410,7 @@ def machine_share(
     shares = known | {name: spent[name] for name in ("api", "sink+senders", "redis")}
     shares["other"] = max(spent["busy"] - sum(shares.values()), 0.0)
     shares["total"] = spent["busy"]
+    shares["steal"] = spent["steal"]  # not in the total: the host ran someone else
     return shares, spent["busy"] / max(spent["all"], 1e-9)
 
 
@@ -720,7 +722,9 @@ def render(outcomes: list[Outcome], options: Options) -> str:
         lines.append(f"  {o.side}: {' | '.join(o.commands)}")
     for o in outcomes:
         if o.machine:
-            parts = " + ".join(f"{k} {v:.1f}" for k, v in o.machine.items() if k != "total")
+            mine = {k: v for k, v in o.machine.items() if k not in ("total", "steal")}
+            parts = " + ".join(f"{k} {v:.1f}" for k, v in mine.items())
+            parts += f"; stolen by the host {o.machine.get('steal', 0.0):.1f}"
             lines.append(f"  {o.side}: cores {100 * o.busy:.0f} % busy; CPU ms per refresh, "
                          f"all processes {o.machine['total']:.1f} = {parts}")  # fmt: skip
     by = {o.side: o for o in outcomes}
