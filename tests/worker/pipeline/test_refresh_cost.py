@@ -50,7 +50,7 @@ def seen_by(engine: Engine) -> Iterator[Seen]:
         event.remove(engine, "commit", commit)
 
 
-def test_on_postgresql_a_refresh_claims_and_concludes_in_a_statement_each(world: World[Any]) -> None:
+def test_on_postgresql_the_claim_and_the_outcome_are_a_statement_each(world: World[Any]) -> None:
     if world.runtime.engine.dialect.name != "postgresql":
         pytest.skip("SQLite takes its write lock at BEGIN: every statement is in a transaction")
     inbox_id = world.post("order.created")  # the customer the sandbox knows
