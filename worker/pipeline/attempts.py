@@ -50,12 +50,16 @@ def start(session: Session, delivery: Delivery, now: datetime) -> None:
             .where(DeliveryAttempt.delivery_id == delivery.id, DeliveryAttempt.outcome == SENDING)
             .values(outcome=INTERRUPTED)
         )
-    values = {"delivery_id": delivery.id, "sink_id": delivery.sink_id,
-              "number": delivery.attempts, "started_at": now, "outcome": SENDING}  # fmt: skip
-    execute(session, _INSERT, values)
+    execute(session, _INSERT, start_values(delivery, now))
 
 
-_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+def start_values(delivery: Delivery, now: datetime) -> dict[str, Any]:
+    """The ``sending`` attempt row ``start`` writes."""
+    return {"delivery_id": delivery.id, "sink_id": delivery.sink_id,
+            "number": delivery.attempts, "started_at": now, "outcome": SENDING}  # fmt: skip
+
+
+ATTEMPTS = _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 _INSERT = insert(_ATTEMPTS)
 
 

@@ -154,6 +154,9 @@ def _add(
     if taken:
         values |= {"status": SENDING, "attempts": 1, "claimed_at": now}
     delivery = Delivery(**values)
+    if alone and taken and session.get_bind().dialect.name == "postgresql":
+        _insert_taken(session, delivery, values, now)
+        return [Taken(delivery.id, countdown, Claimed(delivery, sink), recipient)]
     if alone:
         execute(session, _INSERT_DELIVERY, values)
     else:
@@ -162,6 +165,26 @@ def _add(
         attempts.start(session, delivery, now)
         return [Taken(delivery.id, countdown, Claimed(delivery, sink), recipient)]
     return [] if delivery.deferred else [Due(delivery.id, countdown)]
+
+
+def _insert_taken(
+    session: Session, delivery: Delivery, values: dict[str, Any], now: datetime
+) -> None:
+    """PostgreSQL: a delivery written claimed and its first attempt row
+    (``attempts.start``) in one statement, the delivery's INSERT a data-modifying CTE
+    of the attempt's (its foreign key is checked at the statement's end)."""
+    params = {f"d_{name}": value for name, value in values.items()}
+    params |= {f"a_{name}": value for name, value in attempts.start_values(delivery, now).items()}
+    execute(session, _insert_taken_statement(frozenset(values)), params)
+
+
+@functools.cache
+def _insert_taken_statement(columns: frozenset[str]) -> Any:
+    table = attempts.ATTEMPTS
+    delivery = insert(_DELIVERIES).values({n: bindparam(f"d_{n}") for n in sorted(columns)})
+    names = ("delivery_id", "sink_id", "number", "started_at", "outcome")
+    attempt = insert(table).values({name: bindparam(f"a_{name}") for name in names})
+    return attempt.add_cte(delivery.cte("new_delivery"))
 
 
 def _held(sink: Sink, now: datetime) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
-from worker.storage.models import CustomerPoints, PointsChange, Store, utcnow
+from worker.storage.models import CustomerPoints, PointsChange, Sink, Store, utcnow
 from worker.storage.upsert import execute, insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,9 @@ def apply_snapshot(
     if before and before.fetched_at and before.fetched_at > snapshot.fetched_at:
         log.info("store %s customer %s: older fetch discarded", store.key, customer_id)
         return []
-    contact = _write(runtime, session, row, snapshot)
     kinds = change_kinds(before, snapshot)
     if not kinds:
+        _write(runtime, session, row, snapshot)
         return []
     payload = change_payload(
         platform=store.platform,
@@ -49,11 +49,45 @@ def apply_snapshot(
         "store_id": store.id, "customer_id": customer_id, "kinds": kinds,
         "before": payload["before"], "after": payload["after"], "created_at": utcnow(),
     }  # fmt: skip
-    change_id = execute(session, _ADD_CHANGE, change).scalar_one()
+    if session.get_bind().dialect.name == "postgresql" and not _holds_objects(session):
+        contact, change_id, sinks = _write_change_read_sinks(
+            runtime, session, row, snapshot, change
+        )
+    else:
+        contact = _write(runtime, session, row, snapshot)
+        change_id = execute(session, _ADD_CHANGE, change).scalar_one()
+        sinks = None
     recipient = outbox.Recipient(
         outbox.store_info(store), CustomerContact(**contact), snapshot.excluded
     )
-    return outbox.create_deliveries(session, store, change_id, payload, recipient=recipient)
+    return outbox.create_deliveries(
+        session, store, change_id, payload, sinks=sinks, recipient=recipient
+    )
+
+
+def _holds_objects(session: Session) -> bool:
+    return bool(session.identity_map or session.new or session.deleted)
+
+
+def _write_change_read_sinks(
+    runtime: Runtime,
+    session: Session,
+    row: Row[Any],
+    snapshot: PointsSnapshot,
+    change: dict[str, Any],
+) -> tuple[dict[str, Any], int | None, list[Sink]]:
+    """PostgreSQL: ``_write``, ``_ADD_CHANGE`` and ``outbox.enabled_sinks`` in one
+    statement — the snapshot's UPDATE and the change's INSERT as data-modifying CTEs
+    of the SELECT of the store's enabled sinks, each row of which carries the change's
+    id. Three round trips of the snapshot's transaction become one. A store with no
+    enabled sink gets no row back, and then needs no change id either."""
+    contact, values = _written(runtime, row, snapshot)
+    params = {"store": row.store_id, "customer": row.customer_id}
+    params |= {f"p_{name}": value for name, value in values.items()}
+    params |= {f"c_{name}": value for name, value in change.items()}
+    found = session.connection().execute(_WRITE_CHANGE_SINKS, params).all()
+    sinks = [Sink(**{c.name: r._mapping[c.name] for c in _SINKS.c}) for r in found]
+    return contact, (found[0]._mapping["change_id"] if found else None), sinks
 
 
 # The refresh's own statements on plain rows (no ORM objects): each costs about half.
@@ -164,6 +198,16 @@ def _write(
     runtime: Runtime, session: Session, row: Row[Any], snapshot: PointsSnapshot
 ) -> dict[str, Any]:
     """Store ``snapshot`` on the row; the customer's contact as now kept (decrypted)."""
+    contact, values = _written(runtime, row, snapshot)
+    key = {"store": row.store_id, "customer": row.customer_id}
+    execute(session, _WRITE_POINTS, key | values)
+    return contact
+
+
+def _written(
+    runtime: Runtime, row: Row[Any], snapshot: PointsSnapshot
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The customer's contact as now kept (decrypted), and the row's new values."""
     contact = _merged(runtime, row, snapshot.contact)
     values = {
         "available": snapshot.available, "pending": snapshot.pending, "used": snapshot.used,
@@ -172,6 +216,26 @@ def _write(
         "excluded": snapshot.excluded, "fetched_at": snapshot.fetched_at,
         "contact": runtime.cipher.seal(contact),
     }  # fmt: skip
-    key = {"store": row.store_id, "customer": row.customer_id}
-    execute(session, _WRITE_POINTS, key | values)
-    return contact
+    return contact, values
+
+
+_WRITTEN = ("available", "pending", "used", "next_expiry_at", "next_expiry_points", "tier",
+            "excluded", "fetched_at", "contact")  # fmt: skip
+_SINKS = cast(Table, Sink.__table__)
+_CHANGE_COLUMNS = ("store_id", "customer_id", "kinds", "before", "after", "created_at")
+_ADDED_CHANGE = (
+    insert(_CHANGES)
+    .values({name: bindparam(f"c_{name}") for name in _CHANGE_COLUMNS})
+    .returning(_CHANGES.c.id)
+    .cte("added_change")
+)
+_WRITE_CHANGE_SINKS = (
+    select(*_SINKS.c, select(_ADDED_CHANGE.c.id).scalar_subquery().label("change_id"))
+    .where(_SINKS.c.store_id == bindparam("store"), _SINKS.c.enabled)
+    .add_cte(
+        update(_POINTS)
+        .where(*_POINTS_KEY)
+        .values({name: bindparam(f"p_{name}") for name in _WRITTEN})
+        .cte("written_points")
+    )
+)

@@ -3,7 +3,9 @@
 A refresh's round trips to PostgreSQL are a large share of its CPU, on both sides
 of the connection (``bench/worker.py`` prints them per refresh). The claim and the
 delivered outcome each stand alone, one statement committed by itself; only the
-snapshot, which writes several tables that must agree, needs a transaction.
+snapshot, which writes several tables that must agree, needs a transaction, of
+four statements: the job marked done, the customer's row locked, the row written
+with the change added and the sinks read, the delivery written with its attempt.
 """
 
 from __future__ import annotations
@@ -63,7 +65,13 @@ def test_on_postgresql_the_claim_and_the_outcome_are_a_statement_each(world: Wor
     assert outcome.startswith("WITH finished_attempt AS (UPDATE delivery_attempts")
     assert "sink_success AS (UPDATE sinks" in outcome and "UPDATE deliveries SET" in outcome
     assert seen.commits == 1  # the snapshot's
-    assert len(seen.in_transactions) <= 7
+    done, locked, written, delivery_row = seen.in_transactions
+    assert done.startswith("UPDATE refresh_jobs SET status=")
+    assert locked.startswith("SELECT customer_points.") and locked.endswith("FOR UPDATE")
+    assert written.startswith("WITH written_points AS (UPDATE customer_points")
+    assert "added_change AS (INSERT INTO points_changes" in written and "FROM sinks" in written
+    assert delivery_row.startswith("WITH new_delivery AS (INSERT INTO deliveries")
+    assert "INSERT INTO delivery_attempts" in delivery_row
     (delivery,) = world.rows(Delivery)
     (attempt,) = world.rows(DeliveryAttempt)
     (sink,) = world.rows(Sink)
