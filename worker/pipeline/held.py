@@ -20,14 +20,15 @@ HELD_ONLY = text(HELD_PREDICATE)
 def needing_attention(session: Session, read: int = READ_CAP) -> dict[int, int]:
     """Store id → customers whose latest refresh was held (unknown labels), for ops.
 
-    A customer stops needing attention once a later fetch of theirs is applied
-    (their snapshot's ``fetched_at`` is newer than the held job). Held jobs are
-    never deleted (retention keeps them for an operator), so the newest ``read``
-    of them are looked at, no more: a backward range of the partial index
+    A customer stops needing attention once a later fetch of theirs is applied:
+    that refresh marks their earlier held jobs done (``refresh.RESOLVED``), and a
+    snapshot's ``fetched_at`` newer than a held job answers it too. Unresolved held
+    jobs are never deleted (retention keeps them for an operator), so the newest
+    ``read`` of them are looked at, no more: a backward range of the partial index
     ``ix_refresh_held`` (held rows only, index-only) and, for each, a probe of
     its snapshot's primary key — a correlated subquery, so that the planner
     cannot hash the whole ``customer_points`` table instead. Past ``read`` held
-    jobs the counts are at least these.
+    jobs still unresolved the counts are at least these.
     """
     return {store_id: count for store_id, count in session.execute(needing_attention_query(read))}
 

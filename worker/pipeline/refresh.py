@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, case, exists, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, http, metrics, quota
@@ -34,6 +45,7 @@ from worker.errors import (
 )
 from worker.pipeline import outbox
 from worker.pipeline.held import HELD as HELD
+from worker.pipeline.held import HELD_ONLY
 from worker.pipeline.held import needing_attention as needing_attention  # its old home
 from worker.pipeline.snapshots import apply_snapshot
 from worker.platforms.base import Platform
@@ -259,7 +271,7 @@ def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[o
     with runtime.transaction() as session:
         # Marked done first: the UPDATE locks the job's row as a locking read would,
         # and commits only with the snapshot and its outbox rows.
-        if not _done(session, job_id):
+        if not _done(session, job, snapshot):
             return []  # the customer was forgotten meanwhile (``worker.privacy``)
         deliveries = apply_snapshot(runtime, session, store, job.customer_id, snapshot)
     if job.slot == SOON:  # settle re-checks wait on purpose: not a webhook's latency
@@ -340,10 +352,20 @@ def _finish(runtime: Runtime, job_id: int, status: str, reason: str | None) -> N
             _log_failed(session, job_id, reason)
 
 
-def _done(session: Session, job_id: int) -> bool:
-    changed = execute(session, _DONE, {"job": job_id, "at": utcnow()})
+def _done(session: Session, job: ClaimedJob, snapshot: PointsSnapshot) -> bool:
+    """Mark the job done, and the customer's held jobs this fetch answers resolved
+    (on PostgreSQL in the same statement, a data-modifying CTE: no round trip of its
+    own); False when the job is gone."""
+    params = {"job": job.id, "at": utcnow(), "store": job.store_id,
+              "customer": job.customer_id, "fetched": snapshot.fetched_at}  # fmt: skip
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    changed = execute(session, _DONE_RESOLVING if on_postgresql else _DONE, params)
     assert isinstance(changed, CursorResult)
-    return changed.rowcount == 1
+    if changed.rowcount != 1:
+        return False
+    if not on_postgresql:
+        execute(session, _RESOLVE_HELD, params)
+    return True
 
 
 _DONE = (
@@ -351,6 +373,20 @@ _DONE = (
     .where(_JOBS.c.id == bindparam("job"))
     .values(status=DONE, last_error=None, finished_at=bindparam("at"))
 )
+# A held job (unknown labels: nothing applied) is answered by a fetch of the same
+# customer that began after it was held and was applied: the customer no longer
+# needs attention, and the row may go with retention like any finished one. Its
+# note is kept behind the word that says so.
+RESOLVED = "resolved by a later fetch"
+_RESOLVE_HELD = (
+    update(_JOBS)
+    .where(_JOBS.c.store_id == bindparam("store"), _JOBS.c.customer_id == bindparam("customer"))
+    .where(HELD_ONLY, _JOBS.c.finished_at <= bindparam("fetched"))  # ix_refresh_held_customer
+    .values(
+        status=DONE, last_error=literal(f"{RESOLVED}; ") + func.coalesce(_JOBS.c.last_error, "")
+    )
+)
+_DONE_RESOLVING = _DONE.add_cte(_RESOLVE_HELD.cte("resolved_held"))
 
 
 def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:

@@ -132,6 +132,15 @@ class RefreshJob(Base):
             postgresql_where=text(HELD_PREDICATE),
             sqlite_where=text(HELD_PREDICATE),
         ),
+        # A customer's held jobs, which a later applied fetch resolves
+        # (``worker.pipeline.refresh``); as small as the held rows are few.
+        Index(
+            "ix_refresh_held_customer",
+            "store_id",
+            "customer_id",
+            postgresql_where=text(HELD_PREDICATE),
+            sqlite_where=text(HELD_PREDICATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -4,7 +4,8 @@ A refresh's round trips to PostgreSQL are a large share of its CPU, on both side
 of the connection (``bench/worker.py`` prints them per refresh). The claim and the
 delivered outcome each stand alone, one statement committed by itself; only the
 snapshot, which writes several tables that must agree, needs a transaction, of
-four statements: the job marked done, the customer's row locked, the row written
+four statements: the job marked done (with the customer's earlier held jobs
+resolved), the customer's row locked, the row written
 with the change added and the sinks read, the delivery written with its attempt.
 """
 
@@ -66,7 +67,8 @@ def test_on_postgresql_the_claim_and_the_outcome_are_a_statement_each(world: Wor
     assert "sink_success AS (UPDATE sinks" in outcome and "UPDATE deliveries SET" in outcome
     assert seen.commits == 1  # the snapshot's
     done, locked, written, delivery_row = seen.in_transactions
-    assert done.startswith("UPDATE refresh_jobs SET status=")
+    assert done.startswith("WITH resolved_held AS (UPDATE refresh_jobs SET status=")
+    assert ") UPDATE refresh_jobs SET status=" in done  # the job itself, done
     assert locked.startswith("SELECT customer_points.") and locked.endswith("FOR UPDATE")
     assert written.startswith("WITH written_points AS (UPDATE customer_points")
     assert "added_change AS (INSERT INTO points_changes" in written and "FROM sinks" in written

@@ -160,6 +160,13 @@ def upgrade() -> None:
             sqlite_where=sa.text(HELD),
         )
         batch_op.create_index(
+            "ix_refresh_held_customer",
+            ["store_id", "customer_id"],
+            unique=False,
+            postgresql_where=sa.text(HELD),
+            sqlite_where=sa.text(HELD),
+        )
+        batch_op.create_index(
             "uq_refresh_pending",
             ["store_id", "customer_id", "slot"],
             unique=True,
@@ -307,6 +314,9 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
         )
         batch_op.drop_index("ix_refresh_status_due")
+        batch_op.drop_index(
+            "ix_refresh_held_customer", postgresql_where=sa.text(HELD), sqlite_where=sa.text(HELD)
+        )
         batch_op.drop_index(
             "ix_refresh_held", postgresql_where=sa.text(HELD), sqlite_where=sa.text(HELD)
         )
