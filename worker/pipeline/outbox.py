@@ -456,7 +456,8 @@ def _outbound(delivery: Delivery, recipient: Recipient) -> OutboundDelivery:
 
 def _conclude(runtime: Runtime, claimed: Claimed, verdict: verdicts.Verdict) -> list[Due]:
     """Record an attempt's outcome on the delivery, its attempt row and its sink, in one
-    transaction; return what to enqueue (its retry, or what the sink's health released)."""
+    transaction (a plain delivery on PostgreSQL: in one statement, ``_record_delivered``);
+    return what to enqueue (its retry, or what the sink's health released)."""
     now, delivery = utcnow(), claimed.delivery
     if _plainly_delivered(runtime, claimed, verdict):
         _record_delivered(runtime, claimed, verdict, now)

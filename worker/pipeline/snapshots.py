@@ -15,7 +15,7 @@ from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
 from worker.storage.models import CustomerPoints, PointsChange, Sink, Store, utcnow
-from worker.storage.upsert import execute, insert_ignore, insert_ignore_many
+from worker.storage.upsert import execute, holds_objects, insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def apply_snapshot(
         "store_id": store.id, "customer_id": customer_id, "kinds": kinds,
         "before": payload["before"], "after": payload["after"], "created_at": utcnow(),
     }  # fmt: skip
-    if session.get_bind().dialect.name == "postgresql" and not _holds_objects(session):
+    if session.get_bind().dialect.name == "postgresql" and not holds_objects(session):
         contact, change_id, sinks = _write_change_read_sinks(
             runtime, session, row, snapshot, change
         )
@@ -63,10 +63,6 @@ def apply_snapshot(
     return outbox.create_deliveries(
         session, store, change_id, payload, sinks=sinks, recipient=recipient
     )
-
-
-def _holds_objects(session: Session) -> bool:
-    return bool(session.identity_map or session.new or session.deleted)
 
 
 def _write_change_read_sinks(

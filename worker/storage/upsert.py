@@ -88,6 +88,11 @@ def execute(
 
     ``params`` go with a statement built once (``bindparam``): building one costs
     about as much again as running it."""
-    if session.identity_map or session.new or session.deleted:
+    if holds_objects(session):
         return session.execute(statement, params)
     return session.connection().execute(statement, params)
+
+
+def holds_objects(session: Session) -> bool:
+    """Whether the session has objects a statement on its connection could miss."""
+    return bool(session.identity_map or session.new or session.deleted)
