@@ -498,11 +498,8 @@ def _record_delivered(
     trips (BEGIN, three UPDATEs, COMMIT) become one."""
     assert claimed.sink is not None
     delivery, answer = claimed.delivery, verdict.answer
-    values: dict[str, Any] = {"status": DELIVERED, "last_error": scrub_error(answer.error),
-                              "delivered_at": datetime.now(UTC)}  # fmt: skip
-    if answer.status_code is not None:
-        values["last_status_code"] = answer.status_code
-    params = {f"{name}_": value for name, value in values.items()}
+    values = _final_values(_outcome_values(verdict))
+    params = _final_params(values, delivery.id)
     params |= attempts.finish_params(delivery.id, delivery.attempts, answer, now)
     params |= breaker.success_params(claimed.sink.id, now)
     with runtime.statement() as connection:
@@ -520,10 +517,7 @@ def _set_status(
     session: Session, delivery: Delivery, verdict: verdicts.Verdict, now: datetime
 ) -> list[Due]:
     """The delivery's new status; its retry when it has one (a claim still held)."""
-    answer = verdict.answer
-    values: dict[str, Any] = {"status": verdict.status, "last_error": scrub_error(answer.error)}
-    if answer.status_code is not None:
-        values["last_status_code"] = answer.status_code
+    values = _outcome_values(verdict)
     if verdict.status != RETRYING:
         _set_final(session, delivery, values)
         return []
@@ -539,13 +533,32 @@ def _set_status(
 
 def _set_final(session: Session, delivery: Delivery, values: dict[str, Any]) -> None:
     """Delivered, dead or skipped, unless it already is one of them (a dead one logged once)."""
-    if values["status"] == DELIVERED:
-        values["delivered_at"] = datetime.now(UTC)
-    params = {f"{name}_": value for name, value in values.items()} | {"delivery": delivery.id}
-    changed = execute(session, _finishing(frozenset(values)), params)
+    values = _final_values(values)
+    changed = execute(session, _finishing(frozenset(values)), _final_params(values, delivery.id))
     assert isinstance(changed, CursorResult)
     if changed.rowcount and values["status"] == DEAD:
         _log_dead(session, delivery, values["last_error"])
+
+
+def _outcome_values(verdict: verdicts.Verdict) -> dict[str, Any]:
+    """The delivery's columns an attempt's answer sets, whatever its status."""
+    answer = verdict.answer
+    values: dict[str, Any] = {"status": verdict.status, "last_error": scrub_error(answer.error)}
+    if answer.status_code is not None:
+        values["last_status_code"] = answer.status_code
+    return values
+
+
+def _final_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` for a final status: a delivered one with its time."""
+    if values["status"] != DELIVERED:
+        return values
+    return values | {"delivered_at": datetime.now(UTC)}
+
+
+def _final_params(values: dict[str, Any], delivery_id: str) -> dict[str, Any]:
+    """``_finishing``'s parameters for ``values``."""
+    return {f"{name}_": value for name, value in values.items()} | {"delivery": delivery_id}
 
 
 @functools.cache
