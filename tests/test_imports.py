@@ -221,3 +221,24 @@ def test_it_loads_no_sandbox_in_the_web_app_or_the_worker() -> None:
 
 def test_it_would_see_a_sandbox_module_loaded() -> None:
     assert loaded_sandbox_modules("import worker.sandbox.capture") != []
+
+
+def test_the_worker_loads_every_platform_client_before_it_forks_its_pool() -> None:
+    """The main process's ``worker_init`` loads what each pool process would otherwise
+    import on its own first event and first fetch (``worker.platforms.warm``)."""
+    from worker.platforms import API_MODULES, REGISTRY
+
+    wanted = [*API_MODULES, *(spec.partition(":")[0] for spec in REGISTRY.values())]
+    probe = (
+        "import json, sys\nfrom celery.signals import worker_init\nimport worker.celery_app\n"
+        f"before = [m for m in {wanted!r} if m in sys.modules]\n"
+        "worker_init.send(sender=None)\n"
+        f"print(json.dumps([before, [m for m in {wanted!r} if m not in sys.modules]]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    before, missing = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before != wanted  # the signal, not the import of the app, loads them
+    assert missing == []

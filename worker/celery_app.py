@@ -106,9 +106,10 @@ celery_metrics.connect()
 
 @worker_init.connect
 def _before_the_pool(**_: Any) -> None:
-    from worker import sinks  # the worker's main process only: the web never loads sinks
+    from worker import platforms, sinks  # the worker's main process only: never the web
 
     sinks.warm()
+    platforms.warm()
 
 
 @worker_process_init.connect

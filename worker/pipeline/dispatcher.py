@@ -48,7 +48,7 @@ from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.runtime import Runtime
 from worker.storage.models import Delivery, RefreshJob, Store
-from worker.storage.upsert import execute
+from worker.storage.upsert import execute, one_of
 
 # Refresh jobs one store may have handed out and unfinished at once, however large its
 # budget, and of those how many may wait in the broker unclaimed: what another store's
@@ -242,7 +242,7 @@ def _store_jobs_due() -> ColumnElement[bool]:
     job = RefreshJob
     return and_(
         job.store_id == bindparam("store"),
-        job.status.in_(refresh.WAITING),
+        one_of(job.status, refresh.WAITING),
         job.due_at <= bindparam("now"),
         _undispatched(job.dispatched_at, job.due_at, bindparam("lease")),
     )
@@ -256,7 +256,7 @@ def _first_refresh_waiting() -> ColumnElement[bool]:
         first.store_id == RefreshJob.store_id,
         first.customer_id == RefreshJob.customer_id,
         first.slot == refresh.SOON,
-        first.status.in_((*refresh.WAITING, refresh.WORKING)),
+        one_of(first.status, (*refresh.WAITING, refresh.WORKING)),
     )
 
 
@@ -298,7 +298,7 @@ def hand_out_deliveries_now(
 def _due_delivery(now: datetime, lease: datetime) -> ColumnElement[bool]:
     row = Delivery
     return and_(
-        row.status.in_((outbox.PENDING, outbox.RETRYING)),
+        one_of(row.status, (outbox.PENDING, outbox.RETRYING)),
         row.next_attempt_at <= now,
         _undispatched(row.dispatched_at, row.next_attempt_at, lease),
     )

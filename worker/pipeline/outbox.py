@@ -51,7 +51,7 @@ from worker.sinks import UnknownSinkKind, get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.base import Sink as SinkAdapter
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
-from worker.storage.upsert import execute, rows_changed
+from worker.storage.upsert import execute, one_of, rows_changed
 
 log = logging.getLogger(__name__)
 
@@ -564,7 +564,7 @@ def _final_params(values: dict[str, Any], delivery_id: str) -> dict[str, Any]:
 @functools.cache
 def _finishing(columns: frozenset[str]) -> Update:
     """The final UPDATE for a set of columns, built once per set (a handful in all)."""
-    unfinished = _DELIVERIES.c.status.in_((*WAITING, SENDING))
+    unfinished = one_of(_DELIVERIES.c.status, (*WAITING, SENDING))
     statement = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery"), unfinished)
     return statement.values({name: bindparam(f"{name}_") for name in sorted(columns)})
 

@@ -53,7 +53,13 @@ from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
-from worker.storage.upsert import execute, insert_ignore, insert_ignore_returning, rows_changed
+from worker.storage.upsert import (
+    execute,
+    insert_ignore,
+    insert_ignore_returning,
+    one_of,
+    rows_changed,
+)
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
 log = logging.getLogger(__name__)
@@ -169,7 +175,7 @@ _STORES = cast(Table, Store.__table__)
 _STORE_PREFIX = "store__"  # the job has a store_id of its own
 _CLAIM = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
+    .where(_JOBS.c.id == bindparam("job"), one_of(_JOBS.c.status, WAITING))
     .where(_JOBS.c.due_at <= bindparam("latest"))
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
     .returning(*[_JOBS.c[name] for name in ClaimedJob.__dataclass_fields__])
@@ -178,7 +184,7 @@ _CLAIM = (
 # what a refresh reads of its store, as of its claim.
 _CLAIM_WITH_STORE = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status.in_(WAITING))
+    .where(_JOBS.c.id == bindparam("job"), one_of(_JOBS.c.status, WAITING))
     .where(_JOBS.c.due_at <= bindparam("latest"), _JOBS.c.store_id == _STORES.c.id)
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
     .returning(

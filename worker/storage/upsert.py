@@ -4,12 +4,12 @@ every dedupe in the service (inbox, coalesced refresh jobs, budgets)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, Result, Table
+from sqlalchemy import ColumnElement, CursorResult, Executable, Result, Table, literal
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.storage.models import Base
 
@@ -96,3 +96,13 @@ def execute(
 def holds_objects(session: Session) -> bool:
     """Whether the session has objects a statement on its connection could miss."""
     return bool(session.identity_map or session.new or session.deleted)
+
+
+def one_of(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """``column IN (…)`` for a fixed list of constants (statuses), each its own bound
+    parameter of the statement. ``column.in_(values)`` binds the list as one
+    "expanding" parameter instead, which SQLAlchemy renders into the SQL text again
+    at every execution: a tenth of a claim's CPU, for a list that never changes."""
+    return column.in_([literal(value, type_=column.type) for value in values])

@@ -82,3 +82,23 @@ def test_on_postgresql_the_claim_and_the_outcome_are_a_statement_each(world: Wor
     assert (attempt.outcome, attempt.status_code, attempt.finished_at is not None) == (
         "delivered", 200, True)  # fmt: skip
     assert (sink.consecutive_failures, sink.last_success_at) == (0, attempt.finished_at)
+
+
+def test_the_hot_statements_render_their_sql_once(world: World[Any]) -> None:
+    """A constant list (``status IN ('pending', 'retrying')``) bound as one expanding
+    parameter would be rendered into the SQL text again at every execution; the
+    claim's, the dispatcher's and the delivery's outcome's lists are plain binds."""
+    from sqlalchemy.dialects import postgresql
+
+    from worker.pipeline import dispatcher
+
+    statements = {
+        "claim": refresh._CLAIM,
+        "claim with store": refresh._CLAIM_WITH_STORE,
+        "choose jobs": dispatcher._CHOOSE_JOBS,
+        "final update": outbox._finishing(frozenset({"status"})),
+    }
+    for name, statement in statements.items():
+        sql = str(statement.compile(dialect=postgresql.dialect()))
+        assert "IN (" in sql, name
+        assert "POSTCOMPILE" not in sql, name

@@ -31,6 +31,7 @@ and only here:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -58,6 +59,7 @@ STATUS_KINDS: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # a store's history repeats a handful of labels
 def status_kind(label: str) -> str | None:
     """The kind of a status label, or None when we do not know it."""
     return STATUS_KINDS.get(" ".join(label.split()).casefold())
@@ -73,21 +75,38 @@ def store_zone(name: str) -> ZoneInfo:
 def snapshot_from_entries(
     entries: Iterable[PointsEntry], *, timezone: str, now: datetime
 ) -> PointsSnapshot:
+    """The rules above, in one pass over the history (each entry's kind and local
+    expiry worked out once)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     zone = store_zone(timezone)
-    history = [(entry, status_kind(entry.status)) for entry in entries]
-    live = [e for e, kind in history if kind == CONFIRMED and _unexpired(e, zone, now)]
-    available = max(ZERO, _sum(entry.points_left for entry in live))
-    next_expiry_at, expiring = _next_expiry(live, zone)
+    available = pending = used = ZERO
+    dated: list[tuple[datetime, Decimal]] = []  # live entries with points left and an expiry
+    unknown: set[str] = set()
+    for entry in entries:
+        used += entry.used_points
+        kind = status_kind(entry.status)
+        if kind == CONFIRMED:
+            expiry = local_expiry(entry, zone)
+            if expiry is None or expiry > now:
+                left = entry.points - entry.used_points
+                available += left
+                if left > 0 and expiry is not None:
+                    dated.append((expiry, left))
+        elif kind == PENDING:
+            pending += entry.points
+        elif kind is None:
+            unknown.add(entry.status.strip()[:LABEL_LIMIT])
+    available = max(ZERO, available)
+    next_expiry_at, expiring = _next_expiry(dated)
     return PointsSnapshot(
         available=available,
-        pending=_sum(entry.points for entry, kind in history if kind == PENDING),
-        used=_sum(entry.used_points for entry, _ in history),
+        pending=pending,
+        used=used,
         next_expiry_at=next_expiry_at,
         next_expiry_points=min(expiring, available),
         tier=None,
-        unknown_statuses=_unknown_labels(entry for entry, kind in history if kind is None),
+        unknown_statuses=tuple(sorted(unknown)),
     )
 
 
@@ -100,25 +119,12 @@ def local_expiry(entry: PointsEntry, zone: ZoneInfo) -> datetime | None:
     return entry.expiry_date.astimezone(zone)
 
 
-def _unexpired(entry: PointsEntry, zone: ZoneInfo, now: datetime) -> bool:
-    expiry = local_expiry(entry, zone)
-    return expiry is None or expiry > now
-
-
-def _next_expiry(live: Sequence[PointsEntry], zone: ZoneInfo) -> tuple[datetime | None, Decimal]:
-    dated = [
-        (expiry, entry.points_left)
-        for entry in live
-        if entry.points_left > 0 and (expiry := local_expiry(entry, zone)) is not None
-    ]
+def _next_expiry(dated: Sequence[tuple[datetime, Decimal]]) -> tuple[datetime | None, Decimal]:
+    """The earliest expiry, and the points left that expire on its local calendar day."""
     if not dated:
         return None, ZERO
     first = min(expiry for expiry, _ in dated)
     return first, _sum(left for expiry, left in dated if expiry.date() == first.date())
-
-
-def _unknown_labels(entries: Iterable[PointsEntry]) -> tuple[str, ...]:
-    return tuple(sorted({entry.status.strip()[:LABEL_LIMIT] for entry in entries}))
 
 
 def _sum(values: Iterable[Decimal]) -> Decimal:

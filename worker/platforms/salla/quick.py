@@ -31,6 +31,7 @@ from worker.platforms.salla.schemas import (
     wall_clock,
 )
 
+_SHORT = 10**18  # an integer within this is an id of ours as it stands (``external_id``)
 _NUMBER = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
 
 
@@ -64,21 +65,22 @@ def read_page(document: Any) -> PointsPage | None:
 def _entry(raw: Any) -> PointsEntry:
     if type(raw) is not dict or "points" not in raw:
         raise _Unsure
-    status = raw.get("status")
+    get = raw.get
+    status = get("status")
     if type(status) is not str:
         raise _Unsure
-    used = raw.get("used_points")
+    used = get("used_points")
     return PointsEntry(
-        name=_text(raw.get("name")) or "",
+        name=_text(get("name")) or "",
         points=_decimal(raw["points"]),
         used_points=ZERO if used is None else _decimal(used) or ZERO,
         status=status,
-        created_at=_wall_clock(raw.get("created_at")),
-        expiry_date=_wall_clock(raw.get("expiry_date")),
-        order_id=_external_id(raw.get("order_id")),
-        reference_id=_external_id(raw.get("reference_id")),
-        used_at=_date_text(raw.get("used_at")),
-        notes=_text(raw.get("notes")),
+        created_at=_wall_clock(get("created_at")),
+        expiry_date=_wall_clock(get("expiry_date")),
+        order_id=_external_id(get("order_id")),
+        reference_id=_external_id(get("reference_id")),
+        used_at=_date_text(get("used_at")),
+        notes=_text(get("notes")),
     )
 
 
@@ -120,6 +122,8 @@ def _text(value: Any) -> str | None:
 
 
 def _external_id(value: Any) -> str | None:
+    if type(value) is int and -_SHORT < value < _SHORT:  # Salla's ids: the usual case
+        return str(value)
     if value is None or type(value) in (int, str):
         return external_id(value)
     raise _Unsure
