@@ -44,6 +44,7 @@ RETRY_AFTER = 30
 Answer = tuple[str, Response]  # (outcome counted, response)
 BODY_OUTCOMES = {413: "too_large", 408: "too_slow", 400: "bad_framing"}
 LOOKUP_TTL = 10.0
+LOAD_WAIT = 5.0  # seconds a request waits on another's lookup of its store
 
 
 class StoreLookupCache:
@@ -51,27 +52,57 @@ class StoreLookupCache:
 
     Only stores that exist are cached: an event that finds none is parked until
     its store registers (``worker.pipeline.inbox_rows.WAITING``), and a cached "unknown" would
-    keep parking the events that follow an install for as long as it lived."""
+    keep parking the events that follow an install for as long as it lived.
+
+    One load per store at a time: requests that miss while a load for their store is
+    under way wait for its answer instead of each running their own. A spike sends a
+    store's webhooks together, so without this nearly every one of them missed (the
+    first answer was not back yet) and the lookups were a third of the receiver's CPU.
+    A load that fails leaves each waiting request to load for itself."""
 
     def __init__(self, load: Callable[[str], StoreSecrets | None], ttl: float = LOOKUP_TTL):
         self._load, self._ttl = load, ttl
         self._entries: dict[str, tuple[float, StoreSecrets | None]] = {}
+        self._loading: dict[str, _Load] = {}
         self._lock = threading.Lock()
 
     def __call__(self, external_id: str) -> StoreSecrets | None:
         now = time.monotonic()
         with self._lock:
             cached = self._entries.get(external_id)
-        if cached and cached[0] > now:
-            return cached[1]
-        value = self._load(external_id)
-        if value is None:
-            return None
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[external_id] = (now + self._ttl, value)
+            if cached and cached[0] > now:
+                return cached[1]
+            running = self._loading.get(external_id)
+            if running is None:
+                running = self._loading[external_id] = _Load()
+                leading = True
+            else:
+                leading = False
+        if not leading:
+            if running.done.wait(LOAD_WAIT) and running.loaded:
+                return running.value
+            return self._load(external_id)  # the load failed or hangs: our own
+        try:
+            running.value = value = self._load(external_id)
+            running.loaded = True
+        finally:
+            with self._lock:
+                del self._loading[external_id]
+                if running.loaded and running.value is not None:
+                    if len(self._entries) > 10_000:
+                        self._entries.clear()
+                    self._entries[external_id] = (now + self._ttl, running.value)
+            running.done.set()
         return value
+
+
+class _Load:
+    """A store's lookup under way, and its answer once there is one."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.loaded = False
+        self.value: StoreSecrets | None = None
 
 
 class Receiver:
