@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 log = logging.getLogger(__name__)
 HKDF_SALT = b"loyalty-relay"
 HKDF_INFO = b"RELAY_SECRET_KEY credentials v2"
+KEPT = 4096  # opened credentials and sink configs a process remembers (``open_kept``)
 
 
 class CredentialsError(ValueError):
@@ -51,6 +53,7 @@ class Cipher:
         current = [Fernet(fernet_key(key)) for key in keys]
         legacy = [Fernet(_legacy_sha256_key(key)) for key in keys]
         self._fernet = MultiFernet(current + legacy)
+        self._kept = functools.lru_cache(maxsize=KEPT)(self._opened_json)
 
     def seal(self, values: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())
@@ -60,6 +63,18 @@ class Cipher:
             return {}
         opened: dict[str, Any] = json.loads(self.open_bytes(token, "stored credentials"))
         return opened
+
+    def open_kept(self, token: bytes | None) -> dict[str, Any]:
+        """``open`` for a store's credentials and a sink's config: values every refresh
+        of the store reads again, remembered per process by their sealed bytes (a
+        changed value is sealed anew, so it is never answered from memory). Spares a
+        refresh two decryptions, about a twentieth of its CPU. A customer's contact
+        is opened with ``open``, each time: it is read once and not kept. The dict is
+        a copy; what it holds is shared, read it only."""
+        return dict(self._kept(token)) if token else {}
+
+    def _opened_json(self, token: bytes) -> dict[str, Any]:
+        return self.open(token)
 
     def seal_bytes(self, data: bytes) -> bytes:
         """Raw bytes (an inbox body) sealed as they are: no JSON round trip."""

@@ -144,7 +144,7 @@ class StoreContext:
             settings.broker_url, settings.database_url, runtime.transaction
         )
         self._version = store.token_version
-        self._credentials = runtime.cipher.open(store.credentials)
+        self._credentials = runtime.cipher.open_kept(store.credentials)
         self._reloaded = False
 
     def credentials(self) -> dict[str, Any]:
@@ -207,7 +207,7 @@ class StoreContext:
         if store.token_version == self._version:
             return False
         self._version = store.token_version
-        self._credentials = self.runtime.cipher.open(store.credentials)
+        self._credentials = self.runtime.cipher.open_kept(store.credentials)
         self._reloaded = True
         return True
 

@@ -80,3 +80,40 @@ def test_production_accepts_a_fernet_key_or_a_long_passphrase(tmp_path: Path, ke
 def test_the_generated_development_key_is_a_fernet_key(tmp_path: Path) -> None:
     key = load_settings({"RELAY_DATA_DIR": str(tmp_path)}).secret_key
     Fernet(key.encode())
+
+
+class CountedFernet:
+    """The cipher's own MultiFernet, counting what it decrypts."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.decrypted = inner, 0
+
+    def decrypt(self, token: bytes) -> bytes:
+        self.decrypted += 1
+        return self.inner.decrypt(token)  # type: ignore[attr-defined, no-any-return]
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self.inner.encrypt(data)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_kept_values_are_decrypted_once_per_sealed_value() -> None:
+    cipher = Cipher(generate_key())
+    counted = CountedFernet(cipher._fernet)
+    cipher._fernet = counted  # type: ignore[assignment]
+    sealed = cipher.seal({"access_token": "t-1", "webhook_secrets": ["s"]})
+    first = cipher.open_kept(sealed)
+    first["access_token"] = "changed by a caller"
+    assert cipher.open_kept(sealed) == {"access_token": "t-1", "webhook_secrets": ["s"]}
+    assert counted.decrypted == 1
+    resealed = cipher.seal({"access_token": "t-2"})  # a refreshed token is sealed anew
+    assert cipher.open_kept(resealed) == {"access_token": "t-2"}
+    assert counted.decrypted == 2
+    assert cipher.open(sealed)["access_token"] == "t-1"  # ``open`` decrypts every time
+    assert counted.decrypted == 3
+    assert cipher.open_kept(None) == {} and cipher.open_kept(b"") == {}
+
+
+def test_a_kept_value_sealed_with_another_key_is_refused_like_open() -> None:
+    sealed = Cipher(generate_key()).seal({"access_token": "t"})
+    with pytest.raises(CredentialsError):
+        Cipher(generate_key()).open_kept(sealed)

@@ -399,7 +399,7 @@ def _send(
 
 def make_sink(runtime: Runtime, sink: Sink) -> SinkAdapter:
     """The sink adapter for a row: decrypted config, and the one context every sink gets."""
-    return _adapter_class(sink)(runtime.cipher.open(sink.config), sink_context(runtime))
+    return _adapter_class(sink)(runtime.cipher.open_kept(sink.config), sink_context(runtime))
 
 
 def sink_context(runtime: Runtime) -> SinkContext:
