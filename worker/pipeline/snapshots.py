@@ -115,7 +115,7 @@ def remember_contact(
 ) -> None:
     """Keep what an event says about reaching the customer, without a snapshot yet."""
     row = _locked_row(session, store_id, customer_id)
-    row.contact = runtime.cipher.seal(_merged(runtime, row, contact))
+    _keep_contact(runtime, row, contact)
 
 
 def remember_contacts(
@@ -136,16 +136,26 @@ def remember_contacts(
     )
     rows = {(row.store_id, row.customer_id): row for row in session.scalars(query)}
     for store_id, customer_id, contact in contacts:
-        row = rows[store_id, customer_id]
-        row.contact = runtime.cipher.seal(_merged(runtime, row, contact))
+        _keep_contact(runtime, rows[store_id, customer_id], contact)
+
+
+def _keep_contact(runtime: Runtime, row: CustomerPoints, contact: CustomerContact) -> None:
+    """Merge what the event says into the row's contact; a contact it leaves as it was
+    is not sealed again, so a customer's every later order writes nothing here."""
+    known = runtime.cipher.open(row.contact)
+    merged = known | _fresh(contact)
+    if merged != known or not row.contact:
+        row.contact = runtime.cipher.seal(merged)
 
 
 def _merged(
     runtime: Runtime, row: CustomerPoints | Row[Any], contact: CustomerContact
 ) -> dict[str, Any]:
-    known = runtime.cipher.open(row.contact)
-    fresh = {key: value for key, value in asdict(contact).items() if value}
-    return known | fresh
+    return runtime.cipher.open(row.contact) | _fresh(contact)
+
+
+def _fresh(contact: CustomerContact) -> dict[str, Any]:
+    return {key: value for key, value in asdict(contact).items() if value}
 
 
 def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:

@@ -102,3 +102,20 @@ def test_the_contact_rows_of_a_chunk_are_locked_in_key_order(world: SallaWorld) 
         inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
     [locking] = [s for s in statements if "customer_points" in s and "FOR UPDATE" in s]
     assert "ORDER BY customer_points.store_id, customer_points.customer_id" in locking
+
+
+def test_a_contact_an_event_leaves_as_it_was_is_not_written_again(world: SallaWorld) -> None:
+    """Fernet seals with a fresh IV each time: unchanged bytes mean nothing was written."""
+    customer = {"id": 9001, "email": "same@example.com"}
+    world.post("order.created", id=1, customer=customer)
+    inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
+    [before] = world.rows(CustomerPoints)
+    world.post("order.created", id=2, customer=customer)  # a drained chunk
+    inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
+    world.process(world.post("order.created", id=3, customer=customer))  # one by one
+    [after] = world.rows(CustomerPoints)
+    assert after.contact == before.contact
+    world.post("order.created", id=4, customer={**customer, "email": "new@example.com"})
+    inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
+    [changed] = world.rows(CustomerPoints)
+    assert world.runtime.cipher.open(changed.contact)["email"] == "new@example.com"
