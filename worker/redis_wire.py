@@ -7,7 +7,9 @@ top cost each web worker about 8.5 MB (``bench/web_memory.py``) for that, so
 the web speaks the protocol itself: RESP2 requests and replies over one
 socket (TCP, TLS for ``rediss://``, or a Unix socket), ``AUTH`` and ``SELECT``
 from the URL, timeouts on connect and on every read. Under gevent the socket
-is cooperative. Anything a worker does with Redis goes through Celery/kombu.
+is cooperative. A worker's dispatcher pushes its batches of messages through it
+too (``worker.dispatch.enqueue_chunks``: one round trip for a dispatch's
+messages); everything else a worker does with Redis goes through Celery/kombu.
 
 Errors: ``WireError`` for a refused command (Redis's ``-ERR …``), ``OSError``
 (``ConnectionError``, ``TimeoutError``) when Redis cannot be reached; after

@@ -82,8 +82,8 @@ def dispatch_due(rung: bool = False) -> int:
     return len(handed)
 
 
-def _publish(name: str, row_ids: Sequence[int | str]) -> None:
-    dispatch.enqueue_many(app, name, row_ids)
+def _publish(chunks: Sequence[dispatch.Chunk]) -> None:
+    dispatch.enqueue_chunks(app, runtime.current().settings.broker_url, chunks)
 
 
 @shared_task(name=dispatch.REFRESH_POINTS, acks_late=True, soft_time_limit=90, time_limit=120)

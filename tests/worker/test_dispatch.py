@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,37 @@ def test_the_drain_is_the_message_celery_would_send(
     for key in ("content-type", "content-encoding"):
         assert ours[key] == celerys[key]
     assert ours["properties"]["delivery_info"] == celerys["properties"]["delivery_info"]
+
+
+def test_a_dispatchs_messages_are_celerys_and_go_in_one_push_in_order(
+    broker: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """What ``enqueue_chunks`` pushes is what ``send_task`` would have sent, each chunk
+    its own message, taken from the queue in the order given; a real worker runs them
+    in ``tests/test_end_to_end.py`` (every refresh there is handed out this way)."""
+    app = publisher(redis_url, tmp_path)
+    app.send_task(dispatch.REFRESH_MANY, args=([1, 2],), queue="refresh", retry=False)
+    [celerys] = [json.loads(m) for m in broker.lrange("refresh", 0, -1)]
+    broker.delete("refresh")
+    chunks = [(dispatch.REFRESH_MANY, [1, 2]), (dispatch.REFRESH_MANY, [3]),
+              (dispatch.DELIVER_MANY, ["d-1"])]  # fmt: skip
+    dispatch.enqueue_chunks(app, redis_url, chunks)
+    taken = [json.loads(broker.rpop("refresh") or b"{}") for _ in range(2)]
+    [delivery] = [json.loads(m) for m in broker.lrange("deliveries", 0, -1)]
+    assert [m["headers"]["task"] for m in taken] == [dispatch.REFRESH_MANY] * 2
+    assert delivery["headers"]["task"] == dispatch.DELIVER_MANY
+    bodies = [json.loads(base64.b64decode(m["body"]))[0] for m in (*taken, delivery)]
+    assert bodies == [[[1, 2]], [[3]], [["d-1"]]]
+    ours = taken[0]
+    assert ours["body"] == celerys["body"]
+    assert set(ours["headers"]) == set(celerys["headers"]) | {dispatch.SENT_AT}
+    assert ours["headers"]["argsrepr"] == celerys["headers"]["argsrepr"] == "([1, 2],)"
+    assert ours["properties"]["delivery_info"] == celerys["properties"]["delivery_info"]
+    for key in ("content-type", "content-encoding"):
+        assert ours[key] == celerys[key]
+
+
+def test_a_push_that_cannot_reach_redis_says_so(tmp_path: Path) -> None:
+    app = publisher(DOWN, tmp_path)
+    with pytest.raises(dispatch.BrokerUnavailable):
+        dispatch.enqueue_chunks(app, DOWN, [(dispatch.REFRESH_MANY, [1])])

@@ -63,7 +63,8 @@ DELIVERY_BATCH = 500  # deliveries handed out per run
 DISPATCH_LOCK = 0x72656C6179  # the advisory lock one run holds ("relay")
 DELIVER_CHUNK = 50  # deliveries per relay.deliver_many message
 
-Publish = Callable[[str, Sequence[int | str]], None]
+# Publishes a run's messages, all or none: (task name, the row ids of one message) each.
+Publish = Callable[[Sequence[tuple[str, Sequence[int | str]]]], None]
 
 
 @dataclass
@@ -290,8 +291,7 @@ def hand_out_deliveries_now(
         values = {"dispatched_at": now, "deferred": False}
         due = _due_delivery(now, lease)
         ids = _mark(session, Delivery, Delivery.id, list(delivery_ids), due, values)
-        for chunk in _chunks(ids, DELIVER_CHUNK):
-            publish(DELIVER_MANY, chunk)
+        publish([(DELIVER_MANY, chunk) for chunk in _chunks(ids, DELIVER_CHUNK)])
     return ids
 
 
@@ -350,7 +350,6 @@ def _chunks(ids: Sequence[Any], size: int) -> list[list[Any]]:
 
 
 def _publish(handed: Handed, publish: Publish) -> None:
-    for chunk in handed.refreshes:
-        publish(REFRESH_MANY, chunk)
-    for deliveries in _chunks(handed.deliveries, DELIVER_CHUNK):
-        publish(DELIVER_MANY, deliveries)
+    refreshes = [(REFRESH_MANY, chunk) for chunk in handed.refreshes]
+    deliveries = [(DELIVER_MANY, ids) for ids in _chunks(handed.deliveries, DELIVER_CHUNK)]
+    publish(refreshes + deliveries)

@@ -38,9 +38,9 @@ class Published:
         self.messages: list[tuple[str, list[Any]]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, name: str, ids: Sequence[int | str]) -> None:
+    def __call__(self, chunks: Sequence[tuple[str, Sequence[int | str]]]) -> None:
         with self._lock:
-            self.messages.append((name, list(ids)))
+            self.messages += [(name, list(ids)) for name, ids in chunks]
 
     def ids(self) -> list[Any]:
         return [row_id for _, ids in self.messages for row_id in ids]
