@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from worker.pipeline.states import SENDING
 from worker.scrub import scrub_error
+from worker.storage import plain
 from worker.storage.models import Delivery, DeliveryAttempt
 from worker.storage.upsert import execute
 
@@ -85,7 +86,7 @@ _NEWEST = (
     .where(_ATTEMPTS.c.delivery_id == bindparam("delivery"))
     .where(_ATTEMPTS.c.number == bindparam("nth"))
 )
-FINISH = (
+FINISH = plain.hot(
     update(_ATTEMPTS)
     .where(_ATTEMPTS.c.id == _NEWEST.scalar_subquery())
     .values(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from worker import backoff
 from worker.errors import RelayError, TransientError
 from worker.quota import RateLimited
+from worker.storage import plain
 from worker.storage.models import Sink
 from worker.storage.upsert import execute, rows_changed
 
@@ -73,7 +74,7 @@ def resume(session: Session, sink_id: int) -> bool:
 
 
 _SINKS = cast(Table, Sink.__table__)
-SUCCEEDED = (  # built once: every delivered attempt runs it
+SUCCEEDED = plain.hot(  # built once: every delivered attempt runs it
     update(_SINKS)
     .where(_SINKS.c.id == bindparam("sink"))
     .where(

@@ -47,6 +47,7 @@ from worker.pipeline.schedule import CALLS_PER_REFRESH
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.runtime import Runtime
+from worker.storage import plain
 from worker.storage.models import Delivery, RefreshJob, Store
 from worker.storage.upsert import execute, one_of
 
@@ -263,7 +264,7 @@ def _first_refresh_waiting() -> ColumnElement[bool]:
 
 # Chosen first, then marked by id: a locking sub-select inside the UPDATE may be re-run
 # by PostgreSQL and see rows this very statement changed (see ``_mark``).
-_CHOOSE_JOBS = (
+_CHOOSE_JOBS = plain.hot(
     select(RefreshJob.id)
     .where(_store_jobs_due())
     .where(or_(RefreshJob.slot == refresh.SOON, ~_first_refresh_waiting()))

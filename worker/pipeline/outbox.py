@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, Update, bindparam, insert, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker import metrics, reactions
@@ -50,8 +50,9 @@ from worker.scrub import scrub_error
 from worker.sinks import UnknownSinkKind, get_sink
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.base import Sink as SinkAdapter
+from worker.storage import plain
 from worker.storage.models import CustomerPoints, Delivery, Sink, Store, utcnow
-from worker.storage.upsert import execute, one_of, rows_changed
+from worker.storage.upsert import execute, one_of, rows_changed, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ def enabled_sinks(session: Session, store_id: int) -> list[Sink]:
     return [Sink(**row._mapping) for row in rows]
 
 
-_ENABLED_SINKS = select(_SINKS).where(_SINKS.c.store_id == bindparam("store"), _SINKS.c.enabled)
+_ENABLED_SINKS = plain.hot(
+    select(_SINKS).where(_SINKS.c.store_id == bindparam("store"), _SINKS.c.enabled)
+)
 _INSERT_DELIVERY = insert(_DELIVERIES)
 
 
@@ -184,7 +187,7 @@ def _insert_taken_statement(columns: frozenset[str]) -> Any:
     delivery = insert(_DELIVERIES).values({n: bindparam(f"d_{n}") for n in sorted(columns)})
     names = ("delivery_id", "sink_id", "number", "started_at", "outcome")
     attempt = insert(table).values({name: bindparam(f"a_{name}") for name in names})
-    return attempt.add_cte(delivery.cte("new_delivery"))
+    return plain.hot(attempt.add_cte(delivery.cte("new_delivery")))
 
 
 def _held(sink: Sink, now: datetime) -> bool:
@@ -503,14 +506,14 @@ def _record_delivered(
     params |= attempts.finish_params(delivery.id, delivery.attempts, answer, now)
     params |= breaker.success_params(claimed.sink.id, now)
     with runtime.statement() as connection:
-        connection.execute(_delivered_in_one(frozenset(values)), params)
+        plain.execute(connection, _delivered_in_one(frozenset(values)), params)
 
 
 @functools.cache
 def _delivered_in_one(columns: frozenset[str]) -> Update:
     finished = attempts.FINISH.returning(attempts.FINISH.table.c.id).cte("finished_attempt")
     healthy = breaker.SUCCEEDED.returning(breaker.SUCCEEDED.table.c.id).cte("sink_success")
-    return _finishing(columns).add_cte(finished, healthy)
+    return plain.hot(_finishing(columns).add_cte(finished, healthy))
 
 
 def _set_status(
@@ -535,8 +538,7 @@ def _set_final(session: Session, delivery: Delivery, values: dict[str, Any]) -> 
     """Delivered, dead or skipped, unless it already is one of them (a dead one logged once)."""
     values = _final_values(values)
     changed = execute(session, _finishing(frozenset(values)), _final_params(values, delivery.id))
-    assert isinstance(changed, CursorResult)
-    if changed.rowcount and values["status"] == DEAD:
+    if rows_of(changed) and values["status"] == DEAD:
         _log_dead(session, delivery, values["last_error"])
 
 
@@ -566,7 +568,7 @@ def _finishing(columns: frozenset[str]) -> Update:
     """The final UPDATE for a set of columns, built once per set (a handful in all)."""
     unfinished = one_of(_DELIVERIES.c.status, (*WAITING, SENDING))
     statement = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery"), unfinished)
-    return statement.values({name: bindparam(f"{name}_") for name in sorted(columns)})
+    return plain.hot(statement.values({name: bindparam(f"{name}_") for name in sorted(columns)}))
 
 
 def _log_dead(session: Session, delivery: Delivery, reason: str | None) -> None:

@@ -23,7 +23,6 @@ from typing import cast
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     Table,
     bindparam,
     case,
@@ -52,6 +51,7 @@ from worker.platforms.base import Platform
 from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
+from worker.storage import plain
 from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
 from worker.storage.upsert import (
     execute,
@@ -59,6 +59,7 @@ from worker.storage.upsert import (
     insert_ignore_returning,
     one_of,
     rows_changed,
+    rows_of,
 )
 from worker.stores import ACTIVE, StoreContext, stopped_reason
 
@@ -173,7 +174,7 @@ class ClaimedJob:
 _JOBS = cast(Table, RefreshJob.__table__)
 _STORES = cast(Table, Store.__table__)
 _STORE_PREFIX = "store__"  # the job has a store_id of its own
-_CLAIM = (
+_CLAIM = plain.hot(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job"), one_of(_JOBS.c.status, WAITING))
     .where(_JOBS.c.due_at <= bindparam("latest"))
@@ -182,7 +183,7 @@ _CLAIM = (
 )
 # The claim and the job's store in one statement (UPDATE … FROM, PostgreSQL and SQLite):
 # what a refresh reads of its store, as of its claim.
-_CLAIM_WITH_STORE = (
+_CLAIM_WITH_STORE = plain.hot(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job"), one_of(_JOBS.c.status, WAITING))
     .where(_JOBS.c.due_at <= bindparam("latest"), _JOBS.c.store_id == _STORES.c.id)
@@ -192,10 +193,12 @@ _CLAIM_WITH_STORE = (
         *[column.label(_STORE_PREFIX + column.name) for column in _STORES.c],
     )
 )
-_STORE = select(_STORES).where(_STORES.c.id == bindparam("store"))
-_FETCHED_AT = select(CustomerPoints.fetched_at).where(
-    CustomerPoints.store_id == bindparam("store"),
-    CustomerPoints.customer_id == bindparam("customer"),
+_STORE = plain.hot(select(_STORES).where(_STORES.c.id == bindparam("store")))
+_FETCHED_AT = plain.hot(
+    select(CustomerPoints.fetched_at).where(
+        CustomerPoints.store_id == bindparam("store"),
+        CustomerPoints.customer_id == bindparam("customer"),
+    )
 )
 
 
@@ -233,7 +236,7 @@ def claim_with_store(runtime: Runtime, job_id: int) -> tuple[ClaimedJob, Store] 
             row = execute(session, _STORE, {"store": job.store_id}).one() if job else None
         return (job, Store(**row._mapping)) if job and row else None
     with runtime.statement() as connection:
-        row = connection.execute(_CLAIM_WITH_STORE, _claim_params(job_id)).one_or_none()
+        row = plain.execute(connection, _CLAIM_WITH_STORE, _claim_params(job_id)).one_or_none()
         if row is None:
             return None
         found = row._mapping
@@ -242,7 +245,7 @@ def claim_with_store(runtime: Runtime, job_id: int) -> tuple[ClaimedJob, Store] 
         if job.slot == SOON:
             return job, store
         key = {"store": job.store_id, "customer": job.customer_id}
-        if answered(job.slot, job.due_at, connection.execute(_FETCHED_AT, key).scalar()):
+        if answered(job.slot, job.due_at, plain.execute(connection, _FETCHED_AT, key).scalar()):
             values = {"status": DONE, "last_error": ALREADY_FETCHED, "finished_at": utcnow()}
             connection.execute(update(RefreshJob).where(RefreshJob.id == job_id).values(values))
             return None
@@ -366,15 +369,14 @@ def _done(session: Session, job: ClaimedJob, snapshot: PointsSnapshot) -> bool:
               "customer": job.customer_id, "fetched": snapshot.fetched_at}  # fmt: skip
     on_postgresql = session.get_bind().dialect.name == "postgresql"
     changed = execute(session, _DONE_RESOLVING if on_postgresql else _DONE, params)
-    assert isinstance(changed, CursorResult)
-    if changed.rowcount != 1:
+    if rows_of(changed) != 1:
         return False
     if not on_postgresql:
         execute(session, _RESOLVE_HELD, params)
     return True
 
 
-_DONE = (
+_DONE = plain.hot(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job"))
     .values(status=DONE, last_error=None, finished_at=bindparam("at"))
@@ -384,7 +386,7 @@ _DONE = (
 # needs attention, and the row may go with retention like any finished one. Its
 # note is kept behind the word that says so.
 RESOLVED = "resolved by a later fetch"
-_RESOLVE_HELD = (
+_RESOLVE_HELD = plain.hot(
     update(_JOBS)
     .where(_JOBS.c.store_id == bindparam("store"), _JOBS.c.customer_id == bindparam("customer"))
     .where(HELD_ONLY, _JOBS.c.finished_at <= bindparam("fetched"))  # ix_refresh_held_customer
@@ -392,7 +394,7 @@ _RESOLVE_HELD = (
         status=DONE, last_error=literal(f"{RESOLVED}; ") + func.coalesce(_JOBS.c.last_error, "")
     )
 )
-_DONE_RESOLVING = _DONE.add_cte(_RESOLVE_HELD.cte("resolved_held"))
+_DONE_RESOLVING = plain.hot(_DONE.add_cte(_RESOLVE_HELD.cte("resolved_held")))
 
 
 def _set(session: Session, job_id: int, status: str, reason: str | None) -> None:

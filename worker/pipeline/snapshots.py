@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
+from worker.storage import plain
 from worker.storage.models import CustomerPoints, PointsChange, Sink, Store, utcnow
 from worker.storage.upsert import execute, holds_objects, insert_ignore, insert_ignore_many
 
@@ -81,7 +82,7 @@ def _write_change_read_sinks(
     params = {"store": row.store_id, "customer": row.customer_id}
     params |= {f"p_{name}": value for name, value in values.items()}
     params |= {f"c_{name}": value for name, value in change.items()}
-    found = session.connection().execute(_WRITE_CHANGE_SINKS, params).all()
+    found = execute(session, _WRITE_CHANGE_SINKS, params).all()
     sinks = [Sink(**{c.name: r._mapping[c.name] for c in _SINKS.c}) for r in found]
     return contact, (found[0]._mapping["change_id"] if found else None), sinks
 
@@ -106,7 +107,7 @@ _POINTS_KEY = (
     _POINTS.c.store_id == bindparam("store"),
     _POINTS.c.customer_id == bindparam("customer"),
 )
-_LOCKED_POINTS = select(_POINTS).where(*_POINTS_KEY).with_for_update()
+_LOCKED_POINTS = plain.hot(select(_POINTS).where(*_POINTS_KEY).with_for_update())
 _WRITE_POINTS = update(_POINTS).where(*_POINTS_KEY)
 
 
@@ -235,7 +236,7 @@ _ADDED_CHANGE = (
     .returning(_CHANGES.c.id)
     .cte("added_change")
 )
-_WRITE_CHANGE_SINKS = (
+_WRITE_CHANGE_SINKS = plain.hot(
     select(*_SINKS.c, select(_ADDED_CHANGE.c.id).scalar_subquery().label("change_id"))
     .where(_SINKS.c.store_id == bindparam("store"), _SINKS.c.enabled)
     .add_cte(

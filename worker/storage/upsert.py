@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, CursorResult, Executable, Result, Table, l
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from worker.storage import plain
 from worker.storage.models import Base
 
 
@@ -90,7 +91,15 @@ def execute(
     about as much again as running it."""
     if holds_objects(session):
         return session.execute(statement, params)
+    if isinstance(params, Mapping):  # a statement marked ``plain`` may go on the driver's path
+        return plain.execute(session.connection(), statement, params)
     return session.connection().execute(statement, params)
+
+
+def rows_of(result: Result[Any]) -> int:
+    """How many rows the statement of ``result`` changed (either path of ``execute``)."""
+    assert isinstance(result, CursorResult | plain.PlainResult)
+    return result.rowcount
 
 
 def holds_objects(session: Session) -> bool:
