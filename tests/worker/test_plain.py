@@ -107,30 +107,37 @@ def test_the_driver_path_reads_what_sqlalchemy_reads(world: World[Any]) -> None:
     assert points[0].tzinfo is not None  # a UTC datetime, as ``UTCDateTime`` gives it
 
 
+def job_of(world: World[Any]) -> int:
+    (due,) = inbox.handle(world.runtime, world.platforms, world.post("order.created"))
+    return due.job_id
+
+
+_SET_STATUS = plain.hot(
+    update(RefreshJob).where(RefreshJob.id == bindparam("job")).values(status=bindparam("to"))
+)
+
+
 def test_an_update_says_how_many_rows_it_changed(world: World[Any]) -> None:
-    store_id, _ = refreshed(world)
-    renamed = plain.hot(
-        update(Store).where(Store.id == bindparam("store")).values(name=bindparam("name"))
-    )
-    with world.runtime.statement() as connection:
-        assert rows_of(plain.execute(connection, renamed, {"store": store_id, "name": "a"})) == 1
-        assert rows_of(plain.execute(connection, renamed, {"store": -1, "name": "b"})) == 0
+    job_id = job_of(world)
+    with heard(world.runtime.engine) as found, world.runtime.statement() as connection:
+        assert rows_of(plain.execute(connection, _SET_STATUS, {"job": job_id, "to": "a"})) == 1
+        assert rows_of(plain.execute(connection, _SET_STATUS, {"job": -1, "to": "b"})) == 0
+    assert len(found.before) == 2 and found.after == []  # the driver's path
 
 
 def test_a_failure_is_sqlalchemys_error_and_names_no_value(world: World[Any]) -> None:
-    store_id, _ = refreshed(world)
-    too_long = plain.hot(
-        update(Store).where(Store.id == bindparam("store")).values(status=bindparam("status"))
-    )
-    secret = "secret-" + "x" * 40  # stores.status is 20 characters at most
-    with world.runtime.engine.connect() as connection:
+    job_id = job_of(world)
+    secret = "secret-" + "x" * 40  # refresh_jobs.status is 20 characters at most
+    with heard(world.runtime.engine) as found, world.runtime.engine.connect() as connection:
         with pytest.raises(exc.DataError) as raised:
-            plain.execute(connection, too_long, {"store": store_id, "status": secret})
+            plain.execute(connection, _SET_STATUS, {"job": job_id, "to": secret})
         assert isinstance(raised.value.orig, psycopg.errors.StringDataRightTruncation)
         assert secret not in str(raised.value)
-        assert "UPDATE stores SET" in str(raised.value)
+        assert "[SQL parameters hidden due to hide_parameters=True]" in str(raised.value)
+        assert "UPDATE refresh_jobs SET" in str(raised.value)
         connection.rollback()
-        assert connection.execute(select(Store.status)).scalar() == "active"
+        assert connection.execute(select(RefreshJob.status)).scalar() == "pending"
+    assert found.after == [sql for sql in found.before if sql.startswith("SELECT")]
 
 
 def test_a_connection_the_server_dropped_is_invalidated(world: World[Any]) -> None:
@@ -150,9 +157,15 @@ def test_what_sqlalchemy_must_finish_keeps_its_path(world: World[Any]) -> None:
     store_id, _ = refreshed(world)
     listed = plain.hot(select(Store.id).where(Store.id.in_(bindparam("ids", expanding=True))))
     unmarked = select(Store.id).where(Store.id == bindparam("store"))
+    # stores.updated_at has an onupdate that SQLAlchemy computes at execution
+    renamed = plain.hot(
+        update(Store).where(Store.id == bindparam("store")).values(name=bindparam("name"))
+    )
     with heard(world.runtime.engine) as found, world.runtime.engine.connect() as connection:
         assert plain.execute(connection, listed, {"ids": [store_id, -1]}).scalars().all() == [
             store_id
         ]
         assert plain.execute(connection, unmarked, {"store": store_id}).scalar() == store_id
-    assert len(found.after) == len(found.before) == 2
+        assert rows_of(plain.execute(connection, renamed, {"store": store_id, "name": "a"})) == 1
+        assert connection.execute(select(Store.updated_at)).scalar() is not None
+    assert len(found.after) == len(found.before) == 4

@@ -7,8 +7,9 @@ refresh's claim took 487 µs through ``Connection.execute`` and 228 µs as the s
 SQL on the driver's connection. A refresh runs a handful of such statements, each
 a module constant with bound parameters, so those marked ``hot()`` are
 compiled once per dialect and, on PostgreSQL with psycopg, sent as that SQL with
-their parameters on the connection's own driver connection, inside whatever
-transaction the connection is in.
+their parameters on the connection's own driver connection, inside the
+connection's transaction (begun first when there is none, as SQLAlchemy begins
+one, so that its commit and rollback are the statement's).
 
 What SQLAlchemy would do for them is kept: each parameter goes through its type's
 bind processor and each returned column through its result processor
@@ -80,6 +81,8 @@ def execute(
     for name, processor in plan.binds:
         if name in values:
             values[name] = processor(values[name])
+    if not connection.in_transaction():
+        connection.begin()  # as SQLAlchemy's own execution begins one: its commit and rollback
     dispatch = connection.dispatch.before_cursor_execute
     if dispatch:
         dispatch(connection, None, plan.sql, values, None, False)
@@ -89,7 +92,7 @@ def execute(
             rows = cursor.fetchall() if cursor.description is not None else []
             changed = cursor.rowcount
     except Exception as error:
-        raise _translated(connection, plan.sql, error) from error
+        raise _translated(connection, plan.sql, values, error) from error
     if any(plan.results):
         processors = plan.results
         rows = [
@@ -100,7 +103,9 @@ def execute(
     return result
 
 
-def _translated(connection: Connection, sql: str, error: Exception) -> Exception:
+def _translated(
+    connection: Connection, sql: str, values: dict[str, Any], error: Exception
+) -> Exception:
     """The error as ``Connection.execute`` raises it; a dropped connection invalidated."""
     dialect = connection.dialect
     dbapi = dialect.loaded_dbapi
@@ -110,7 +115,7 @@ def _translated(connection: Connection, sql: str, error: Exception) -> Exception
     if dialect.is_disconnect(error, driver, None):
         connection.invalidate(error)
     return exc.DBAPIError.instance(
-        sql, None, error, dbapi.Error, hide_parameters=True, dialect=dialect,
+        sql, values, error, dbapi.Error, hide_parameters=True, dialect=dialect,
         connection_invalidated=connection.invalidated,
     )  # fmt: skip
 
