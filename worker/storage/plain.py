@@ -91,7 +91,7 @@ def execute(
         with driver.execute(plan.sql, values) as cursor:  # type: ignore[union-attr]
             rows = cursor.fetchall() if cursor.description is not None else []
             changed = cursor.rowcount
-    except Exception as error:
+    except connection.dialect.loaded_dbapi.Error as error:
         raise _translated(connection, plan.sql, values, error) from error
     if any(plan.results):
         processors = plan.results
@@ -105,17 +105,14 @@ def execute(
 
 def _translated(
     connection: Connection, sql: str, values: dict[str, Any], error: Exception
-) -> Exception:
+) -> exc.StatementError:
     """The error as ``Connection.execute`` raises it; a dropped connection invalidated."""
     dialect = connection.dialect
-    dbapi = dialect.loaded_dbapi
-    if not isinstance(error, dbapi.Error):
-        return error
     driver = connection.connection.dbapi_connection
-    if dialect.is_disconnect(error, driver, None):
+    if dialect.is_disconnect(error, driver, None):  # type: ignore[arg-type]
         connection.invalidate(error)
     return exc.DBAPIError.instance(
-        sql, values, error, dbapi.Error, hide_parameters=True, dialect=dialect,
+        sql, values, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect,
         connection_invalidated=connection.invalidated,
     )  # fmt: skip
 
