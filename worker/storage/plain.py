@@ -9,7 +9,8 @@ a module constant with bound parameters, so those marked ``hot()`` are
 compiled once per dialect and, on PostgreSQL with psycopg, sent as that SQL with
 their parameters on the connection's own driver connection, inside the
 connection's transaction (begun first when there is none, as SQLAlchemy begins
-one, so that its commit and rollback are the statement's).
+one, so that its commit and rollback are the statement's; an autocommit
+connection, ``Runtime.statement``'s, has none to begin).
 
 What SQLAlchemy would do for them is kept: each parameter goes through its type's
 bind processor and each returned column through its result processor
@@ -81,12 +82,12 @@ def execute(
     for name, processor in plan.binds:
         if name in values:
             values[name] = processor(values[name])
-    if not connection.in_transaction():
+    driver = connection.connection.driver_connection
+    if not (driver.autocommit or connection.in_transaction()):  # type: ignore[union-attr]
         connection.begin()  # as SQLAlchemy's own execution begins one: its commit and rollback
     dispatch = connection.dispatch.before_cursor_execute
     if dispatch:
         dispatch(connection, None, plan.sql, values, None, False)
-    driver = connection.connection.driver_connection
     try:
         with driver.execute(plan.sql, values) as cursor:  # type: ignore[union-attr]
             rows = cursor.fetchall() if cursor.description is not None else []
