@@ -15,6 +15,10 @@ time and to ``127.0.0.1`` later (DNS rebinding) is refused.
 sandboxes and the tests. Same approach as healthchecks/healthchecks
 ``hc/lib/curl.py`` (private-IP blocking in the one HTTP module).
 
+The clients keep no cookies (``Client``): one client serves every store of a
+platform, and every merchant's webhook endpoints, so a cookie one store's answer
+set would go out with the next store's request to the same host.
+
 How an answer is read lives here too, so that every platform client and sink
 reads it alike (``retry_after``, ``raise_for_status``); callers add only their
 wording and the statuses that mean something special to their service.
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
+from http.cookiejar import Cookie, CookieJar
 
 import httpcore
 import httpx
@@ -62,7 +67,7 @@ def build_client(
         "follow_redirects": False,
     }
     if allow_private and counted_as is None:
-        return httpx.Client(limits=LIMITS, **options)  # type: ignore[arg-type]
+        return Client(limits=LIMITS, **options)  # type: ignore[arg-type]
     transport: httpx.BaseTransport = (
         httpx.HTTPTransport(limits=LIMITS) if allow_private else PolicyTransport()
     )
@@ -70,7 +75,7 @@ def build_client(
         transport = CountedTransport(transport, counted_as)
     # trust_env=False: an HTTP(S)_PROXY from the environment would get its own
     # transport, and every request would bypass the policy (and the count) below.
-    return httpx.Client(transport=transport, trust_env=False, **options)  # type: ignore[arg-type]
+    return Client(transport=transport, trust_env=False, **options)  # type: ignore[arg-type]
 
 
 def shared_client(
@@ -86,6 +91,43 @@ def shared_client(
                 timeout, allow_private=allow_private, counted_as=counted_as
             )
         return client
+
+
+class _KeepNothing(CookieJar):
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing, so sends nothing: neither what an answer sets nor what
+    code sets by hand."""
+
+    def __init__(self) -> None:
+        super().__init__(_KeepNothing())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class Client(httpx.Client):
+    """httpx's client, keeping no cookies.
+
+    It is shared by every store (``shared_client``), so an answer's ``Set-Cookie``
+    must not reach another store's request; no platform API or sink needs a cookie.
+    Reading ``Set-Cookie`` into a jar also cost about a tenth of a request's CPU in
+    httpx (a ``urllib.request.Request`` built per answer).
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise TypeError("loyalty-relay's HTTP clients keep no cookies")
 
 
 class PolicyBackend(httpcore.SyncBackend):
