@@ -11,7 +11,8 @@ so the end of a block does not release all of a store's jobs at one instant.
 
 Two backends keep the same bucket. With Redis as the broker (production) it
 lives in Redis: a take is one Lua script, one round trip, atomic across every
-worker (``RedisBudget``). Without Redis (the embedded SQLite set-up) it is a row
+worker, and while a bucket is more than half full one script takes a block of
+tokens for a process's next takes (``RedisBudget``). Without Redis (the embedded SQLite set-up) it is a row
 in ``rate_budgets``, taken under a row lock (``DatabaseBudget``). Either way a
 response's headers are written back only when they tighten the budget (a
 ``Remaining`` below what our own take left, a block): a platform that sends its
@@ -40,6 +41,8 @@ from worker.storage.upsert import insert_ignore
 
 MAX_INLINE_WAIT = 2.0  # seconds a worker may sleep for a token before rescheduling instead
 MAX_BLOCK = 3600.0
+BLOCK = 8  # tokens a process takes at once from a bucket more than half full (RedisBudget)
+HELD_SECONDS = 2.0  # how long a process may spend tokens it took in a block
 
 
 class RateLimited(TransientError):
@@ -180,22 +183,33 @@ class DatabaseBudget:
 
 
 # The bucket of ``take``, in Redis. KEYS[1]: the bucket; ARGV: burst, refill per
-# second, TTL in ms, and "now" in seconds ("" for the server's clock, shared by all).
+# second, TTL in ms, "now" in seconds ("" for the server's clock, shared by all),
+# then optionally the tokens wanted (a block), the tokens that must stay in the bucket
+# for a block to be granted, and unused tokens given back. A block is granted whole or
+# not at all: below the margin a take gets one token, as without a block.
 _TAKE = """
 local now = tonumber(ARGV[4])
 if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end
 local burst, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local want, margin = tonumber(ARGV[5]) or 1, tonumber(ARGV[6]) or 0
+local returned = tonumber(ARGV[7]) or 0
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'blocked')
 local blocked = tonumber(b[3]) or 0
-if blocked > now then return {tostring(blocked - now), '0'} end
+if blocked > now then return {tostring(blocked - now), '0', '0'} end
 local tokens = tonumber(b[1]) or burst
 local elapsed = math.max(0, now - (tonumber(b[2]) or now))
-tokens = math.min(burst, tokens + elapsed * rate)
-local wait = 0
-if tokens >= 1 - 1e-9 then tokens = math.max(0, tokens - 1) else wait = (1 - tokens) / rate end
+tokens = math.min(burst, tokens + elapsed * rate + returned)
+local wait, granted = 0, 0
+if tokens >= 1 - 1e-9 then
+  granted = 1
+  if want > 1 and tokens - want >= margin then granted = want end
+  tokens = math.max(0, tokens - granted)
+else
+  wait = (1 - tokens) / rate
+end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {tostring(wait), tostring(tokens)}
+return {tostring(wait), tostring(tokens), tostring(granted)}
 """
 
 # Headers folded in, as ``observe`` does. ARGV: burst, TTL in ms, now ("" as above),
@@ -225,6 +239,17 @@ class RedisBudget:
 
     The key expires a window after its last use: by then the bucket would have
     refilled to a full burst anyway, which is what a missing key means.
+
+    **Tokens in blocks.** While a bucket holds more than half its burst, a process
+    takes ``BLOCK`` tokens in one script and hands them to its next takes of that
+    key (a chunk's refreshes are one store's, two pages each: one script instead of
+    eight). Held tokens are taken from the shared bucket, so every process sees them
+    spent: the budget is never overrun, only spent a little early. They are good for
+    ``HELD_SECONDS``; what is left then goes back into the bucket with the process's
+    next take of that key (a store that goes quiet keeps at most ``BLOCK - 1``
+    tokens out until its bucket refills). Below half the burst, as a quota-bound
+    store is, each take is one token, so no process holds what another could use.
+    A header that tightens the budget drops what the process holds.
     """
 
     def __init__(
@@ -239,25 +264,59 @@ class RedisBudget:
         self._take = client.register_script(_TAKE)
         self._observe = client.register_script(_OBSERVE)
         self._seen = _Tightening()
+        self._held: dict[str, tuple[int, float]] = {}  # key: (tokens, good until, monotonic)
+        self._held_lock = threading.Lock()
 
     def take(self, key: str, limit: int, window: float) -> None:
+        returned = self._from_held(key)
+        if returned is None:
+            return
+        burst, rate = shape(limit, window)
         while True:
-            wait = self.take_at(key, limit, window)
-            if wait <= 0:
+            args = [burst, rate, _ttl_ms(window), "", BLOCK, burst / 2, returned]
+            wait, left, granted = self._run(self._take, key, args)
+            self._seen.took(key, float(left))
+            returned = 0
+            if float(wait) <= 0:
+                if int(granted) > 1:  # another thread's block may be held too: both are
+                    with self._held_lock:
+                        tokens, _ = self._held.get(key, (0, 0.0))
+                        until = time.monotonic() + HELD_SECONDS
+                        self._held[key] = (tokens + int(granted) - 1, until)
                 return
-            wait_or_reschedule(wait, key)
+            wait_or_reschedule(float(wait), key)
+
+    def _from_held(self, key: str) -> int | None:
+        """``None`` when a held token was taken; else the stale tokens to give back."""
+        with self._held_lock:
+            tokens, until = self._held.pop(key, (0, 0.0))
+            if tokens <= 0:
+                return 0
+            if until <= time.monotonic():
+                return tokens
+            if tokens > 1:
+                self._held[key] = (tokens - 1, until)
+            return None
+
+    def held(self, key: str) -> int:
+        """The tokens of ``key`` this process holds, still good."""
+        with self._held_lock:
+            tokens, until = self._held.get(key, (0, 0.0))
+        return tokens if until > time.monotonic() else 0
 
     def take_at(self, key: str, limit: int, window: float, now: datetime | None = None) -> float:
-        """One take; ``now`` is the server's clock unless given (tests)."""
+        """One token, none held; ``now`` is the server's clock unless given (tests)."""
         burst, rate = shape(limit, window)
         args = [burst, rate, _ttl_ms(window), _seconds(now)]
-        wait, left = self._run(self._take, key, args)
+        wait, left, _ = self._run(self._take, key, args)
         self._seen.took(key, float(left))
         return float(wait)
 
     def observe(self, key: str, limit: int, headers: Mapping[str, str]) -> None:
         lowered = _lowered(headers)
         if self._seen.tightens(key, lowered):
+            with self._held_lock:
+                self._held.pop(key, None)  # the platform says less is left than we thought
             self.observe_at(key, limit, lowered)
 
     def observe_at(

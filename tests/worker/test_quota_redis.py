@@ -1,9 +1,12 @@
 """The per-store budget in Redis (the broker): the same bucket as the database's,
-one script per take, shared by every process; headers written only when they tighten."""
+one script per take (or per block of takes while the bucket is more than half full),
+shared by every process; headers written only when they tighten."""
 
 from __future__ import annotations
 
 import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
 import uuid
 from datetime import datetime, timedelta
 
@@ -98,7 +101,7 @@ def _stored_tokens(redis_url: str, budget: quota.RedisBudget) -> bytes | None:
 def test_headers_that_leave_more_than_we_have_are_not_written(
     redis_url: str, budget: quota.RedisBudget
 ) -> None:
-    budget.take(KEY, 500, 600.0)  # 49 of a burst of 50 left
+    budget.take(KEY, 500, 600.0)  # a block of 8 of a burst of 50: 42 left
     before = _stored_tokens(redis_url, budget)
     budget.observe(KEY, 500, {"X-RateLimit-Remaining": "499", "X-RateLimit-Reset": "600"})
     assert _stored_tokens(redis_url, budget) == before
@@ -135,3 +138,60 @@ def test_it_tells_the_tokens_left_without_taking_one(budget: quota.RedisBudget) 
     assert 2.0 <= budget.tokens_now(KEY, 30, 60.0) < 2.1
     budget.observe_at(KEY, 30, {"retry-after": "30"})
     assert budget.tokens_now(KEY, 30, 60.0) == 0.0
+
+
+def scripts_run(redis_url: str) -> int:
+    stats = redis.Redis.from_url(redis_url).info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_full_bucket_is_taken_in_blocks(redis_url: str, budget: quota.RedisBudget) -> None:
+    before = scripts_run(redis_url)
+    for _ in range(quota.BLOCK):
+        budget.take(KEY, 1000, 600.0)  # a burst of 100
+    assert scripts_run(redis_url) - before == 1
+    assert 92.0 <= budget.tokens_now(KEY, 1000, 600.0) < 92.1  # spent for every process
+    budget.take(KEY, 1000, 600.0)
+    assert scripts_run(redis_url) - before == 2
+    assert 84.0 <= budget.tokens_now(KEY, 1000, 600.0) < 84.1
+    assert budget.held(KEY) == quota.BLOCK - 1
+
+
+def test_a_bucket_under_half_full_is_taken_a_token_at_a_time(
+    redis_url: str, budget: quota.RedisBudget
+) -> None:
+    """The default Salla quota's burst is 50: a quota-bound store holds no block."""
+    budget.observe_at(KEY, 500, {"x-ratelimit-remaining": "24"})
+    before = scripts_run(redis_url)
+    for _ in range(3):
+        budget.take(KEY, 500, 600.0)
+    assert scripts_run(redis_url) - before == 3
+    assert budget.held(KEY) == 0
+    assert 21.0 <= budget.tokens_now(KEY, 500, 600.0) < 21.1
+
+
+def test_tokens_held_too_long_go_back_with_the_next_take(budget: quota.RedisBudget) -> None:
+    """A burst of 100 refilling at 0.025 tokens a second: what comes back is ours."""
+    budget.take(KEY, 1000, 36_000.0)
+    assert budget.held(KEY) == quota.BLOCK - 1
+    time.sleep(quota.HELD_SECONDS + 0.1)
+    assert budget.held(KEY) == 0
+    budget.take(KEY, 1000, 36_000.0)  # 7 given back, a new block of 8 taken
+    assert 91.0 <= budget.tokens_now(KEY, 1000, 36_000.0) < 91.2
+
+
+def test_a_header_that_tightens_drops_the_held_tokens(budget: quota.RedisBudget) -> None:
+    budget.take(KEY, 1000, 600.0)
+    budget.observe(KEY, 1000, {"Retry-After": "30"})
+    assert budget.held(KEY) == 0
+    with pytest.raises(quota.RateLimited):
+        budget.take(KEY, 1000, 600.0)
+
+
+def test_threads_share_a_block_without_overspending(
+    redis_url: str, budget: quota.RedisBudget
+) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: budget.take(KEY, 1000, 600.0), range(4 * quota.BLOCK)))
+    left = budget.tokens_now(KEY, 1000, 600.0) + budget.held(KEY)
+    assert 100.0 - 4 * quota.BLOCK <= left < 100.0 - 4 * quota.BLOCK + 0.5 + quota.BLOCK

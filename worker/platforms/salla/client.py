@@ -162,7 +162,10 @@ class PointsReader:
         self.store.take_quota(QUOTA_BUCKET)
         with transport_errors("Salla loyalty points request"):
             # Reference: https://docs.salla.dev/12250577e0 (GET /customers/loyalty/points)
-            response = self.store.http.get(url, params=query, headers=self._headers())
+            # The URL is built whole, so httpx parses it once (with ``params=`` it
+            # parses the URL and then the URL with its query again).
+            whole = httpx.URL(url, params=query)
+            response = self.store.http.get(whole, headers=self._headers())
         self.store.observe_rate_headers(QUOTA_BUCKET, response.headers)
         return response
 
