@@ -12,8 +12,9 @@ so the end of a block does not release all of a store's jobs at one instant.
 Two backends keep the same bucket. With Redis as the broker (production) it
 lives in Redis: a take is one Lua script, one round trip, atomic across every
 worker, and while a bucket is more than half full one script takes a block of
-tokens for a process's next takes (``RedisBudget``). Without Redis (the embedded SQLite set-up) it is a row
-in ``rate_budgets``, taken under a row lock (``DatabaseBudget``). Either way a
+tokens for a process's next takes (``RedisBudget``). Without Redis (the embedded
+SQLite set-up) it is a row in ``rate_budgets``, taken under a row lock
+(``DatabaseBudget``). Either way a
 response's headers are written back only when they tighten the budget (a
 ``Remaining`` below what our own take left, a block): a platform that sends its
 headers on every answer costs no write per page.
