@@ -52,7 +52,7 @@ from worker.points import PointsSnapshot
 from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage import plain
-from worker.storage.models import CustomerPoints, RefreshJob, Store, utcnow
+from worker.storage.models import CustomerPoints, RefreshJob, Store, detached, utcnow
 from worker.storage.upsert import (
     execute,
     insert_ignore,
@@ -234,14 +234,14 @@ def claim_with_store(runtime: Runtime, job_id: int) -> tuple[ClaimedJob, Store] 
         with runtime.transaction() as session:
             job = claim(session, job_id)
             row = execute(session, _STORE, {"store": job.store_id}).one() if job else None
-        return (job, Store(**row._mapping)) if job and row else None
+        return (job, detached(Store, row._mapping)) if job and row else None
     with runtime.statement() as connection:
         row = plain.execute(connection, _CLAIM_WITH_STORE, _claim_params(job_id)).one_or_none()
         if row is None:
             return None
         found = row._mapping
         job = ClaimedJob(**{name: found[name] for name in ClaimedJob.__dataclass_fields__})
-        store = Store(**{c.name: found[_STORE_PREFIX + c.name] for c in _STORES.c})
+        store = detached(Store, {c.name: found[_STORE_PREFIX + c.name] for c in _STORES.c})
         if job.slot == SOON:
             return job, store
         key = {"store": job.store_id, "customer": job.customer_id}

@@ -15,7 +15,7 @@ from worker.pipeline import outbox
 from worker.points import CustomerContact, PointsSnapshot, change_kinds, change_payload
 from worker.runtime import Runtime
 from worker.storage import plain
-from worker.storage.models import CustomerPoints, PointsChange, Sink, Store, utcnow
+from worker.storage.models import CustomerPoints, PointsChange, Sink, Store, detached, utcnow
 from worker.storage.upsert import execute, holds_objects, insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _write_change_read_sinks(
     params |= {f"p_{name}": value for name, value in values.items()}
     params |= {f"c_{name}": value for name, value in change.items()}
     found = execute(session, _WRITE_CHANGE_SINKS, params).all()
-    sinks = [Sink(**{c.name: r._mapping[c.name] for c in _SINKS.c}) for r in found]
+    sinks = [detached(Sink, {c.name: r._mapping[c.name] for c in _SINKS.c}) for r in found]
     return contact, (found[0]._mapping["change_id"] if found else None), sinks
 
 

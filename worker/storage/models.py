@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, instrumentation, mapped_column
 
 from worker.storage.types import DecimalText, UTCDateTime
 
@@ -44,6 +45,21 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), Decimal: DecimalText(), dict[str, Any]: JSON}
+
+
+M = TypeVar("M", bound=Base)
+
+
+def detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """An object of no session holding a row's ``values``, made as the ORM makes the
+    objects it loads: the instance state created and its attributes filled in, without
+    the mapped ``__init__``, whose per-attribute events and history made building a
+    store's or a sink's object from a plain row cost as much as the statement that
+    read it. Attributes set afterwards are tracked as on any transient object; an
+    object made so is read and sent with, never added to a session."""
+    instance: M = instrumentation.manager_of_class(model).new_instance()
+    instance.__dict__.update(values)
+    return instance
 
 
 class Store(Base):
