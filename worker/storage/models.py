@@ -14,9 +14,9 @@ are put back by the sweeper, so a lost message or a killed worker loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import (
