@@ -6,6 +6,7 @@ The Flask app factory, the Celery app and the CLI each call ``configure()``
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from worker.storage.db import make_engine, make_sessionmaker, transaction
 if TYPE_CHECKING:
     import httpx
 
+    from worker.quota import Budget
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -32,6 +35,7 @@ class Runtime:
     cipher: Cipher
     # Keys this installation keeps in its database, once read (``worker.customers``).
     keys: dict[str, bytes] = field(default_factory=dict, compare=False)
+    _budgets: dict[int, Budget] = field(default_factory=dict, compare=False)
 
     @property
     def http(self) -> httpx.Client:
@@ -42,6 +46,20 @@ class Runtime:
         return shared_client(
             settings.http_timeout_seconds, allow_private=settings.allow_private_urls
         )
+
+    @property
+    def budget(self) -> Budget:
+        """The stores' API budgets (``worker.quota.budget_for``), one per process: the
+        tokens a process took in a block from Redis serve its next refreshes, whoever
+        runs them. Per process id, so a forked worker builds its own."""
+        budget = self._budgets.get(os.getpid())
+        if budget is None:
+            from worker import quota  # the web process takes no budget
+
+            settings = self.settings
+            made = quota.budget_for(settings.broker_url, settings.database_url, self.transaction)
+            budget = self._budgets.setdefault(os.getpid(), made)
+        return budget
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -125,7 +125,7 @@ class StoreContext:
     ) -> None:
         # Imported here: the receiver looks stores up with this module and calls no API,
         # so the web process loads neither an HTTP client nor the budgets' Redis client.
-        from worker import http, quota
+        from worker import http
 
         self.runtime = runtime
         self.store_id = store.id
@@ -139,10 +139,7 @@ class StoreContext:
             counted_as=store.platform,
         )
         self._quotas = quotas
-        settings = runtime.settings
-        self._budget = quota.budget_for(
-            settings.broker_url, settings.database_url, runtime.transaction
-        )
+        self._budget = runtime.budget
         self._version = store.token_version
         self._credentials = runtime.cipher.open_kept(store.credentials)
         self._reloaded = False

@@ -13,11 +13,14 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
+from tests.factories import add_salla_store
 from worker import quota
 from worker.runtime import Runtime
-from worker.storage.models import RateBudget, utcnow
+from worker.storage.models import RateBudget, Store, utcnow
+from worker.stores import StoreContext
 
 KEY = "store:1:customers"
+QUOTAS = {"customers": (500, 600.0)}  # a burst of 50
 
 
 @pytest.fixture
@@ -141,6 +144,7 @@ def test_it_tells_the_tokens_left_without_taking_one(budget: quota.RedisBudget) 
 
 
 def scripts_run(redis_url: str) -> int:
+    """Scripts Redis has run (``EVALSHA``), by every client."""
     stats = redis.Redis.from_url(redis_url).info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
@@ -195,3 +199,17 @@ def test_threads_share_a_block_without_overspending(
         list(pool.map(lambda _: budget.take(KEY, 1000, 600.0), range(4 * quota.BLOCK)))
     left = budget.tokens_now(KEY, 1000, 600.0) + budget.held(KEY)
     assert 100.0 - 4 * quota.BLOCK <= left < 100.0 - 4 * quota.BLOCK + 0.5 + quota.BLOCK
+
+
+def test_a_process_keeps_one_budget_for_every_refresh(redis_url: str, runtime: Runtime) -> None:
+    """Each refresh makes its own ``StoreContext``; the tokens its take held in a block
+    serve the next refresh of the store in that process."""
+    store = add_salla_store(runtime)
+    with runtime.sessions() as session:
+        loaded = session.get_one(Store, store.id)
+    first, second = (StoreContext(runtime, loaded, QUOTAS, "http://127.0.0.1:9") for _ in "12")
+    assert runtime.budget is runtime.budget
+    before = scripts_run(redis_url)
+    first.take_quota("customers")
+    second.take_quota("customers")
+    assert scripts_run(redis_url) - before == 1

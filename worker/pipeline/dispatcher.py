@@ -108,9 +108,7 @@ def run(
     with runtime.transaction() as session:
         if not _only_dispatcher(session):
             return Handed()  # another run is at it now and sees the same rows
-        settings = runtime.settings
-        budget = quota.budget_for(settings.broker_url, settings.database_url, runtime.transaction)
-        handed = _refreshes(session, platforms, budget, now, lease)
+        handed = _refreshes(session, platforms, runtime.budget, now, lease)
         handed.deliveries = _hand_out_deliveries(session, now, lease)
         handed.more = handed.more or len(handed.deliveries) == DELIVERY_BATCH
         _publish(handed, publish)

@@ -50,7 +50,7 @@ class Base(DeclarativeBase):
 M = TypeVar("M", bound=Base)
 
 
-def detached(model: type[M], values: Mapping[str, Any]) -> M:
+def detached(model: type[M], values: Mapping[Any, Any]) -> M:
     """An object of no session holding a row's ``values``, made as the ORM makes the
     objects it loads: the instance state created and its attributes filled in, without
     the mapped ``__init__``, whose per-attribute events and history made building a
