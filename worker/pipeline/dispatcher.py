@@ -229,8 +229,15 @@ def _hand_out_jobs(
     session: Session, store_id: int, count: int, now: datetime, lease: datetime
 ) -> list[int]:
     """Up to ``count`` of the store's due jobs, chosen and marked (statements built once:
-    a run sends them for every store with due work)."""
+    a run sends them for every store with due work), in the order they are to run.
+
+    On PostgreSQL one statement chooses and marks them (``_HAND_OUT_JOBS``: the choice
+    is the UPDATE's subquery, its rows locked as the choice's are), and the order is
+    restored from what it returns; elsewhere the choice and the mark are two."""
     params = {"store": store_id, "now": now, "lease": lease}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = execute(session, _HAND_OUT_JOBS, params | {"count": count}).all()
+        return [row.id for row in sorted(rows, key=lambda r: (r.rank, r.created_at, r.id))]
     ids = list(execute(session, _CHOOSE_JOBS, params | {"count": count}).scalars())
     if not ids:
         return []
@@ -269,6 +276,13 @@ _CHOOSE_JOBS = plain.hot(
     .order_by(refresh.priority(), RefreshJob.created_at, RefreshJob.id)
     .limit(bindparam("count"))
     .with_for_update(skip_locked=True)
+)
+_HAND_OUT_JOBS = plain.hot(
+    update(RefreshJob)
+    .where(RefreshJob.id.in_(_CHOOSE_JOBS.correlate(None)))
+    .values(dispatched_at=bindparam("now"))
+    .returning(RefreshJob.id, refresh.priority().label("rank"), RefreshJob.created_at)
+    .execution_options(synchronize_session=False)
 )
 _MARK_JOBS = (
     update(RefreshJob)
