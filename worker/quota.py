@@ -267,25 +267,26 @@ class RedisBudget:
         self._seen = _Tightening()
         self._held: dict[str, tuple[int, float]] = {}  # key: (tokens, good until, monotonic)
         self._held_lock = threading.Lock()
+        self._taking = threading.Lock()
 
     def take(self, key: str, limit: int, window: float) -> None:
-        returned = self._from_held(key)
-        if returned is None:
-            return
         burst, rate = shape(limit, window)
         while True:
-            args = [burst, rate, _ttl_ms(window), "", BLOCK, burst / 2, returned]
-            wait, left, granted = self._run(self._take, key, args)
-            self._seen.took(key, float(left))
-            returned = 0
-            if float(wait) <= 0:
-                if int(granted) > 1:  # another thread's block may be held too: both are
-                    with self._held_lock:
-                        tokens, _ = self._held.get(key, (0, 0.0))
-                        until = time.monotonic() + HELD_SECONDS
-                        self._held[key] = (tokens + int(granted) - 1, until)
-                return
-            wait_or_reschedule(float(wait), key)
+            # One take at a time goes to Redis from a process: the threads of a chunk,
+            # which start their fetches together, then share the block the first took.
+            with self._taking:
+                returned = self._from_held(key)
+                if returned is None:
+                    return
+                args = [burst, rate, _ttl_ms(window), "", BLOCK, burst / 2, returned]
+                wait, left, granted = self._run(self._take, key, args)
+                self._seen.took(key, float(left))
+                if float(wait) <= 0:
+                    if int(granted) > 1:
+                        with self._held_lock:
+                            self._held[key] = (int(granted) - 1, time.monotonic() + HELD_SECONDS)
+                    return
+            wait_or_reschedule(float(wait), key)  # outside the lock: others may go on
 
     def _from_held(self, key: str) -> int | None:
         """``None`` when a held token was taken; else the stale tokens to give back."""
@@ -340,14 +341,14 @@ class RedisBudget:
     def tokens_now(self, key: str, limit: int, window: float) -> float:
         """The tokens a take would find now, without taking one (0 while blocked)."""
         burst, rate = shape(limit, window)
-        try:
-            tokens, updated, blocked = self._client.hmget(
-                self.redis_key(key), ["tokens", "updated", "blocked"]
-            )
-            seconds, micros = self._client.time()
+        try:  # one round trip for the bucket and the server's clock
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(self.redis_key(key), ["tokens", "updated", "blocked"])
+            pipe.time()
+            (tokens, updated, blocked), (seconds, micros) = pipe.execute()
         except redis.RedisError as exc:
             raise TransientError(f"rate budget unavailable (Redis: {type(exc).__name__})") from exc
-        now = seconds + micros / 1e6
+        now = float(seconds) + float(micros) / 1e6
         if blocked is not None and float(blocked) > now:
             return 0.0
         if tokens is None:

@@ -5,6 +5,7 @@ shared by every process; headers written only when they tighten."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -192,13 +193,20 @@ def test_a_header_that_tightens_drops_the_held_tokens(budget: quota.RedisBudget)
         budget.take(KEY, 1000, 600.0)
 
 
-def test_threads_share_a_block_without_overspending(
-    redis_url: str, budget: quota.RedisBudget
-) -> None:
+def test_threads_taking_at_once_share_one_block(redis_url: str, budget: quota.RedisBudget) -> None:
+    """A chunk's four refreshes start their fetches together: one script serves them."""
+    start = threading.Barrier(4)
+
+    def take(_: int) -> None:
+        start.wait()
+        budget.take(KEY, 1000, 600.0)
+
+    before = scripts_run(redis_url)
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda _: budget.take(KEY, 1000, 600.0), range(4 * quota.BLOCK)))
-    left = budget.tokens_now(KEY, 1000, 600.0) + budget.held(KEY)
-    assert 100.0 - 4 * quota.BLOCK <= left < 100.0 - 4 * quota.BLOCK + 0.5 + quota.BLOCK
+        list(pool.map(take, range(4)))
+    assert scripts_run(redis_url) - before == 1
+    assert budget.held(KEY) == quota.BLOCK - 4
+    assert 92.0 <= budget.tokens_now(KEY, 1000, 600.0) < 92.1
 
 
 def test_a_process_keeps_one_budget_for_every_refresh(redis_url: str, runtime: Runtime) -> None:
