@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,7 @@ class Outcome:
     commands: list[str]
     machine: dict[str, float] | None = None  # CPU ms per refresh by who spent it (``Machine``)
     busy: float = 0.0  # share of the machine's cores busy while the side ran
+    redis_commands: dict[str, float] | None = None  # per refresh, by command (``redis_calls``)
 
     @property
     def rate(self) -> float:
@@ -352,6 +353,7 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     webs = tree(side.web_pid)
     before = cpu_seconds(workers), cpu_seconds(webs), postgres_cpu(side.dsn)
     counts_before = sql_counts(side.counts)
+    redis_before = redis_calls()
     machine_before = side.machine.read() if side.machine else None
     progress(f"{side.name}: sending {len(hooks)} webhooks")
     with profiling(side, options):
@@ -367,6 +369,9 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     counts = _minus(sql_counts(side.counts), counts_before)
     outcome = summarize(side, options, sink, sent, before, after, rss, counts,
                         api_calls(api) - calls_before)  # fmt: skip
+    per = max(outcome.refreshes, 1)
+    spent = {name: (n - redis_before.get(name, 0)) / per for name, n in redis_calls().items()}
+    outcome = replace(outcome, redis_commands={k: v for k, v in spent.items() if v >= 0.05})
     if machine_before is None or machine_after is None:
         return outcome
     known = {"worker": outcome.worker_cpu_ms, "postgres": outcome.postgres_cpu_ms or 0.0,
@@ -461,6 +466,17 @@ def _minus(now: dict[str, int] | None, then: dict[str, int] | None) -> dict[str,
     if now is None or then is None:
         return None
     return {name: now[name] - then.get(name, 0) for name in now}
+
+
+def redis_calls() -> dict[str, int]:
+    """Commands the Redis server has run, by name (``INFO commandstats``): the whole
+    server's, this run's broker, budgets and bells being all that use it."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 def sql_counts(directory: Path | None) -> dict[str, int] | None:
@@ -720,6 +736,12 @@ def render(outcomes: list[Outcome], options: Options) -> str:
         )
     for o in outcomes:
         lines.append(f"  {o.side}: {' | '.join(o.commands)}")
+    for o in outcomes:
+        if o.redis_commands:
+            top = sorted(o.redis_commands.items(), key=lambda kv: -kv[1])
+            listed = ", ".join(f"{name} {n:.2f}" for name, n in top[:8])
+            lines.append(f"  {o.side}: Redis commands per refresh "
+                         f"{sum(o.redis_commands.values()):.1f} ({listed})")  # fmt: skip
     for o in outcomes:
         if o.machine:
             mine = {k: v for k, v in o.machine.items() if k not in ("total", "steal")}
