@@ -17,12 +17,16 @@ time plus the settle delay, and only ever moves later (a retry), never earlier.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
+    String,
     Table,
     bindparam,
     case,
@@ -32,6 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, http, metrics, quota
@@ -53,6 +58,7 @@ from worker.runtime import Runtime
 from worker.scrub import scrub_error
 from worker.storage import plain
 from worker.storage.models import CustomerPoints, RefreshJob, Store, detached, utcnow
+from worker.storage.types import UTCDateTime
 from worker.storage.upsert import (
     execute,
     insert_ignore,
@@ -154,7 +160,14 @@ def request_many(
                 "due_at": now + timedelta(seconds=delay), "status": PENDING, "created_at": now,
             }  # fmt: skip
     ordered = [rows[key] for key in sorted(rows)]
-    inserted = insert_ignore_returning(session, RefreshJob, ordered, RefreshJob.id, RefreshJob.slot)
+    inserted: Sequence[Any]
+    if ordered and session.get_bind().dialect.name == "postgresql":
+        params = {name: [row[column] for row in ordered] for name, column in _ARRAYS.items()}
+        inserted = execute(session, _INSERT_JOBS, params | {"now": now}).all()
+    else:
+        inserted = insert_ignore_returning(
+            session, RefreshJob, ordered, RefreshJob.id, RefreshJob.slot
+        )
     return [Due(row[0], delays[row[1]]) for row in inserted]
 
 
@@ -173,6 +186,34 @@ class ClaimedJob:
 
 _JOBS = cast(Table, RefreshJob.__table__)
 _STORES = cast(Table, Store.__table__)
+
+# PostgreSQL: a drained chunk's jobs as one INSERT … SELECT FROM unnest(the columns as
+# arrays), a statement of one text whatever the chunk's size, sent on the driver's path;
+# a list of rows took SQLAlchemy's "insertmanyvalues", which builds each batch's
+# VALUES at execution. Rows go in the arrays' order (key order, as above).
+_ARRAYS = {"stores": "store_id", "customers": "customer_id", "slots": "slot", "dues": "due_at"}
+_NEW_JOBS = (
+    func.unnest(
+        bindparam("stores", type_=postgresql.ARRAY(BigInteger)),
+        bindparam("customers", type_=postgresql.ARRAY(String)),
+        bindparam("slots", type_=postgresql.ARRAY(String)),
+        bindparam("dues", type_=postgresql.ARRAY(UTCDateTime())),
+    )
+    .table_valued("store_id", "customer_id", "slot", "due_at")
+    .render_derived(name="new_jobs")
+)
+_INSERT_JOBS = plain.hot(
+    postgresql.insert(_JOBS)
+    .from_select(
+        ["store_id", "customer_id", "slot", "due_at", "status", "attempts", "created_at"],
+        select(
+            _NEW_JOBS.c.store_id, _NEW_JOBS.c.customer_id, _NEW_JOBS.c.slot, _NEW_JOBS.c.due_at,
+            literal(PENDING), literal(0, Integer), bindparam("now", type_=UTCDateTime()),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(_JOBS.c.id, _JOBS.c.slot)
+)  # fmt: skip
 _STORE_PREFIX = "store__"  # the job has a store_id of its own
 _CLAIM = plain.hot(
     update(_JOBS)

@@ -119,3 +119,24 @@ def test_a_contact_an_event_leaves_as_it_was_is_not_written_again(world: SallaWo
     inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
     [changed] = world.rows(CustomerPoints)
     assert world.runtime.cipher.open(changed.contact)["email"] == "new@example.com"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_chunks_jobs_are_one_insert_of_arrays(world: SallaWorld) -> None:
+    """PostgreSQL: the jobs' columns go as arrays of one ``INSERT … SELECT FROM unnest``,
+    in key order, one text whatever the chunk's size; a job asked for twice in the
+    chunk, or one already pending, is coalesced as before."""
+    for n in (3, 1, 2, 1):
+        world.post("order.created", id=70 + n, customer={"id": 7000 + n, "email": "a@b.co"})
+    pending = world.post("order.created", id=80, customer={"id": 7003, "email": "a@b.co"})
+    inbox.handle(world.runtime, world.platforms, pending)  # its job waits, pending
+    before = {job.id for job in world.rows(RefreshJob)}
+    with counted(world.runtime.engine) as statements:
+        due = inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
+    inserts = [s for s in statements if s.startswith("INSERT INTO refresh_jobs")]
+    assert len(inserts) == 1 and "FROM unnest(" in inserts[0]
+    new = sorted(
+        (job for job in world.rows(RefreshJob) if job.id not in before), key=lambda j: j.id
+    )
+    assert [job.customer_id for job in new] == ["7001", "7002"]
+    assert sorted(d.job_id for d in due) == [job.id for job in new]
