@@ -188,9 +188,11 @@ _JOBS = cast(Table, RefreshJob.__table__)
 _STORES = cast(Table, Store.__table__)
 
 # PostgreSQL: a drained chunk's jobs as one INSERT … SELECT FROM unnest(the columns as
-# arrays), a statement of one text whatever the chunk's size, sent on the driver's path;
-# a list of rows took SQLAlchemy's "insertmanyvalues", which builds each batch's
-# VALUES at execution. Rows go in the arrays' order (key order, as above).
+# arrays), a statement of one text whatever the chunk's size, compiled once; a list of
+# rows took SQLAlchemy's "insertmanyvalues", which builds each batch's VALUES at
+# execution. (It is marked for the driver's path, but the drain's session holds the
+# inbox rows as objects, so there it goes through the ORM.) Rows go in the arrays'
+# order (key order, as above).
 _ARRAYS = {"stores": "store_id", "customers": "customer_id", "slots": "slot", "dues": "due_at"}
 _NEW_JOBS = (
     func.unnest(
