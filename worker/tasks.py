@@ -21,7 +21,7 @@ from worker.pipeline import dispatcher, inbox, outbox, refresh, retention, sched
 from worker.platforms import build_platforms
 from worker.platforms.base import Platform
 from worker.platforms.zid import tokens as zid_tokens
-from worker.storage.models import utcnow
+from worker.storage.models import Store, utcnow
 
 log = logging.getLogger(__name__)
 DRAIN_CHUNK = 100  # inbox rows a drain claims at once
@@ -93,8 +93,14 @@ def refresh_points(job_id: int) -> None:
 
 
 def _refresh(job_id: int) -> None:
+    claimed = refresh.claim_with_store(runtime.current(), job_id)
+    if claimed is not None:
+        _refresh_claimed(claimed)
+
+
+def _refresh_claimed(claimed: tuple[refresh.ClaimedJob, Store]) -> None:
     try:
-        deliveries = refresh.run(runtime.current(), _platforms(), job_id)
+        deliveries = refresh.run_claimed(runtime.current(), _platforms(), *claimed)
     except refresh.Reschedule:
         return
     _deliver_here(deliveries)
@@ -103,14 +109,16 @@ def _refresh(job_id: int) -> None:
 @shared_task(name=dispatch.REFRESH_MANY, acks_late=True, soft_time_limit=240, time_limit=300)
 def refresh_many(job_ids: list[int]) -> None:
     """A chunk the dispatcher handed out (one store's, within its budget), its jobs
-    run side by side (``_fetchers``). A time limit part-way leaves the rest waiting or
-    claimed; the dispatcher and the sweeper hand them out again."""
-    fetchers = _fetchers() if len(job_ids) > 1 else None
+    run side by side (``_fetchers``), all claimed first by one statement
+    (``refresh.claim_chunk``). A time limit part-way leaves the rest claimed; the
+    sweeper hands them out again."""
+    claimed = refresh.claim_chunk(runtime.current(), job_ids)
+    fetchers = _fetchers() if len(claimed) > 1 else None
     if fetchers is None:
-        for job_id in job_ids:
-            _refresh(job_id)
+        for pair in claimed:
+            _refresh_claimed(pair)
         return
-    for _ in fetchers.map(_refresh, job_ids):  # re-raises the first failure, after all ran
+    for _ in fetchers.map(_refresh_claimed, claimed):  # re-raises the first failure, after all ran
         pass
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    any_,
     bindparam,
     case,
     exists,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from worker import backoff, customers, http, metrics, quota
@@ -224,11 +226,15 @@ _CLAIM = plain.hot(
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
     .returning(*[_JOBS.c[name] for name in ClaimedJob.__dataclass_fields__])
 )
-# The claim and the job's store in one statement (UPDATE … FROM, PostgreSQL and SQLite):
-# what a refresh reads of its store, as of its claim.
+# The claim and the jobs' store in one statement (UPDATE … FROM, PostgreSQL): what a
+# refresh reads of its store, as of its claim. A chunk's jobs (one store's, handed out
+# together) are claimed at once: ids in an array, one text whatever the chunk's size.
 _CLAIM_WITH_STORE = plain.hot(
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job"), one_of(_JOBS.c.status, WAITING))
+    .where(
+        _JOBS.c.id == any_(bindparam("jobs", type_=postgresql.ARRAY(BigInteger))),
+        one_of(_JOBS.c.status, WAITING),
+    )
     .where(_JOBS.c.due_at <= bindparam("latest"), _JOBS.c.store_id == _STORES.c.id)
     .values(status=WORKING, claimed_at=bindparam("at"), attempts=_JOBS.c.attempts + 1)
     .returning(
@@ -273,34 +279,70 @@ def claim_with_store(runtime: Runtime, job_id: int) -> tuple[ClaimedJob, Store] 
 
     SQLite's RETURNING names only the table it updates: there the claim and the
     store's read are two statements of one transaction."""
+    claimed = claim_chunk(runtime, [job_id])
+    return claimed[0] if claimed else None
+
+
+def claim_chunk(runtime: Runtime, job_ids: Sequence[int]) -> list[tuple[ClaimedJob, Store]]:
+    """``claim_with_store`` for a chunk the dispatcher handed out, in the ids' order:
+    those not claimed (not due, taken, answered) are left out. On PostgreSQL one
+    statement claims them all (``_CLAIM_WITH_STORE``), one round trip and one
+    commit instead of one per job; its rows lock in the order PostgreSQL finds them,
+    as any set-based claim of the dispatcher's does. Once claimed, a job is ours
+    whether or not its refresh starts at once: a time limit or crash part-way leaves
+    the rest ``working`` for the sweeper, as after a single claim."""
     if runtime.engine.dialect.name == "sqlite":
         with runtime.transaction() as session:
-            job = claim(session, job_id)
-            row = execute(session, _STORE, {"store": job.store_id}).one() if job else None
-        return (job, detached(Store, row._mapping)) if job and row else None
+            claimed = []
+            for job_id in job_ids:
+                job = claim(session, job_id)
+                row = execute(session, _STORE, {"store": job.store_id}).one() if job else None
+                if job and row:
+                    claimed.append((job, detached(Store, row._mapping)))
+        return claimed
     with runtime.statement() as connection:
-        row = plain.execute(connection, _CLAIM_WITH_STORE, _claim_params(job_id)).one_or_none()
-        if row is None:
-            return None
-        found = row._mapping
-        job = ClaimedJob(**{name: found[name] for name in ClaimedJob.__dataclass_fields__})
-        store = detached(Store, {c.name: found[_STORE_PREFIX + c.name] for c in _STORES.c})
-        if job.slot == SOON:
-            return job, store
-        key = {"store": job.store_id, "customer": job.customer_id}
-        if answered(job.slot, job.due_at, plain.execute(connection, _FETCHED_AT, key).scalar()):
-            values = {"status": DONE, "last_error": ALREADY_FETCHED, "finished_at": utcnow()}
-            connection.execute(update(RefreshJob).where(RefreshJob.id == job_id).values(values))
-            return None
-        return job, store
+        rows = plain.execute(connection, _CLAIM_WITH_STORE, _chunk_params(job_ids)).all()
+        order = {job_id: place for place, job_id in enumerate(job_ids)}
+        claimed = []
+        for row in sorted(rows, key=lambda r: order[r._mapping["id"]]):
+            job, store = _claimed_pair(row._mapping)
+            if job.slot == SOON or not _answered_already(connection, job):
+                claimed.append((job, store))
+        return claimed
+
+
+def _chunk_params(job_ids: Sequence[int]) -> dict[str, object]:
+    now = utcnow()
+    return {"jobs": list(job_ids), "latest": now + timedelta(seconds=1), "at": now}
+
+
+def _claimed_pair(found: Any) -> tuple[ClaimedJob, Store]:
+    job = ClaimedJob(**{name: found[name] for name in ClaimedJob.__dataclass_fields__})
+    store = detached(Store, {c.name: found[_STORE_PREFIX + c.name] for c in _STORES.c})
+    return job, store
+
+
+def _answered_already(connection: Connection, job: ClaimedJob) -> bool:
+    """A settle re-check or reconciliation a later fetch answered: ended here, done."""
+    key = {"store": job.store_id, "customer": job.customer_id}
+    if not answered(job.slot, job.due_at, plain.execute(connection, _FETCHED_AT, key).scalar()):
+        return False
+    values = {"status": DONE, "last_error": ALREADY_FETCHED, "finished_at": utcnow()}
+    connection.execute(update(RefreshJob).where(RefreshJob.id == job.id).values(values))
+    return True
 
 
 def run(runtime: Runtime, platforms: dict[str, Platform], job_id: int) -> list[outbox.Due]:
     """Fetch, compare, record. Returns deliveries to enqueue; raises ``Reschedule``."""
     claimed = claim_with_store(runtime, job_id)
-    if claimed is None:
-        return []
-    job, store = claimed
+    return [] if claimed is None else run_claimed(runtime, platforms, *claimed)
+
+
+def run_claimed(
+    runtime: Runtime, platforms: dict[str, Platform], job: ClaimedJob, store: Store
+) -> list[outbox.Due]:
+    """``run`` for a job already claimed (``claim_chunk``)."""
+    job_id = job.id
     if store.status != ACTIVE:
         # The gate every platform shares: a paused, uninstalled or refused store makes no call.
         _finish(runtime, job_id, FAILED, stopped_reason(store))

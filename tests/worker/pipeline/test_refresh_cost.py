@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 
-from tests.pipeline_world import World
+from tests.factories import MERCHANT
+from tests.pipeline_world import World, entry
 from worker.pipeline import inbox, outbox, refresh
-from worker.storage.models import Delivery, DeliveryAttempt, Sink
+from worker.storage.models import Delivery, DeliveryAttempt, RefreshJob, Sink
 
 pytestmark = pytest.mark.parametrize("world", ["salla"], indirect=True)
 
@@ -102,3 +104,43 @@ def test_the_hot_statements_render_their_sql_once(world: World[Any]) -> None:
         sql = str(statement.compile(dialect=postgresql.dialect()))
         assert "IN (" in sql, name
         assert "POSTCOMPILE" not in sql, name
+
+
+def test_a_chunk_is_claimed_at_once_in_its_order(world: World[Any]) -> None:
+    """The dispatcher hands out one store's jobs together; ``claim_chunk`` claims them
+    with their store (on PostgreSQL in one statement) and gives them back in the
+    chunk's order, leaving out a job that is not due."""
+    customers = ["7001", "7002", "7003"]
+    for number, customer in enumerate(customers):
+        world.sandbox.set_entries(MERCHANT, customer, [entry(10 + number, expires_in=90)])
+    due = []
+    for number, customer in enumerate(customers):
+        data = {"id": 5000 + number, "customer": {"id": int(customer)}}
+        due += inbox.handle(world.runtime, world.platforms, world.post("order.created", **data))
+    ids = [item.job_id for item in due]
+    with world.runtime.transaction() as session:  # the last one's debounce is not over
+        session.execute(
+            update(RefreshJob)
+            .where(RefreshJob.id == ids[-1])
+            .values(due_at=datetime.now(UTC) + timedelta(minutes=5))
+        )
+    chunk = [ids[1], ids[-1], ids[0]]  # not in id order
+    with seen_by(world.runtime.engine) as seen:
+        claimed = refresh.claim_chunk(world.runtime, chunk)
+    if world.runtime.engine.dialect.name == "postgresql":
+        [claim] = seen.alone
+        assert claim.startswith("UPDATE refresh_jobs SET") and " FROM stores " in claim
+        assert seen.in_transactions == [] and seen.commits == 0
+    assert [(job.id, job.customer_id) for job, _ in claimed] == [(ids[1], "7002"), (ids[0], "7001")]
+    assert {store.id for _, store in claimed} == {world.store.id}
+    assert refresh.claim_chunk(world.runtime, chunk) == []  # claimed already, or not due
+    for job, store in claimed:
+        outbox.send_own(
+            world.runtime, refresh.run_claimed(world.runtime, world.platforms, job, store)
+        )
+    received = sorted(
+        (r.data["customer_id"], r.data["balance_after"]) for r in world.capture.received()
+    )
+    assert received == [("7001", 10), ("7002", 11)]
+    jobs = {job.id: job.status for job in world.rows(RefreshJob)}
+    assert (jobs[ids[0]], jobs[ids[1]], jobs[ids[2]]) == ("done", "done", "pending")
