@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from tests.factories import add_salla_store
+from tests.listening import listening
 from web.health import DatabaseGauges
 from worker.ops import queues
 from worker.runtime import Runtime
@@ -38,11 +38,8 @@ def captured(runtime: Runtime) -> Iterator[list[tuple[str, Any]]]:
         if not statement.startswith("EXPLAIN"):  # the estimates of ``queues``: nothing read
             seen.append((statement, params))
 
-    event.listen(runtime.engine, "before_cursor_execute", remember)
-    try:
+    with listening(runtime.engine, before_cursor_execute=remember):
         yield seen
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", remember)
 
 
 def plans_of(runtime: Runtime, call: Callable[[], object]) -> list[tuple[str, Plan]]:

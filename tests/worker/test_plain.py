@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import bindparam, event, exc, select, text, update
+from sqlalchemy import bindparam, exc, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import Executable
 
+from tests.listening import listening
 from tests.pipeline_world import World
 from worker.pipeline import inbox, outbox, refresh, snapshots
 from worker.storage import plain
@@ -48,13 +49,8 @@ def heard(engine: Engine) -> Iterator[Heard]:
     def after(_connection: Any, _cursor: Any, sql: str, *_: Any) -> None:
         found.after.append(" ".join(sql.split()))
 
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
-    try:
+    with listening(engine, before_cursor_execute=before, after_cursor_execute=after):
         yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
 
 
 def refreshed(world: World[Any]) -> tuple[int, str]:

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from tests.listening import listening
 from tests.pipeline_world import SallaWorld
 from worker.pipeline import inbox
 from worker.storage.models import CustomerPoints, InboxEvent, RefreshJob
@@ -26,11 +26,8 @@ def counted(engine: Engine) -> Iterator[list[str]]:
         if statement.strip() and not statement.startswith("BEGIN"):  # SQLite's own BEGIN
             statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with listening(engine, before_cursor_execute=seen):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
 
 
 def claimed(world: SallaWorld, count: int) -> list[int]:

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 
 from tests.factories import MERCHANT
+from tests.listening import listening
 from tests.pipeline_world import World, entry
 from worker.pipeline import inbox, outbox, refresh
 from worker.storage.models import Delivery, DeliveryAttempt, RefreshJob, Sink
@@ -46,13 +47,8 @@ def seen_by(engine: Engine) -> Iterator[Seen]:
     def commit(_connection: Any) -> None:
         seen.commits += 1
 
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
+    with listening(engine, before_cursor_execute=statement, commit=commit):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
 
 
 def test_on_postgresql_the_claim_and_the_outcome_are_a_statement_each(world: World[Any]) -> None:

@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import func, insert, select
 
 from tests.factories import add_salla_store, add_webhook_sink
+from tests.listening import listening
 from worker import tasks
 from worker.pipeline import schedule
 from worker.points import CHANGE_KINDS, EXPIRED, EXPIRING_SOON
@@ -189,7 +190,6 @@ def test_a_batch_of_many_stores_is_claimed_in_one_statement(runtime: Runtime) ->
     """A batch spans as many stores as are due at once; the markers of all its rows
     are set by one UPDATE, not one per store (a reminder hour's 40 batches of 500
     among 1,000 stores were some 16,000 statements)."""
-    from sqlalchemy import event
 
     for merchant in ("one", "two", "three", "four", "five"):
         store = add_salla_store(runtime, merchant)
@@ -200,11 +200,8 @@ def test_a_batch_of_many_stores_is_claimed_in_one_statement(runtime: Runtime) ->
         if statement.lstrip().upper().startswith("UPDATE CUSTOMER_POINTS"):
             claims.append(statement)
 
-    event.listen(runtime.engine, "before_cursor_execute", seen)
-    try:
+    with listening(runtime.engine, before_cursor_execute=seen):
         notices = schedule.expiry_notices(runtime, TEN_IN_RIYADH)
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", seen)
     assert len(notices.deliveries) == 10
     assert len(claims) == 1
     assert schedule.expiry_notices(runtime, TEN_IN_RIYADH).deliveries == []  # all marked
