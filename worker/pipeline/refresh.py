@@ -252,8 +252,13 @@ _FETCHED_AT = plain.hot(
 
 
 def _claim_params(job_id: int) -> dict[str, object]:
+    return {"job": job_id} | _claim_times()
+
+
+def _claim_times() -> dict[str, object]:
+    """A claim's ``latest`` due time (a second's slack) and its ``at``."""
     now = utcnow()
-    return {"job": job_id, "latest": now + timedelta(seconds=1), "at": now}
+    return {"latest": now + timedelta(seconds=1), "at": now}
 
 
 def claim(session: Session, job_id: int) -> ClaimedJob | None:
@@ -301,7 +306,9 @@ def claim_chunk(runtime: Runtime, job_ids: Sequence[int]) -> list[tuple[ClaimedJ
                     claimed.append((job, detached(Store, row._mapping)))
         return claimed
     with runtime.statement() as connection:
-        rows = plain.execute(connection, _CLAIM_WITH_STORE, _chunk_params(job_ids)).all()
+        rows = plain.execute(
+            connection, _CLAIM_WITH_STORE, {"jobs": list(job_ids)} | _claim_times()
+        ).all()
         order = {job_id: place for place, job_id in enumerate(job_ids)}
         claimed = []
         for row in sorted(rows, key=lambda r: order[r._mapping["id"]]):
@@ -309,11 +316,6 @@ def claim_chunk(runtime: Runtime, job_ids: Sequence[int]) -> list[tuple[ClaimedJ
             if job.slot == SOON or not _answered_already(connection, job):
                 claimed.append((job, store))
         return claimed
-
-
-def _chunk_params(job_ids: Sequence[int]) -> dict[str, object]:
-    now = utcnow()
-    return {"jobs": list(job_ids), "latest": now + timedelta(seconds=1), "at": now}
 
 
 def _claimed_pair(found: Any) -> tuple[ClaimedJob, Store]:
