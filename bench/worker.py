@@ -86,6 +86,7 @@ class Options:
     sides: str
     profile: Path | None
     json: bool
+    timeline: Path | None = None
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -104,6 +105,8 @@ def parse_args(argv: list[str] | None) -> Options:
     add("--sides", default="relay,naive", help="which sides, in order (relay,naive)")
     add("--profile", type=Path, help="py-spy the workers into this folder (pip install py-spy)")
     add("--json", action="store_true", help="print the results as JSON")
+    add("--timeline", type=Path,
+        help="write each side's half-seconds (arrivals, busy, queued messages) here")  # fmt: skip
     return Options(**vars(parser.parse_args(argv)))
 
 
@@ -356,7 +359,7 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     redis_before = redis_calls()
     machine_before = side.machine.read() if side.machine else None
     progress(f"{side.name}: sending {len(hooks)} webhooks")
-    with profiling(side, options):
+    with profiling(side, options), timeline(side, options, sink):
         sent = send_all(side.port, hooks)
         deadline = time.monotonic() + options.timeout
         while sink.count(side.name) < len(hooks) and time.monotonic() < deadline:
@@ -527,6 +530,55 @@ FUNCTIONS = (
     ("outbox delivery (inclusive)", ("send_own", "outbox.py (deliver")),
     ("salla client (inclusive)", "worker/platforms/salla"),
 )
+
+
+@contextmanager
+def timeline(side: Side, options: Options, sink: SinkServer) -> Iterator[None]:
+    """Every half second while the side runs: refreshes delivered, the share of the
+    machine's cores busy, the cores its workers and its web used, and the messages
+    waiting in the broker's queues. Shows where a side waits: cores idle while its
+    queues are empty is work not handed out yet; idle while they are full, its
+    workers all waiting at once."""
+    if options.timeline is None:
+        yield
+        return
+    broker, done = redis.Redis.from_url(REDIS_URL), threading.Event()
+    path = options.timeline / f"{side.name}.tsv"
+    options.timeline.mkdir(parents=True, exist_ok=True)
+
+    def spent() -> tuple[float, float, float]:
+        workers = [pid for root in side.worker_pids for pid in tree(root)]
+        return time.monotonic(), cpu_seconds(workers), cpu_seconds(tree(side.web_pid))
+
+    def sample() -> None:
+        start, last, cpu = time.monotonic(), _cores(), spent()
+        with path.open("w") as out:
+            out.write("seconds\tdelivered\tbusy\tworker\tweb\tqueued\n")
+            while not done.wait(0.5):
+                now, used = _cores(), spent()
+                busy = 1 - (now[0] - last[0]) / max(now[1] - last[1], 1)
+                worker, web = ((used[i] - cpu[i]) / (used[0] - cpu[0]) for i in (1, 2))
+                queued = sum(int(broker.llen(name)) for name in QUEUES[side.name])
+                out.write(f"{used[0] - start:.1f}\t{sink.count(side.name)}\t{busy:.2f}\t"
+                          f"{worker:.2f}\t{web:.2f}\t{queued}\n")  # fmt: skip
+                last, cpu = now, used
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.join()
+
+
+QUEUES = {"relay": ("events", "refresh", "deliveries"), "naive": ("naive",)}
+
+
+def _cores() -> tuple[int, int]:
+    """(idle, all) clock ticks of the machine's cores so far."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return fields[3] + fields[4], sum(fields)
 
 
 @contextmanager
