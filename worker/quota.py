@@ -26,7 +26,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ MAX_INLINE_WAIT = 2.0  # seconds a worker may sleep for a token before reschedul
 MAX_BLOCK = 3600.0
 BLOCK = 8  # tokens a process takes at once from a bucket more than half full (RedisBudget)
 HELD_SECONDS = 2.0  # how long a process may spend tokens it took in a block
+Bucket = tuple[str, int, float]  # a budget's key, its limit and its window (seconds)
 
 
 class RateLimited(TransientError):
@@ -340,21 +341,23 @@ class RedisBudget:
 
     def tokens_now(self, key: str, limit: int, window: float) -> float:
         """The tokens a take would find now, without taking one (0 while blocked)."""
-        burst, rate = shape(limit, window)
-        try:  # one round trip for the bucket and the server's clock
+        return self.tokens_now_many([(key, limit, window)])[0]
+
+    def tokens_now_many(self, buckets: Sequence[Bucket]) -> list[float]:
+        """``tokens_now`` of each bucket, all in one round trip with the server's clock."""
+        try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.hmget(self.redis_key(key), ["tokens", "updated", "blocked"])
+            for key, _, _ in buckets:
+                pipe.hmget(self.redis_key(key), ["tokens", "updated", "blocked"])
             pipe.time()
-            (tokens, updated, blocked), (seconds, micros) = pipe.execute()
+            *fields, (seconds, micros) = pipe.execute()
         except redis.RedisError as exc:
             raise TransientError(f"rate budget unavailable (Redis: {type(exc).__name__})") from exc
         now = float(seconds) + float(micros) / 1e6
-        if blocked is not None and float(blocked) > now:
-            return 0.0
-        if tokens is None:
-            return burst
-        elapsed = max(0.0, now - float(updated or now))
-        return min(burst, float(tokens) + elapsed * rate)
+        return [
+            _tokens_then(limit, window, tokens, updated, blocked, now)
+            for (_, limit, window), (tokens, updated, blocked) in zip(buckets, fields, strict=True)
+        ]
 
     def redis_key(self, key: str) -> str:
         return self._prefix + key
@@ -408,27 +411,51 @@ def budget_for(
     return DatabaseBudget(sessions)
 
 
-def headroom(session: Session, key: str, limit: int, window: float, now: datetime) -> float:
-    """Tokens ``take`` would find now, without taking one (0 while blocked).
+def headroom(session: Session, buckets: Sequence[Bucket], now: datetime) -> list[float]:
+    """Tokens ``take`` would find now in each bucket's row, without taking one (0 while
+    blocked), the rows read by one SELECT.
 
     Read without a lock: the dispatcher sizes what it hands a store by it, and a
     stale read only means a job meets ``take``'s own answer. No row: a full burst.
     """
+    keys = sorted({key for key, _, _ in buckets})
+    query = select(RateBudget).where(RateBudget.key.in_(keys))
+    rows = {row.key: row for row in session.scalars(query)}
+    return [_row_tokens(rows.get(key), limit, window, now) for key, limit, window in buckets]
+
+
+def _row_tokens(row: RateBudget | None, limit: int, window: float, now: datetime) -> float:
     burst, rate = shape(limit, window)
-    budget = session.get(RateBudget, key)
-    if budget is None:
+    if row is None:
         return burst
-    if budget.blocked_until and budget.blocked_until > now:
+    if row.blocked_until and row.blocked_until > now:
         return 0.0
-    elapsed = max(0.0, (now - budget.updated_at).total_seconds())
-    return min(burst, budget.tokens + elapsed * rate)
+    elapsed = max(0.0, (now - row.updated_at).total_seconds())
+    return min(burst, row.tokens + elapsed * rate)
 
 
-def tokens_now(
-    budget: Budget, session: Session, key: str, limit: int, window: float, now: datetime
+def _tokens_then(
+    limit: int, window: float, tokens: Any, updated: Any, blocked: Any, now: float
 ) -> float:
-    """Tokens the store's budget has now, wherever it lives (``headroom`` for the
-    database's row; Redis holds its own count when it is the broker)."""
+    """A Redis bucket's tokens at ``now`` (its clock's seconds) from its fields: none
+    (a full burst), a block still running (no tokens), or a count and when it was."""
+    burst, rate = shape(limit, window)
+    if blocked is not None and float(blocked) > now:
+        return 0.0
+    if tokens is None:
+        return burst
+    elapsed = max(0.0, now - float(updated or now))
+    return min(burst, float(tokens) + elapsed * rate)
+
+
+def tokens_now_many(
+    budget: Budget, session: Session, buckets: Sequence[Bucket], now: datetime
+) -> list[float]:
+    """The tokens each (key, limit, window) has now, wherever it lives (``headroom``
+    for the database's rows; Redis holds its own count when it is the broker), in one
+    round trip: a dispatch reads every store's budget at once."""
+    if not buckets:
+        return []
     if isinstance(budget, RedisBudget):
-        return budget.tokens_now(key, limit, window)
-    return headroom(session, key, limit, window, now)
+        return budget.tokens_now_many(buckets)
+    return headroom(session, buckets, now)

@@ -9,7 +9,7 @@ rings for one straight away (``worker.dispatch.DispatchBell``). Each run:
 1. ends settle re-checks and reconciliations a later fetch already answered
    (``refresh.end_answered``), without spending any budget on them;
 2. hands each store with due jobs at most what its API budget has room for
-   (``quota.headroom`` in refreshes, less the jobs handed out and not finished),
+   (``quota.tokens_now_many`` in refreshes, less the jobs handed out and not finished),
    first refreshes first (``refresh.priority``), by arrival among equals; a
    re-check whose customer still has a first refresh coming waits for it (that
    fetch will answer it). A hot store's backlog stays in its table, so other
@@ -36,7 +36,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
 from worker import quota
@@ -188,20 +203,26 @@ def _refreshes(
     now: datetime,
     lease: datetime,
 ) -> Handed:
+    """Every store's share of this run, read and handed out a statement or two for all
+    of them (their budgets in one round trip, their jobs chosen and marked in one)."""
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
+    open_: dict[int, tuple[int, int]] = {}  # store id: its jobs queued and being fetched
     for store_id, (_, _, _, queued, working, rechecks) in counts.items():
         if rechecks:  # only a store with due re-checks can have one a fetch answered
             handed.answered += refresh.end_answered(session, store_id, now)
-        if min(STORE_IN_FLIGHT - working, QUEUED_PER_STORE) - queued <= 0:
-            continue  # as much as may be in flight already is: no budget to read
-        platform = platforms.get(stores.get(store_id, ""))
-        room = _room(session, budget, platform, store_id, now)
-        wanted = min(min(room, STORE_IN_FLIGHT) - queued - working, QUEUED_PER_STORE - queued)
-        if wanted > 0:
-            ids = _hand_out_jobs(session, store_id, wanted, now, lease)
-            handed.refreshes += _chunks(ids, REFRESH_CHUNK)
+        if min(STORE_IN_FLIGHT - working, QUEUED_PER_STORE) - queued > 0:
+            open_[store_id] = (queued, working)  # else as much as may be in flight already is
+    rooms = _rooms(session, budget, {s: platforms.get(stores.get(s, "")) for s in open_}, now)
+    wanted = {}
+    for store_id, (queued, working) in open_.items():
+        count = min(min(rooms[store_id], STORE_IN_FLIGHT) - queued - working,
+                    QUEUED_PER_STORE - queued)  # fmt: skip
+        if count > 0:
+            wanted[store_id] = count
+    for ids in _hand_out_jobs(session, wanted, now, lease):
+        handed.refreshes += _chunks(ids, REFRESH_CHUNK)
     return handed
 
 
@@ -212,43 +233,69 @@ def _platforms_of(session: Session, store_ids: list[int]) -> dict[int, str]:
     return {store_id: platform for store_id, platform in session.execute(query)}
 
 
-def _room(
-    session: Session, budget: quota.Budget, platform: Platform | None, store_id: int, now: datetime
-) -> int:
-    """Refreshes the store's tightest budget has tokens for right now."""
-    if platform is None or not platform.quotas:
-        return STORE_IN_FLIGHT
-    tokens = min(
-        quota.tokens_now(budget, session, f"store:{store_id}:{bucket}", limit, window, now)
+def _rooms(
+    session: Session,
+    budget: quota.Budget,
+    platforms: Mapping[int, Platform | None],
+    now: datetime,
+) -> dict[int, int]:
+    """Store id → the refreshes its tightest budget has tokens for right now, every
+    store's buckets read at once (``quota.tokens_now_many``)."""
+    buckets = [
+        (store_id, (f"store:{store_id}:{bucket}", limit, window))
+        for store_id, platform in platforms.items()
+        if platform is not None
         for bucket, (limit, window) in platform.quotas.items()
-    )
-    return math.floor(tokens / CALLS_PER_REFRESH + 1e-9)
+    ]
+    tokens = quota.tokens_now_many(budget, session, [bucket for _, bucket in buckets], now)
+    rooms = dict.fromkeys(platforms, STORE_IN_FLIGHT)  # a platform without a quota
+    least: dict[int, float] = {}
+    for (store_id, _), found in zip(buckets, tokens, strict=True):
+        least[store_id] = min(least.get(store_id, found), found)
+    for store_id, found in least.items():
+        rooms[store_id] = math.floor(found / CALLS_PER_REFRESH + 1e-9)
+    return rooms
 
 
 def _hand_out_jobs(
-    session: Session, store_id: int, count: int, now: datetime, lease: datetime
-) -> list[int]:
-    """Up to ``count`` of the store's due jobs, chosen and marked (statements built once:
-    a run sends them for every store with due work), in the order they are to run.
+    session: Session, wanted: Mapping[int, int], now: datetime, lease: datetime
+) -> list[list[int]]:
+    """Up to ``wanted[store]`` of each store's due jobs, chosen and marked, a list per
+    store (in ``wanted``'s order) in the order they are to run.
 
-    On PostgreSQL one statement chooses and marks them (``_HAND_OUT_JOBS``: the choice
-    is the UPDATE's subquery, its rows locked as the choice's are), and the order is
-    restored from what it returns; elsewhere the choice and the mark are two."""
-    params = {"store": store_id, "now": now, "lease": lease}
-    if session.get_bind().dialect.name == "postgresql":
-        rows = execute(session, _HAND_OUT_JOBS, params | {"count": count}).all()
-        return [row.id for row in sorted(rows, key=lambda r: (r.rank, r.created_at, r.id))]
-    ids = list(execute(session, _CHOOSE_JOBS, params | {"count": count}).scalars())
-    if not ids:
+    On PostgreSQL one statement chooses and marks them for every store
+    (``_HAND_OUT_JOBS``: each store's choice is a LATERAL subquery of
+    ``unnest(stores, counts)``, its rows locked as they are chosen), and the order is
+    restored from what it returns; elsewhere the choice and the mark are two
+    statements per store. Both are built once: a run sends them every second."""
+    if not wanted:
         return []
-    marked = set(execute(session, _MARK_JOBS, params | {"ids": ids}).scalars())
-    return [job_id for job_id in ids if job_id in marked]
+    params: dict[str, Any] = {"now": now, "lease": lease}
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {"stores": list(wanted), "counts": list(wanted.values())}
+        rows = execute(session, _HAND_OUT_JOBS, params | arrays).all()
+        by_store: dict[int, list[Any]] = {store_id: [] for store_id in wanted}
+        for row in rows:
+            by_store[row.store_id].append(row)
+        ordered = (
+            sorted(found, key=lambda r: (r.rank, r.created_at, r.id)) for found in by_store.values()
+        )
+        return [[row.id for row in found] for found in ordered if found]
+    handed = []
+    for store_id, count in wanted.items():
+        store = params | {"store": store_id}
+        ids = list(execute(session, _CHOOSE_JOBS, store | {"count": count}).scalars())
+        marked = set(execute(session, _MARK_JOBS, store | {"ids": ids}).scalars()) if ids else set()
+        if marked:
+            handed.append([job_id for job_id in ids if job_id in marked])
+    return handed
 
 
-def _store_jobs_due() -> ColumnElement[bool]:
+def _store_jobs_due(store: Any = None) -> ColumnElement[bool]:
+    """The jobs of ``store`` (the ``store`` parameter unless given) due and not handed out."""
     job = RefreshJob
     return and_(
-        job.store_id == bindparam("store"),
+        job.store_id == (bindparam("store") if store is None else store),
         one_of(job.status, refresh.WAITING),
         job.due_at <= bindparam("now"),
         _undispatched(job.dispatched_at, job.due_at, bindparam("lease")),
@@ -267,21 +314,38 @@ def _first_refresh_waiting() -> ColumnElement[bool]:
     )
 
 
+def _choose(store: Any, count: Any) -> Select[int]:
+    """Up to ``count`` of ``store``'s due jobs in the order they are to run, locked:
+    first refreshes first, a re-check not before its customer's first refresh."""
+    return (
+        select(RefreshJob.id)
+        .where(_store_jobs_due(store))
+        .where(or_(RefreshJob.slot == refresh.SOON, ~_first_refresh_waiting()))
+        .order_by(refresh.priority(), RefreshJob.created_at, RefreshJob.id)
+        .limit(count)
+        .with_for_update(skip_locked=True)
+    )
+
+
 # Chosen first, then marked by id: a locking sub-select inside the UPDATE may be re-run
 # by PostgreSQL and see rows this very statement changed (see ``_mark``).
-_CHOOSE_JOBS = plain.hot(
-    select(RefreshJob.id)
-    .where(_store_jobs_due())
-    .where(or_(RefreshJob.slot == refresh.SOON, ~_first_refresh_waiting()))
-    .order_by(refresh.priority(), RefreshJob.created_at, RefreshJob.id)
-    .limit(bindparam("count"))
-    .with_for_update(skip_locked=True)
+_CHOOSE_JOBS = plain.hot(_choose(None, bindparam("count")))
+_WANTED = (
+    func.unnest(
+        bindparam("stores", type_=postgresql.ARRAY(BigInteger)),
+        bindparam("counts", type_=postgresql.ARRAY(Integer)),
+    )
+    .table_valued("store", "wanted")
+    .render_derived(name="wanted")
 )
+_CHOSEN = _choose(_WANTED.c.store, _WANTED.c.wanted).lateral("chosen")
 _HAND_OUT_JOBS = plain.hot(
     update(RefreshJob)
-    .where(RefreshJob.id.in_(_CHOOSE_JOBS.correlate(None)))
+    .where(RefreshJob.id.in_(select(_CHOSEN.c.id).select_from(_WANTED).join(_CHOSEN, true())))
     .values(dispatched_at=bindparam("now"))
-    .returning(RefreshJob.id, refresh.priority().label("rank"), RefreshJob.created_at)
+    .returning(
+        RefreshJob.id, RefreshJob.store_id, refresh.priority().label("rank"), RefreshJob.created_at
+    )
     .execution_options(synchronize_session=False)
 )
 _MARK_JOBS = (

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from tests.conftest import relay_env
 from tests.factories import add_salla_store, add_webhook_sink
+from tests.listening import listening
 from worker import quota
 from worker.cli.app import main
 from worker.pipeline import dispatcher, outbox, refresh
@@ -306,3 +307,53 @@ def test_it_sizes_a_store_by_the_budget_redis_keeps_when_redis_is_the_broker(
     spent = {"tokens": 0.0, "updated": seconds + micros / 1e6}
     client.hset(backend.redis_key(f"store:{store.id}:customers"), mapping=spent)
     assert handed_jobs(runtime) == []  # no row in rate_budgets: only Redis knows it is spent
+
+
+def test_a_run_reads_and_hands_out_every_stores_share_at_once(runtime: Runtime) -> None:
+    """Each store gets its own share (its budget, its caps, its order), and a run's
+    cost does not grow with the stores: on PostgreSQL one statement chooses and marks
+    every store's jobs, and every store's budget is read in one round trip to Redis."""
+    lifted = dataclasses.replace(runtime.settings, salla_quota=(1_000_000, 600.0))
+    runtime = dataclasses.replace(runtime, settings=lifted)
+
+    def stores_with_jobs(first: int, count: int) -> dict[int, list[int]]:
+        jobs = {}
+        for n in range(first, first + count):
+            store = add_salla_store(runtime, str(900 + n))
+            ids = [job(runtime, store, f"s{n}-c{k}", created_at=now() - timedelta(seconds=90 - k))
+                   for k in range(6)]  # fmt: skip
+            jobs[store.id] = ids
+        return jobs
+
+    def one_run() -> tuple[list[list[int]], list[str]]:
+        statements: list[str] = []
+
+        def seen(*args: Any) -> None:
+            statements.append(args[2])
+
+        with listening(runtime.engine, before_cursor_execute=seen):
+            handed = run(runtime).refreshes
+        return handed, statements
+
+    client = quota.redis_client(runtime.settings.broker_url)
+
+    def clock_reads() -> int:
+        return int(client.info("commandstats").get("cmdstat_time", {}).get("calls", 0))
+
+    few = stores_with_jobs(0, 2)
+    handed, few_statements = one_run()
+    assert sorted(map(tuple, handed)) == sorted(tuple(ids[:4]) for ids in few.values())
+    with runtime.transaction() as session:  # done: those stores hand out their last two
+        for row in session.scalars(select(RefreshJob).where(RefreshJob.dispatched_at.is_not(None))):
+            row.status = refresh.DONE
+    many = stores_with_jobs(2, 6)
+    before = clock_reads()
+    handed, many_statements = one_run()
+    assert clock_reads() - before == 1  # every store's budget, with Redis's clock, at once
+    expected = [ids[4:] for ids in few.values()] + [ids[:4] for ids in many.values()]
+    assert sorted(map(tuple, handed)) == sorted(map(tuple, expected))
+    if runtime.engine.dialect.name == "postgresql":
+        assert len(many_statements) == len(few_statements)
+        assert sum(s.startswith("UPDATE refresh_jobs") for s in many_statements) == 1
+    else:  # a choice and a mark per store
+        assert len(many_statements) - len(few_statements) == 2 * (8 - 2)

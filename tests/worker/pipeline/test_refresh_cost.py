@@ -94,6 +94,7 @@ def test_the_hot_statements_render_their_sql_once(world: World[Any]) -> None:
         "claim": refresh._CLAIM,
         "claim with store": refresh._CLAIM_WITH_STORE,
         "choose jobs": dispatcher._CHOOSE_JOBS,
+        "hand out jobs": dispatcher._HAND_OUT_JOBS,
         "final update": outbox._finishing(frozenset({"status"})),
     }
     for name, statement in statements.items():
