@@ -137,3 +137,26 @@ def test_a_chunks_jobs_are_one_insert_of_arrays(world: SallaWorld) -> None:
     )
     assert [job.customer_id for job in new] == ["7001", "7002"]
     assert sorted(d.job_id for d in due) == [job.id for job in new]
+
+
+def test_a_chunk_reads_its_bodies_once_and_writes_its_statuses_together(
+    world: SallaWorld,
+) -> None:
+    """The bodies (sealed, the largest column) are read once, to plan the events; the
+    transaction that applies them locks the rows without them, and sets every row's
+    status with one UPDATE per kind (a body kept for replay, or dropped)."""
+    for n in range(5):
+        world.post("order.created", id=300 + n, customer={"id": 6100 + n, "email": "a@b.co"})
+    guest = world.post("order.created", id=399, customer=None)
+    with counted(world.runtime.engine) as statements:
+        due = inbox.process_many(world.runtime, world.platforms, claimed(world, 10))
+    assert len(due) == 5
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM inbox_events" in s]
+    assert [("inbox_events.body" in s) for s in reads] == [True, False]
+    updates = [s for s in statements if s.startswith("UPDATE inbox_events")]
+    assert len(updates) == 2 and sum("body=" in s for s in updates) == 1
+    events = {e.id: e for e in world.rows(InboxEvent)}
+    assert events[guest].status == "ignored" and events[guest].body == b""
+    named = [e for e in events.values() if e.id != guest]
+    assert all(e.status == "done" and e.customer_id and e.body for e in named)
+    assert all(e.processed_at is not None for e in events.values())
