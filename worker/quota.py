@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from worker.errors import TransientError
 from worker.http import parse_retry_after
-from worker.storage.models import RateBudget, utcnow
+from worker.storage.models import RateBudget, detached_rows, utcnow
 from worker.storage.upsert import insert_ignore
 
 MAX_INLINE_WAIT = 2.0  # seconds a worker may sleep for a token before rescheduling instead
@@ -419,8 +419,9 @@ def headroom(session: Session, buckets: Sequence[Bucket], now: datetime) -> list
     stale read only means a job meets ``take``'s own answer. No row: a full burst.
     """
     keys = sorted({key for key, _, _ in buckets})
-    query = select(RateBudget).where(RateBudget.key.in_(keys))
-    rows = {row.key: row for row in session.scalars(query)}
+    columns = (RateBudget.key, RateBudget.tokens, RateBudget.updated_at, RateBudget.blocked_until)
+    found = session.execute(select(*columns).where(RateBudget.key.in_(keys)))
+    rows = {row.key: row for row in detached_rows(RateBudget, found)}  # no session objects
     return [_row_tokens(rows.get(key), limit, window, now) for key, limit, window in buckets]
 
 

@@ -23,10 +23,9 @@ and failed ones kept for ops, hold a body too — only ever encrypted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
-from sqlalchemy import Row, bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from worker import customers, privacy, stores
@@ -46,10 +45,8 @@ from worker.pipeline.inbox_rows import sealed as sealed
 from worker.pipeline.snapshots import remember_contact, remember_contacts
 from worker.platforms.base import EventPlan, Platform
 from worker.runtime import Runtime
-from worker.storage.models import Base, InboxEvent, Store, detached, utcnow
+from worker.storage.models import InboxEvent, Store, detached_rows, utcnow
 from worker.storage.upsert import execute, rows_changed
-
-M = TypeVar("M", bound=Base)
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +160,7 @@ def _planned(
         .order_by(InboxEvent.id)
     )
     with runtime.sessions() as session:
-        events = _detached(InboxEvent, execute(session, query))
+        events = detached_rows(InboxEvent, execute(session, query))
     planned: list[tuple[int, EventPlan | str]] = []
     for event in events:
         try:
@@ -180,7 +177,7 @@ def _apply_batch(
     runtime: Runtime, platforms: dict[str, Platform], batch: list[tuple[int, EventPlan | str]]
 ) -> list[refresh.Due]:
     """One transaction for a run of events that only ask for refreshes. The rows are
-    read and written as plain rows (``_detached``, ``_STATUS``), not as the session's
+    read and written as plain rows (``detached_rows``, ``_STATUS``), not as the session's
     objects: its statements then go on the driver's path (``upsert.execute``) and no
     flush compares a hundred objects attribute by attribute."""
     if not batch:
@@ -193,7 +190,7 @@ def _apply_batch(
             .order_by(InboxEvent.id)
             .with_for_update()
         )
-        events = _detached(InboxEvent, execute(session, query))
+        events = detached_rows(InboxEvent, execute(session, query))
         found = _stores_of(session, platforms, events)
         accepted: list[tuple[InboxEvent, Store, EventPlan]] = []
         verdicts: list[tuple[InboxEvent, str, str | None]] = []
@@ -212,10 +209,6 @@ def _apply_batch(
         return due
 
 
-def _detached(model: type[M], rows: Iterable[Row[Any]]) -> list[M]:
-    return [detached(model, row._mapping) for row in rows]
-
-
 def _stores_of(
     session: Session, platforms: dict[str, Platform], events: list[InboxEvent]
 ) -> dict[tuple[str, str | None], Store]:
@@ -229,7 +222,7 @@ def _stores_of(
     query = select(*_STORE_COLUMNS).where(
         tuple_(Store.platform, Store.external_id).in_(sorted(keys))
     )
-    found = _detached(Store, execute(session, query))
+    found = detached_rows(Store, execute(session, query))
     return {(store.platform, store.external_id): store for store in found}
 
 

@@ -14,7 +14,7 @@ are put back by the sweeper, so a lost message or a killed worker loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -60,6 +60,11 @@ def detached(model: type[M], values: Mapping[Any, Any]) -> M:
     instance: M = instrumentation.manager_of_class(model).new_instance()
     instance.__dict__.update(values)
     return instance
+
+
+def detached_rows(model: type[M], rows: Iterable[Any]) -> list[M]:
+    """``detached`` for each row of a result (its columns named as the model's)."""
+    return [detached(model, row._mapping) for row in rows]
 
 
 class Store(Base):
