@@ -25,6 +25,11 @@ from worker.sinks.base import OutboundDelivery, SendResult, Sink, classify_http_
 # Reference: standard-webhooks/standard-webhooks spec/standard-webhooks.md, "Signature
 # scheme": a symmetric signing secret is "Random. At least 24 bytes (192 bits, 512 maximum)".
 MIN_SECRET_BYTES = 24
+# An endpoint's answer is read (and dropped) up to this size and for this long, so
+# that its connection can be used again; a longer or slower one is cut off by
+# closing the connection.
+KEPT_ANSWER_BYTES = 64 * 1024
+KEPT_ANSWER_SECONDS = 1.0
 
 
 def _check_secrets(value: str) -> None:
@@ -80,14 +85,35 @@ class WebhookSink(Sink):
         }
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str | None]:
-        """POST without reading the answer's body: only the status and Retry-After matter."""
+        """POST; only the status and Retry-After matter.
+
+        The answer's body is read, and dropped, up to ``KEPT_ANSWER_BYTES``: a connection
+        whose answer was read to its end goes back to the pool for the endpoint's next
+        delivery, where one left unread is closed (and the next delivery pays a new
+        TCP, and on https a new TLS, handshake). A longer answer is not read on: its
+        connection is closed instead, so an endpoint cannot make us read megabytes."""
         try:
             with self.http.stream("POST", self.config["url"], content=body, headers=headers) as r:
+                _drain(r)
                 return r.status_code, r.headers.get("retry-after")
         except httpx.TimeoutException as exc:
             raise TransientError("endpoint did not answer in time") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"could not reach endpoint ({type(exc).__name__})") from exc
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read and drop the answer's body while it stays within ``KEPT_ANSWER_BYTES``
+    and ``KEPT_ANSWER_SECONDS``. The status has arrived: a body that breaks off or
+    stalls leaves it standing (the connection is closed), and is no failure."""
+    read, until = 0, time.monotonic() + KEPT_ANSWER_SECONDS
+    try:
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read > KEPT_ANSWER_BYTES or time.monotonic() > until:
+                return
+    except httpx.TransportError:
+        return
 
 
 def event_body(delivery: OutboundDelivery) -> bytes:

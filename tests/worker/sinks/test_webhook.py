@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +21,7 @@ from worker.http import build_client
 from worker.sandbox.capture import CapturedDelivery, CaptureLog
 from worker.signing import new_secret
 from worker.sinks.base import EndpointGone, OutboundDelivery, SendResult
-from worker.sinks.webhook import WebhookSink
+from worker.sinks.webhook import KEPT_ANSWER_BYTES, KEPT_ANSWER_SECONDS, WebhookSink
 
 StartCapture = Callable[..., tuple[str, CaptureLog]]
 MakeSink = Callable[..., WebhookSink]
@@ -223,3 +225,94 @@ def _closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+class _KeepAliveEndpoint:
+    """An HTTP/1.1 endpoint that keeps connections open, answering ``answer`` bytes
+    (in ``pieces``, ``pause`` seconds apart) and noting the connection of each POST."""
+
+    def __init__(self, answer: bytes = b'{"ok":true}', pieces: int = 1, pause: float = 0.0):
+        endpoint = self
+        self.connections: list[tuple[str, int]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers["Content-Length"]))
+                endpoint.connections.append(self.client_address)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                size = -(-len(answer) // pieces)
+                try:
+                    for start in range(0, len(answer), size):
+                        self.wfile.write(answer[start : start + size])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:  # the client hung up on a long answer: as it should
+                    self.close_connection = True
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/loyalty"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Callable[..., _KeepAliveEndpoint]]:
+    started: list[_KeepAliveEndpoint] = []
+
+    def start(**options: Any) -> _KeepAliveEndpoint:
+        started.append(_KeepAliveEndpoint(**options))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.close()
+
+
+def test_it_sends_an_endpoints_deliveries_over_one_connection(
+    endpoint: Callable[..., _KeepAliveEndpoint], make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    """An answer left unread closes its connection: every delivery would pay a new
+    TCP (and TLS) handshake, on our side and on the merchant's."""
+    served = endpoint(answer=b'{"received":true,"note":"' + b"x" * 2000 + b'"}')
+    sink = make_sink(served.url)
+
+    results = [sink.send(make_delivery(id=f"msg_{n}")) for n in range(3)]
+
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert len(served.connections) == 3
+    assert len(set(served.connections)) == 1
+
+
+def test_it_does_not_read_a_long_answer_to_its_end(
+    endpoint: Callable[..., _KeepAliveEndpoint], make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    served = endpoint(answer=b"x" * (8 * KEPT_ANSWER_BYTES), pieces=64)
+    sink = make_sink(served.url)
+
+    results = [sink.send(make_delivery(id=f"msg_{n}")) for n in range(2)]
+
+    assert [r.status_code for r in results] == [200, 200]
+    assert len(set(served.connections)) == 2  # each cut off, its connection closed
+
+
+def test_it_keeps_the_status_of_an_answer_whose_body_stalls(
+    endpoint: Callable[..., _KeepAliveEndpoint], make_sink: MakeSink, make_delivery: MakeDelivery
+) -> None:
+    served = endpoint(answer=b"x" * 80, pieces=8, pause=KEPT_ANSWER_SECONDS)
+    started = time.monotonic()
+
+    result = make_sink(served.url).send(make_delivery())
+
+    assert result.status_code == 200
+    assert time.monotonic() - started < 3 * KEPT_ANSWER_SECONDS  # not the whole trickle
