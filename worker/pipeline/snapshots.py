@@ -5,7 +5,6 @@ transaction. Events are triggers, not truth: nothing here trusts a payload."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, insert, select, tuple_, update
@@ -28,14 +27,15 @@ def apply_snapshot(
     ``outbox.Taken``, the caller's to send once this transaction commits
     (``outbox.send_taken``)."""
     row = _locked_values(session, store.id, customer_id)
-    before = snapshot_of(runtime, row) if row.fetched_at else None
+    known = runtime.cipher.open(row.contact)  # opened once: for ``before`` and the merge
+    before = snapshot_of(runtime, row, known) if row.fetched_at else None
     assert snapshot.fetched_at is not None
     if before and before.fetched_at and before.fetched_at > snapshot.fetched_at:
         log.info("store %s customer %s: older fetch discarded", store.key, customer_id)
         return []
     kinds = change_kinds(before, snapshot)
     if not kinds:
-        _write(runtime, session, row, snapshot)
+        _write(runtime, session, row, known, snapshot)
         return []
     payload = change_payload(
         platform=store.platform,
@@ -52,10 +52,10 @@ def apply_snapshot(
     }  # fmt: skip
     if session.get_bind().dialect.name == "postgresql" and not holds_objects(session):
         contact, change_id, sinks = _write_change_read_sinks(
-            runtime, session, row, snapshot, change
+            runtime, session, row, known, snapshot, change
         )
     else:
-        contact = _write(runtime, session, row, snapshot)
+        contact = _write(runtime, session, row, known, snapshot)
         change_id = execute(session, _ADD_CHANGE, change).scalar_one()
         sinks = None
     recipient = outbox.Recipient(
@@ -70,6 +70,7 @@ def _write_change_read_sinks(
     runtime: Runtime,
     session: Session,
     row: Row[Any],
+    known: dict[str, Any],
     snapshot: PointsSnapshot,
     change: dict[str, Any],
 ) -> tuple[dict[str, Any], int | None, list[Sink]]:
@@ -78,7 +79,7 @@ def _write_change_read_sinks(
     of the SELECT of the store's enabled sinks, each row of which carries the change's
     id. Three round trips of the snapshot's transaction become one. A store with no
     enabled sink gets no row back, and then needs no change id either."""
-    contact, values = _written(runtime, row, snapshot)
+    contact, values = _written(runtime, row, known, snapshot)
     params = {"store": row.store_id, "customer": row.customer_id}
     params |= {f"p_{name}": value for name, value in values.items()}
     params |= {f"c_{name}": value for name, value in change.items()}
@@ -149,14 +150,21 @@ def _keep_contact(runtime: Runtime, row: CustomerPoints, contact: CustomerContac
         row.contact = runtime.cipher.seal(merged)
 
 
-def _merged(
-    runtime: Runtime, row: CustomerPoints | Row[Any], contact: CustomerContact
-) -> dict[str, Any]:
-    return runtime.cipher.open(row.contact) | _fresh(contact)
+def _sealed_merge(
+    runtime: Runtime, sealed: bytes | None, known: dict[str, Any], contact: CustomerContact
+) -> tuple[dict[str, Any], bytes]:
+    """The contact merged with what the platform says now, and its sealed bytes: the
+    stored ones when nothing changed (as ``_keep_contact``), so an unchanged contact
+    costs no encryption and keeps its bytes."""
+    merged = known | _fresh(contact)
+    if merged == known and sealed:
+        return known, sealed
+    return merged, runtime.cipher.seal(merged)
 
 
 def _fresh(contact: CustomerContact) -> dict[str, Any]:
-    return {key: value for key, value in asdict(contact).items() if value}
+    # vars, not dataclasses.asdict: its deep copy costs more than the rest of the merge.
+    return {key: value for key, value in vars(contact).items() if value}
 
 
 def _locked_row(session: Session, store_id: int, customer_id: str) -> CustomerPoints:
@@ -186,8 +194,11 @@ def _empty_row(store_id: int, customer_id: str) -> dict[str, Any]:
     }
 
 
-def snapshot_of(runtime: Runtime, row: CustomerPoints | Row[Any]) -> PointsSnapshot:
-    contact = runtime.cipher.open(row.contact)
+def snapshot_of(
+    runtime: Runtime, row: CustomerPoints | Row[Any], contact: dict[str, Any] | None = None
+) -> PointsSnapshot:
+    """The row as a snapshot; ``contact`` is its contact already opened, if it was."""
+    contact = runtime.cipher.open(row.contact) if contact is None else contact
     return PointsSnapshot(
         available=row.available,
         pending=row.pending,
@@ -202,26 +213,31 @@ def snapshot_of(runtime: Runtime, row: CustomerPoints | Row[Any]) -> PointsSnaps
 
 
 def _write(
-    runtime: Runtime, session: Session, row: Row[Any], snapshot: PointsSnapshot
+    runtime: Runtime,
+    session: Session,
+    row: Row[Any],
+    known: dict[str, Any],
+    snapshot: PointsSnapshot,
 ) -> dict[str, Any]:
     """Store ``snapshot`` on the row; the customer's contact as now kept (decrypted)."""
-    contact, values = _written(runtime, row, snapshot)
+    contact, values = _written(runtime, row, known, snapshot)
     key = {"store": row.store_id, "customer": row.customer_id}
     execute(session, _WRITE_POINTS, key | values)
     return contact
 
 
 def _written(
-    runtime: Runtime, row: Row[Any], snapshot: PointsSnapshot
+    runtime: Runtime, row: Row[Any], known: dict[str, Any], snapshot: PointsSnapshot
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The customer's contact as now kept (decrypted), and the row's new values."""
-    contact = _merged(runtime, row, snapshot.contact)
+    """The customer's contact as now kept (decrypted; ``known`` is the row's), and the
+    row's new values."""
+    contact, sealed = _sealed_merge(runtime, row.contact, known, snapshot.contact)
     values = {
         "available": snapshot.available, "pending": snapshot.pending, "used": snapshot.used,
         "next_expiry_at": snapshot.next_expiry_at,
         "next_expiry_points": snapshot.next_expiry_points, "tier": snapshot.tier,
         "excluded": snapshot.excluded, "fetched_at": snapshot.fetched_at,
-        "contact": runtime.cipher.seal(contact),
+        "contact": sealed,
     }  # fmt: skip
     return contact, values
 

@@ -33,3 +33,22 @@ def test_it_sends_the_change_when_points_are_credited(world: SallaWorld) -> None
     assert (latest["balance_before"], latest["balance_after"]) == (1000, 1250)
     [points] = world.rows(CustomerPoints)
     assert points.available == 1250
+
+
+def test_a_contact_that_did_not_change_is_not_sealed_again(world: SallaWorld) -> None:
+    """Sealing is fresh each time (Fernet's IV and timestamp): equal bytes after later
+    refreshes, one with no change and one with a change, show the contact was kept as
+    stored rather than encrypted anew on every refresh."""
+    world.process(world.post())
+    world.process(world.post("customer.updated"))  # its sample adds the phone
+    [first] = world.rows(CustomerPoints)
+    assert world.runtime.cipher.open(first.contact)["phone"] == "+966512345678"
+
+    world.process(world.post("customer.updated"))  # nothing changed
+    world.sandbox.add_points(MERCHANT, CUSTOMER, 250)
+    world.process(world.post("order.updated"))  # a change, written with its deliveries
+
+    [now] = world.rows(CustomerPoints)
+    assert now.available == 1250
+    assert first.contact and now.contact == first.contact
+    assert world.runtime.cipher.open(now.contact)["email"] == "c@example.com"
