@@ -250,6 +250,7 @@ def test_a_worker_killed_mid_email_never_sends_it_twice(service: Service) -> Non
         assert len(mailbox.received) == 1
         assert "outcome unknown" in (_email_row(service).last_error or "")
     finally:
+        service.stop_worker()  # its kept SMTP session hangs up before the server stops
         smtp.stop()
 
 
@@ -291,6 +292,7 @@ def test_an_email_goes_out_once_when_its_collapse_window_ends(service: Service) 
         assert len(mailbox.received) == 1 and len(recipients) == 1
         assert _email_row(service).status == "delivered"
     finally:
+        service.stop_worker()  # its kept SMTP session hangs up before the server stops
         smtp.stop()
 
 

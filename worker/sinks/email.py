@@ -66,6 +66,8 @@ from worker.sinks.email_render import (
     render,
 )
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
+from worker.sinks.smtp_sessions import SESSIONS, KeptSession
+from worker.sinks.smtp_sessions import close as _quit
 
 __all__ = ["AmbiguousSend", "EmailConfigSchema", "EmailSink", "SkippedDelivery"]
 
@@ -241,19 +243,54 @@ class _Envelope:
 
 
 def _transfer(config: Mapping[str, Any], message: EmailMessage, recipient: str) -> int:
-    """Send ``message``; return the final reply's code or raise what the outcome means."""
+    """Send ``message``; return the final reply's code or raise what the outcome means.
+
+    Over a session kept from the last message to this server when there is one
+    (``worker.sinks.smtp_sessions``); it goes back only after a 2xx."""
     envelope = _envelope(config["from_address"], recipient, message)
-    smtp = _open(config)
+    server = _server(config)
+    session = _ready(config, server, envelope)
     try:
-        _before_data(smtp, envelope)
-        code, reply = _hand_over(smtp, envelope.data)
-    finally:
-        _quit(smtp)
+        code, reply = _hand_over(session.smtp, envelope.data)
+    except BaseException:
+        _quit(session.smtp)
+        raise
     if 200 <= code <= 299:
+        SESSIONS.give_back(server, session)
         return code
+    _quit(session.smtp)
     if 400 <= code <= 599:  # a definite "not taken": nothing reached the mailbox
         raise _by_code("end of DATA", code, reply, recipient)
     raise AmbiguousSend(f"no usable answer after the message was sent ({code})")
+
+
+def _server(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Which kept sessions may carry a message: same server, same security, same login."""
+    return (config["host"], config["port"], config["security"], config["user"], config["password"])
+
+
+def _ready(config: Mapping[str, Any], server: tuple[Any, ...], envelope: _Envelope) -> KeptSession:
+    """A session past MAIL FROM, RCPT TO and DATA's 354: the message's data is next.
+
+    A kept session that fails with a transient error (the server closed it while it
+    was idle, or answered 421) has sent nothing: the message goes over a new one."""
+    kept = SESSIONS.take(server)
+    if kept is not None:
+        try:
+            _before_data(kept.smtp, envelope)
+            return kept
+        except TransientError:
+            kept.smtp.close()
+        except BaseException:
+            _quit(kept.smtp)
+            raise
+    smtp = _open(config)
+    try:
+        _before_data(smtp, envelope)
+    except BaseException:
+        _quit(smtp)
+        raise
+    return KeptSession(smtp)
 
 
 def _envelope(sender: str, recipient: str, message: EmailMessage) -> _Envelope:
@@ -350,14 +387,6 @@ def _by_code(name: str, code: int, reply: bytes | str, recipient: str | None) ->
     error = PermanentError(message) if 500 <= code <= 599 else TransientError(message)
     error.status_code = code  # the attempt row keeps the SMTP reply code
     return error
-
-
-def _quit(smtp: smtplib.SMTP) -> None:
-    """Say goodbye if the server still listens; the outcome is already known either way."""
-    try:
-        smtp.quit()
-    except (OSError, smtplib.SMTPException):
-        smtp.close()
 
 
 def _name(exc: BaseException) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +37,7 @@ from worker.points import (
 from worker.sinks.base import OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.email import EmailSink
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
+from worker.sinks.smtp_sessions import SESSIONS, KeptSession, Sessions
 
 DELIVERY_ID = "msg_2mJ0rQ7dNnXhH5l6"
 CUSTOMER = "sara@example.com"
@@ -119,6 +122,7 @@ def start_smtp() -> Iterator[StartSmtp]:
         return int(controller.port)
 
     yield start
+    SESSIONS.close_all()  # hang up first: a server stopped under an open session warns
     for controller in running:
         controller.stop()
 
@@ -441,3 +445,94 @@ def test_it_fills_in_defaults_for_a_minimal_config() -> None:
     assert config["port"] == 587 and config["security"] == "starttls"
     assert (config["digits"], config["default_language"]) == ("latin", None)
     assert config["primary_color"].startswith("#") and config["timeout"] == 30.0
+
+
+# Sessions kept between messages (worker.sinks.smtp_sessions) ------------------------
+
+
+class CountingSessions(Mailbox):
+    """Notes the client's end of each connection a message came over."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        super().__init__()
+        self.peers: list[Any] = []
+        self.refuse = refuse
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refuse and self.refuse in address:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.peers.append(session.peer)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_it_sends_a_servers_messages_over_one_session(start_smtp: StartSmtp) -> None:
+    """An expiry reminders' burst: one connection (and STARTTLS and AUTH) for all."""
+    mailbox = CountingSessions()
+    email = sink(start_smtp(mailbox))
+
+    for _ in range(3):
+        email.send(delivery())
+
+    assert len(mailbox.envelopes) == 3
+    assert len(set(mailbox.peers)) == 1
+
+
+def test_a_session_the_server_closed_while_idle_costs_no_message(start_smtp: StartSmtp) -> None:
+    mailbox = CountingSessions()
+    email = sink(start_smtp(mailbox, timeout=0.3))  # aiosmtpd hangs up on idle clients
+
+    email.send(delivery())
+    time.sleep(0.8)  # the server has closed the kept session meanwhile
+    result = email.send(delivery())
+
+    assert result.status_code == 250
+    assert len(mailbox.envelopes) == 2  # each once
+    assert len(set(mailbox.peers)) == 2
+
+
+def test_a_session_is_not_kept_after_a_refused_recipient(start_smtp: StartSmtp) -> None:
+    mailbox = CountingSessions(refuse="nobody")
+    email = sink(start_smtp(mailbox))
+    email.send(delivery())
+    idle = SESSIONS.idle()
+
+    with pytest.raises(PermanentError):
+        email.send(delivery(email="nobody@example.com"))
+    assert SESSIONS.idle() == idle - 1  # taken, failed mid-transaction, closed
+    email.send(delivery())
+
+    assert len(mailbox.envelopes) == 2 and len(set(mailbox.peers)) == 2
+
+
+def test_a_session_is_not_kept_after_an_unknown_outcome(start_smtp: StartSmtp) -> None:
+    idle = SESSIONS.idle()
+    with pytest.raises(AmbiguousSend):
+        sink(start_smtp(DroppingAfterData())).send(delivery())
+    assert SESSIONS.idle() == idle
+
+
+def test_sessions_end_after_their_message_limit_and_when_idle_too_long(
+    start_smtp: StartSmtp,
+) -> None:
+    port = start_smtp(Mailbox())
+    now = [0.0]
+    sessions = Sessions(idle_seconds=30, max_messages=2, clock=lambda: now[0])
+    opened = smtplib.SMTP("127.0.0.1", port, timeout=5)
+
+    sessions.give_back("server", KeptSession(opened))
+    kept = sessions.take("server")
+    assert kept is not None and kept.smtp is opened and kept.reused
+    sessions.give_back("server", kept)  # its second message: the limit
+    assert sessions.take("server") is None and opened.sock is None  # closed
+
+    young = smtplib.SMTP("127.0.0.1", port, timeout=5)
+    sessions.give_back("server", KeptSession(young))
+    now[0] += 31
+    assert sessions.take("server") is None and young.sock is None
+    assert sessions.idle() == 0
