@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import multiprocessing
 import os
 import socket
@@ -26,7 +25,7 @@ import ssl
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH)]
 
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
 
 from worker.http import build_client  # noqa: E402
 from worker.points import BALANCE_CHANGED, CustomerContact, PointsSnapshot, change_payload  # noqa: E402
+from worker.sandbox.tls import self_signed  # noqa: E402
 from worker.sinks import email as email_sink  # noqa: E402
 from worker.sinks.base import OutboundDelivery, SinkContext, StoreInfo  # noqa: E402
 from worker.sinks.smtp_sessions import SESSIONS, Sessions  # noqa: E402
@@ -56,7 +52,7 @@ def main() -> None:
     parser.add_argument("--rtt", type=float, default=0.01, help="seconds each answer waits")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        cert_file, key_file = _self_signed(Path(folder))
+        cert_file, key_file = self_signed(Path(folder), hours=2)
         os.environ["SSL_CERT_FILE"] = str(cert_file)
         port = _free_port()
         ready = multiprocessing.Event()
@@ -164,26 +160,6 @@ def _serve(port: int, cert_file: Path, key_file: Path, rtt: float, ready: Any) -
     ready.set()
     while True:
         time.sleep(3600)
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = folder / "smtp.pem", folder / "smtp.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    pkcs8, plain = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, pkcs8, plain))
-    return cert_file, key_file
 
 
 def _free_port() -> int:

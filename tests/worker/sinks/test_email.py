@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import smtplib
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -20,10 +19,6 @@ from typing import Any, cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from worker.errors import PermanentError, TransientError
 from worker.http import build_client
@@ -34,6 +29,7 @@ from worker.points import (
     PointsSnapshot,
     change_payload,
 )
+from worker.sandbox.tls import self_signed
 from worker.sinks.base import OutboundDelivery, SendResult, SinkContext, StoreInfo
 from worker.sinks.email import EmailSink
 from worker.sinks.skips import AmbiguousSend, SkippedDelivery
@@ -355,28 +351,6 @@ def test_it_logs_in_with_the_configured_credentials(start_smtp: StartSmtp) -> No
 def test_it_fails_permanently_when_starttls_is_not_offered(start_smtp: StartSmtp) -> None:
     with pytest.raises(PermanentError, match="STARTTLS"):
         sink(start_smtp(Mailbox()), security="starttls").send(delivery())
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate and key for 127.0.0.1, files in ``folder``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay test smtp")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = folder / "smtp.pem", folder / "smtp.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    plain = serialization.NoEncryption()
-    pkcs8 = serialization.PrivateFormat.PKCS8
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, pkcs8, plain))
-    return cert_file, key_file
 
 
 def server_tls(cert_file: Path, key_file: Path) -> ssl.SSLContext:
