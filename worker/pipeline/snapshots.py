@@ -144,18 +144,17 @@ def remember_contacts(
 def _keep_contact(runtime: Runtime, row: CustomerPoints, contact: CustomerContact) -> None:
     """Merge what the event says into the row's contact; a contact it leaves as it was
     is not sealed again, so a customer's every later order writes nothing here."""
-    known = runtime.cipher.open(row.contact)
-    merged = known | _fresh(contact)
-    if merged != known or not row.contact:
-        row.contact = runtime.cipher.seal(merged)
+    _, sealed = _sealed_merge(runtime, row.contact, runtime.cipher.open(row.contact), contact)
+    if sealed is not row.contact:
+        row.contact = sealed
 
 
 def _sealed_merge(
     runtime: Runtime, sealed: bytes | None, known: dict[str, Any], contact: CustomerContact
 ) -> tuple[dict[str, Any], bytes]:
     """The contact merged with what the platform says now, and its sealed bytes: the
-    stored ones when nothing changed (as ``_keep_contact``), so an unchanged contact
-    costs no encryption and keeps its bytes."""
+    stored ones when nothing changed, so an unchanged contact costs no encryption and
+    keeps its bytes (a customer's every later order writes nothing to it)."""
     merged = known | _fresh(contact)
     if merged == known and sealed:
         return known, sealed
