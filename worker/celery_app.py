@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init
 
-from worker import celery_metrics, runtime
+from worker import broker_redis, celery_metrics, runtime
 from worker.config import ConfigError, Settings, load_settings
 from worker.dispatch import (
     DISPATCH,
@@ -30,6 +30,7 @@ from worker.logs import configure_logging
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     redis = settings.broker_url.startswith(("redis://", "rediss://"))
+    plain_redis = settings.broker_url.startswith("redis://")
     transport_options: dict[str, Any] = {}
     if redis:
         # Fail fast when Redis is down (the receiver answers 503). No message
@@ -42,6 +43,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     return {
         "broker_url": settings.broker_url,
+        # One Redis client per channel rather than one per ack (worker.broker_redis).
+        **({"broker_transport": broker_redis.TRANSPORT} if plain_redis else {}),
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 2,
