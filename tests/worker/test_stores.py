@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from tests.factories import add_salla_store
+from tests.listening import listening
 from worker.errors import NeedsReauthorization
-from worker.platforms.base import StoreUpdate
+from worker.platforms.base import StoreSecrets, StoreUpdate
 from worker.runtime import Runtime
 from worker.storage.models import Store
-from worker.stores import StoreContext, next_status, save_store, stopped_reason
+from worker.stores import StoreContext, next_status, save_store, stopped_reason, store_secrets
 
 QUOTAS = {"customers": (500, 600.0)}
 
@@ -103,3 +104,28 @@ def test_it_keeps_the_reason_a_store_was_paused_for(runtime: Runtime) -> None:
     with runtime.transaction() as session:
         resumed = save_store(runtime, session, "salla", store.external_id, StoreUpdate("active"))
         assert (resumed.status, resumed.status_reason) == ("active", None)
+
+
+def test_the_receivers_lookup_is_one_statement_that_stands_alone(runtime: Runtime) -> None:
+    """``store_secrets`` runs for each store every ``LOOKUP_TTL`` in each web process."""
+    store = add_salla_store(runtime, "m-lookup", webhook_secrets=("first", "second"))
+    seen: list[tuple[bool, str]] = []
+
+    def statement(connection: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        driver = connection.connection.driver_connection
+        seen.append((bool(getattr(driver, "autocommit", False)), " ".join(sql.split())))
+
+    with listening(runtime.engine, before_cursor_execute=statement):
+        found = store_secrets(runtime, "salla", "m-lookup")
+        missing = store_secrets(runtime, "salla", "m-nobody")
+        other_key = store_secrets(runtime, "salla", "m-lookup", "no_such_key")
+    assert found == StoreSecrets(store.id, "active", ("first", "second"))
+    assert missing is None
+    assert other_key == StoreSecrets(store.id, "active", ())
+    if runtime.engine.dialect.name == "sqlite":  # every connection begins (its write lock)
+        seen = [(alone, sql) for alone, sql in seen if sql != "BEGIN IMMEDIATE"]
+    else:  # no BEGIN and ROLLBACK around it
+        assert all(alone for alone, _ in seen)
+    assert [sql.split(" FROM ")[0] for _, sql in seen] == [
+        "SELECT stores.id, stores.status, stores.credentials"
+    ] * 3
