@@ -5,8 +5,9 @@ sends outside its consumer's ``BRPOP`` (``Channel.conn_or_acquire``): the ack of
 each message (``QoS._remove_from_indices``), the bookkeeping of each delivered
 one (``QoS.append``), each publish. A ``redis.Redis`` is only a front on the
 channel's connection pool, but its constructor copies every response callback
-into a new case-insensitive dict, about 40 µs each time: two per task in the
-worker's parent process, 2 % of the worker's CPU in ``bench/worker.py``'s profile.
+into a new case-insensitive dict, about 0.15 ms of CPU each time (measured alone):
+two per task in the worker's parent process, 15 % of that process's CPU and 2 % of
+the worker's in ``bench/worker.py``'s profile.
 This channel keeps one client per pool and hands it out again; the client takes
 a connection from the same pool for each command, as kombu's would (redis-py's
 clients are safe to share between threads). When kombu drops its pools (after
