@@ -264,6 +264,7 @@ def test_a_re_check_waits_for_its_customers_first_refresh(runtime: Runtime) -> N
     assert handed_jobs(runtime) == [other]
     with runtime.transaction() as session:
         session.get_one(RefreshJob, first).status = refresh.FAILED  # no fetch is coming now
+        session.get_one(RefreshJob, other).status = refresh.WORKING  # a worker claimed it
     assert handed_jobs(runtime) == [check]
 
 
@@ -277,9 +278,28 @@ def test_a_store_keeps_only_a_few_jobs_waiting_in_the_broker(runtime: Runtime) -
     assert len(first) == dispatcher.QUEUED_PER_STORE
     assert handed_jobs(runtime) == []  # none of them claimed yet
     with runtime.transaction() as session:
-        for job_id in first[:2]:  # two workers took theirs
+        for job_id in first:  # a worker took the chunk
             session.get_one(RefreshJob, job_id).status = refresh.WORKING
-    assert len(handed_jobs(runtime)) == 2
+    assert len(handed_jobs(runtime)) == dispatcher.QUEUED_PER_STORE
+
+
+def test_a_store_gets_whole_chunks_not_top_ups_beside_one_still_queued(runtime: Runtime) -> None:
+    """Jobs handed out beside a chunk still in the broker would travel as a chunk of
+    their own: a message and a worker slot for fewer jobs. The store waits for its
+    chunk to be claimed, then gets a whole one."""
+    lifted = dataclasses.replace(runtime.settings, salla_quota=(1_000_000, 600.0))
+    runtime = dataclasses.replace(runtime, settings=lifted)
+    store = add_salla_store(runtime)
+    ids = [job(runtime, store, f"c{n}", created_at=now() - timedelta(seconds=60 - n))
+           for n in range(9)]  # fmt: skip
+    with runtime.transaction() as session:  # one job queued, handed out by an earlier run
+        session.get_one(RefreshJob, ids[0]).dispatched_at = datetime.now(UTC)
+    assert run(runtime).refreshes == []
+    with runtime.transaction() as session:
+        session.get_one(RefreshJob, ids[0]).status = refresh.WORKING
+    chunks = run(runtime).refreshes
+    assert [len(chunk) for chunk in chunks] == [dispatcher.REFRESH_CHUNK]
+    assert chunks[0] == ids[1 : 1 + dispatcher.REFRESH_CHUNK]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
