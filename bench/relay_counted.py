@@ -3,9 +3,10 @@
 Used by bench/worker.py only. SQLAlchemy events count every statement sent
 (``before_cursor_execute``), every transaction begun (not a statement committed by
 itself) and every pool checkout
-(each checkout is where a pre-ping, when enabled, costs one more round trip).
-Each process writes its counts to ``$RELAY_BENCH_COUNTS/<pid>.json`` four times
-a second; the bench sums the files.
+(each checkout is where a pre-ping, when enabled, costs one more round trip),
+and every task run by name (``task:<name>``; for a task given a list of ids, the
+ids too, ``items:<name>``: a chunk's size). Each process writes its counts to
+``$RELAY_BENCH_COUNTS/<pid>.json`` four times a second; the bench sums the files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import project  # noqa: F401  (before anything imports worker)
+from celery.signals import task_prerun
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
@@ -26,7 +28,7 @@ from worker.celery_app import app
 
 __all__ = ["app"]
 
-COUNTS = {"statements": 0, "transactions": 0, "checkouts": 0}
+COUNTS: dict[str, int] = {"statements": 0, "transactions": 0, "checkouts": 0}
 
 
 def _statement(*_: Any) -> None:
@@ -43,6 +45,14 @@ def _checkout(*_: Any) -> None:
     COUNTS["checkouts"] += 1
 
 
+@task_prerun.connect
+def _task(task: Any = None, args: Any = None, **_: Any) -> None:
+    name = getattr(task, "name", "?")
+    COUNTS[f"task:{name}"] = COUNTS.get(f"task:{name}", 0) + 1
+    if args and isinstance(args[0], list):
+        COUNTS[f"items:{name}"] = COUNTS.get(f"items:{name}", 0) + len(args[0])
+
+
 def _write_forever(directory: Path) -> None:
     target = directory / f"{os.getpid()}.json"
     while True:
@@ -51,8 +61,8 @@ def _write_forever(directory: Path) -> None:
 
 
 def _start() -> None:
-    for name in COUNTS:
-        COUNTS[name] = 0
+    COUNTS.clear()
+    COUNTS.update(statements=0, transactions=0, checkouts=0)
     directory = Path(os.environ["RELAY_BENCH_COUNTS"])
     threading.Thread(target=_write_forever, args=(directory,), daemon=True).start()
 
