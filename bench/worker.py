@@ -467,13 +467,11 @@ def _tasks_line(tasks: dict[str, int]) -> str:
     """``relay.refresh_many 602 (3.3 ids each), relay.dispatch 31``, busiest first."""
     runs = sorted(((k[5:], n) for k, n in tasks.items() if k.startswith("task:")),
                   key=lambda kv: -kv[1])  # fmt: skip
-    return ", ".join(
-        f"{name} {n}"
-        + (
-            f" ({tasks[f'items:{name}'] / n:.1f} ids each)" if f"items:{name}" in tasks else ""
-        )  # fmt: skip
-        for name, n in runs
-    )
+    parts = []
+    for name, n in runs:
+        ids = tasks.get(f"items:{name}")
+        parts.append(f"{name} {n}" + (f" ({ids / n:.1f} ids each)" if ids else ""))
+    return ", ".join(parts)
 
 
 def _pct(values: list[float], p: float) -> float:
