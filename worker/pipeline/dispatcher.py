@@ -215,17 +215,16 @@ def _refreshes(
     handed = Handed()
     counts = {row[0]: row for row in session.execute(_counts(now, lease)) if row[2]}
     stores = _platforms_of(session, list(counts))
-    open_: dict[int, tuple[int, int]] = {}  # store id: its jobs queued and being fetched
+    open_: dict[int, int] = {}  # store id (none of its jobs queued): its jobs being fetched
     for store_id, (_, _, _, queued, working, rechecks) in counts.items():
         if rechecks:  # only a store with due re-checks can have one a fetch answered
             handed.answered += refresh.end_answered(session, store_id, now)
         if not queued and working < STORE_IN_FLIGHT:  # no top-up: see QUEUED_PER_STORE
-            open_[store_id] = (queued, working)
+            open_[store_id] = working
     rooms = _rooms(session, budget, {s: platforms.get(stores.get(s, "")) for s in open_}, now)
     wanted = {}
-    for store_id, (queued, working) in open_.items():
-        count = min(min(rooms[store_id], STORE_IN_FLIGHT) - queued - working,
-                    QUEUED_PER_STORE - queued)  # fmt: skip
+    for store_id, working in open_.items():
+        count = min(min(rooms[store_id], STORE_IN_FLIGHT) - working, QUEUED_PER_STORE)
         if count > 0:
             wanted[store_id] = count
     for ids in _hand_out_jobs(session, wanted, now, lease):
