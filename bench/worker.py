@@ -19,6 +19,7 @@ is POSTed as fast as the receiver takes them; a refresh counts when the sink
 has its delivery. Worker CPU is utime+stime from /proc/<pid>/stat of the worker
 processes and their children; PostgreSQL's is that of the database's backends.
 SQL statements are counted by SQLAlchemy events in the worker (bench/relay_counted.py).
+``--pg-log FILE`` also times them on the server, from its log (bench/pg_log.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH), str(BENCH)]
 
 import api_replay  # noqa: E402
+import pg_log  # noqa: E402
 from ingest import free_port, progress, stop, wait_until_up  # noqa: E402
 from scratch import fresh_database  # noqa: E402
 
@@ -87,6 +89,7 @@ class Options:
     profile: Path | None
     json: bool
     timeline: Path | None = None
+    pg_log: Path | None = None
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -107,6 +110,8 @@ def parse_args(argv: list[str] | None) -> Options:
     add("--json", action="store_true", help="print the results as JSON")
     add("--timeline", type=Path,
         help="write each side's half-seconds (arrivals, busy, queued messages) here")  # fmt: skip
+    add("--pg-log", type=Path,
+        help="PostgreSQL's log: time the relay's statements (bench/pg_log.py)")  # fmt: skip
     return Options(**vars(parser.parse_args(argv)))
 
 
@@ -286,6 +291,7 @@ class Outcome:
     busy: float = 0.0  # share of the machine's cores busy while the side ran
     redis_commands: dict[str, float] | None = None  # per refresh, by command (``redis_calls``)
     tasks: dict[str, int] | None = None  # task runs (and ids handed to them) by name
+    pg_time: str | None = None  # PostgreSQL's time per refresh by statement (``--pg-log``)
 
     @property
     def rate(self) -> float:
@@ -359,6 +365,7 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     counts_before = sql_counts(side.counts)
     redis_before = redis_calls()
     machine_before = side.machine.read() if side.machine else None
+    logged = pg_log.offset(options.pg_log) if options.pg_log and side.dsn else None
     progress(f"{side.name}: sending {len(hooks)} webhooks")
     with profiling(side, options), timeline(side, options, sink):
         sent = send_all(side.port, hooks)
@@ -376,6 +383,9 @@ def measure(side: Side, options: Options, sink: SinkServer, api: str) -> Outcome
     per = max(outcome.refreshes, 1)
     spent = {name: (n - redis_before.get(name, 0)) / per for name, n in redis_calls().items()}
     outcome = replace(outcome, redis_commands={k: v for k, v in spent.items() if v >= 0.05})
+    if logged is not None and options.pg_log and side.dsn:
+        found = pg_log.read(options.pg_log, side.dsn.rsplit("/", 1)[1], logged)
+        outcome = replace(outcome, pg_time=pg_log.summary(found, per))
     if machine_before is None or machine_after is None:
         return outcome
     known = {"worker": outcome.worker_cpu_ms, "postgres": outcome.postgres_cpu_ms or 0.0,
@@ -463,6 +473,12 @@ def summarize(
     )
 
 
+def _counted_lines(outcome: Outcome) -> list[str]:
+    """The side's task runs, and PostgreSQL's time by statement when it was logged."""
+    lines = [f"  {outcome.side}: tasks run {_tasks_line(outcome.tasks)}"] if outcome.tasks else []
+    return lines + ([f"  {outcome.side}: {outcome.pg_time}"] if outcome.pg_time else [])
+
+
 def _tasks_line(tasks: dict[str, int]) -> str:
     """``relay.refresh_many 602 (3.3 ids each), relay.dispatch 31``, busiest first."""
     runs = sorted(((k[5:], n) for k, n in tasks.items() if k.startswith("task:")),
@@ -509,6 +525,15 @@ def sql_counts(directory: Path | None) -> dict[str, int] | None:
         for name, count in found.items():  # and each task's runs (``relay_counted``)
             total[name] = total.get(name, 0) + int(count)
     return total
+
+
+def log_durations(dsn: str) -> None:
+    """Every statement of the database at ``dsn`` logged with its duration, from its
+    next session on (``bench/pg_log.py`` reads them back)."""
+    name = dsn.rsplit("/", 1)[1]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        statement = "ALTER DATABASE {} SET log_min_duration_statement = 0"
+        connection.execute(psycopg.sql.SQL(statement).format(psycopg.sql.Identifier(name)))
 
 
 def postgres_cpu(dsn: str | None) -> float | None:
@@ -715,6 +740,8 @@ def run_relay(options: Options, api: str, sink: SinkServer, directory: Path) -> 
         (directory / "counts").mkdir(exist_ok=True)
         progress(f"relay: migrating, registering {options.stores} stores with a sink each")
         register(env, options, api, sink)
+        if options.pg_log:  # this database only; its sessions, all started below, log
+            log_durations(dsn)
         port, log = free_port(), directory / "relay.log"
         web = stack.enter_context(running(gunicorn_command("web:create_app()", port), env, log))
         lines = relay_workers(options)
@@ -810,8 +837,7 @@ def render(outcomes: list[Outcome], options: Options) -> str:
             lines.append(f"  {o.side}: Redis commands per refresh "
                          f"{sum(o.redis_commands.values()):.1f} ({listed})")  # fmt: skip
     for o in outcomes:
-        if o.tasks:
-            lines.append(f"  {o.side}: tasks run {_tasks_line(o.tasks)}")
+        lines += _counted_lines(o)
     for o in outcomes:
         if o.machine:
             mine = {k: v for k, v in o.machine.items() if k not in ("total", "steal")}

@@ -67,3 +67,37 @@ def test_the_replayed_api_answers_what_the_sandbox_answers() -> None:
             assert replayed.headers["content-type"] == direct.headers["content-type"]
         assert replayed.status_code == 404
         assert client.get(api_replay.COUNT_PATH).json() == {"requests": 2}
+
+
+# Lines as PostgreSQL 15 on Debian writes them (log_line_prefix '%m [%p] %q%u@%d '),
+# with log_min_duration_statement = 0: a statement's steps, each on its own line,
+# the SQL's later lines indented.
+PG_LOG = """\
+2026-12-03 19:01:32.030 UTC [17540] postgres@postgres LOG:  duration: 56.082 ms  statement: \
+CREATE DATABASE "relay_wbench_1"
+2026-12-03 19:01:39.745 UTC [17602] postgres@relay_wbench_1 LOG:  duration: 0.443 ms  parse \
+<unnamed>: WITH finished_attempt AS
+\t(UPDATE delivery_attempts SET finished_at=$1::TIMESTAMP WITH TIME ZONE
+2026-12-03 19:01:39.746 UTC [17602] postgres@relay_wbench_1 LOG:  duration: 0.738 ms  bind \
+<unnamed>: WITH finished_attempt AS
+2026-12-03 19:01:39.747 UTC [17602] postgres@relay_wbench_1 LOG:  duration: 1.250 ms  execute \
+<unnamed>: WITH finished_attempt AS
+2026-12-03 19:01:39.748 UTC [17602] postgres@relay_wbench_1 LOG:  duration: 2.000 ms  statement: \
+COMMIT
+2026-12-03 19:01:39.749 UTC [17611] postgres@relay_wbench_2 LOG:  duration: 9.000 ms  statement: \
+COMMIT
+2026-12-03 19:01:39.750 UTC [2253] LOG:  checkpoint starting: time
+"""
+
+
+def test_the_postgres_log_is_summed_by_statement_for_one_database(tmp_path: Path) -> None:
+    from bench import pg_log
+
+    log = tmp_path / "postgresql.log"
+    log.write_text(PG_LOG)
+    spent = pg_log.read(log, "relay_wbench_1")
+    assert dict(spent.ms) == pytest.approx({"WITH finished_attempt AS": 2.431, "COMMIT": 2.0})
+    assert spent.lines["WITH finished_attempt AS"] == 3
+    assert pg_log.summary(spent, refreshes=2).startswith("PostgreSQL ms per refresh 2.22: 1.22")
+    start = PG_LOG.index("2026-12-03 19:01:39.748")  # what a run wrote after this point
+    assert dict(pg_log.read(log, "relay_wbench_1", start).ms) == {"COMMIT": 2.0}
